@@ -1,0 +1,19 @@
+/**
+ * Jest runs the TypeScript sources as native ESM (openid-client, jose and oidc-provider are ESM-only).
+ * Type checking is `npm run lint`'s job; ts-jest only transpiles here, which keeps the suite fast.
+ * @type {import('jest').Config}
+ */
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  roots: ['<rootDir>/__tests__'],
+  testMatch: ['**/*.test.ts'],
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+  },
+  testTimeout: 30000,
+  maxWorkers: 2,
+};

@@ -1,0 +1,142 @@
+/**
+ * Placeholders in server configs: `{{user.id}}`, `{{user.email}}`, `{{user.tenantId}}`, `{{var.NAME}}` and
+ * `${ENV_NAME}`. They are resolved at connect time, never at import, and an unresolvable one is an error
+ * naming it: a silent empty string would send a request as the wrong principal or to the wrong place.
+ * @module
+ */
+import { ConfigError, type ConfigIssue } from '../errors.js';
+import type { UserContext } from '../types.js';
+
+/** One placeholder occurrence found in a string. */
+export interface PlaceholderRef {
+  /** The text as written, e.g. `{{user.id}}`. */
+  raw: string;
+  /** `user` for `{{user.*}}`, `var` for `{{var.*}}`, `env` for `${...}`, `unknown` for anything else in braces. */
+  kind: 'user' | 'var' | 'env' | 'unknown';
+  /** The name after the namespace, e.g. `id` or the variable's name. */
+  name: string;
+}
+
+/** The user fields a `{{user.*}}` placeholder may name. */
+export const USER_PLACEHOLDER_FIELDS = ['id', 'email', 'tenantId'] as const;
+
+const PATTERN = /\{\{\s*([^{}]*?)\s*\}\}|\$\{([^{}]*)\}/g;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
+
+/**
+ * Lists the placeholders in a string.
+ *
+ * @example
+ * ```ts
+ * findPlaceholders('https://{{user.tenantId}}.example.com/${REGION}');
+ * // [{ raw: '{{user.tenantId}}', kind: 'user', name: 'tenantId' }, { raw: '${REGION}', kind: 'env', name: 'REGION' }]
+ * ```
+ */
+export function findPlaceholders(value: string): PlaceholderRef[] {
+  const out: PlaceholderRef[] = [];
+  for (const m of value.matchAll(PATTERN)) {
+    if (m[2] !== undefined) {
+      out.push({ raw: m[0], kind: ENV_NAME.test(m[2]) ? 'env' : 'unknown', name: m[2] });
+      continue;
+    }
+    const inner = m[1] ?? '';
+    const dot = inner.indexOf('.');
+    const ns = dot < 0 ? inner : inner.slice(0, dot);
+    const name = dot < 0 ? '' : inner.slice(dot + 1);
+    if (ns === 'user' && (USER_PLACEHOLDER_FIELDS as readonly string[]).includes(name)) {
+      out.push({ raw: m[0], kind: 'user', name });
+    } else if (ns === 'var' && VAR_NAME.test(name)) {
+      out.push({ raw: m[0], kind: 'var', name });
+    } else {
+      out.push({ raw: m[0], kind: 'unknown', name: inner });
+    }
+  }
+  return out;
+}
+
+/** Where a resolved value goes, which decides how it is escaped or checked. */
+export type PlaceholderTarget = 'url' | 'header' | 'plain';
+
+/** What placeholders resolve against. */
+export interface PlaceholderContext {
+  /** The user the connection is for; required by `{{user.*}}` and `{{var.*}}`. */
+  user?: UserContext;
+  /** Environment for `${NAME}`; read when resolving, never at import. */
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+/**
+ * Resolves every placeholder in `value`. Problems are pushed onto `issues` (with `path`) instead of thrown,
+ * so a caller can report every unresolved placeholder of a config at once.
+ *
+ * In a URL, user and variable values are percent-encoded so they cannot change the URL's structure;
+ * `${ENV}` values are operator-controlled and inserted as they are (so `${MCP_BASE_URL}/mcp` works).
+ * In a header, a resolved value containing CR, LF or NUL is rejected (header injection).
+ */
+export function resolvePlaceholders(
+  value: string,
+  ctx: PlaceholderContext,
+  target: PlaceholderTarget,
+  path: string,
+  issues: ConfigIssue[],
+): string {
+  const before = issues.length;
+  const out = value.replace(PATTERN, (raw: string) => {
+    const [ref] = findPlaceholders(raw);
+    if (!ref || ref.kind === 'unknown') {
+      issues.push({ path, message: `unknown placeholder ${raw}` });
+      return '';
+    }
+    let resolved: string | undefined;
+    if (ref.kind === 'env') {
+      resolved = ctx.env[ref.name];
+      if (resolved === undefined) issues.push({ path, message: `environment variable ${raw} is not set` });
+      return resolved ?? '';
+    }
+    if (!ctx.user) {
+      issues.push({ path, message: `placeholder ${raw} needs a user, and none was given` });
+      return '';
+    }
+    if (ref.kind === 'user') {
+      const v = ctx.user[ref.name as (typeof USER_PLACEHOLDER_FIELDS)[number]];
+      resolved = typeof v === 'string' && v !== '' ? v : undefined;
+      if (resolved === undefined) issues.push({ path, message: `placeholder ${raw} cannot be resolved: the user has no ${ref.name}` });
+    } else {
+      const v = ctx.user.vars?.[ref.name];
+      resolved = typeof v === 'string' && v !== '' ? v : undefined;
+      if (resolved === undefined) issues.push({ path, message: `placeholder ${raw} cannot be resolved: the user has not set ${ref.name}` });
+    }
+    if (resolved === undefined) return '';
+    return target === 'url' ? encodeURIComponent(resolved) : resolved;
+  });
+  if (target === 'header' && issues.length === before && /[\r\n\0]/.test(out)) {
+    issues.push({ path, message: 'header value contains CR, LF or NUL after placeholder resolution' });
+  }
+  return out;
+}
+
+/**
+ * Resolves one string and throws a {@link ConfigError} naming every unresolved placeholder.
+ *
+ * @example
+ * ```ts
+ * resolvePlaceholderString('Bearer {{var.API_KEY}}', { user, env: process.env }, 'header', 'github.headers.Authorization');
+ * ```
+ */
+export function resolvePlaceholderString(
+  value: string,
+  ctx: PlaceholderContext,
+  target: PlaceholderTarget,
+  path: string,
+): string {
+  const issues: ConfigIssue[] = [];
+  const out = resolvePlaceholders(value, ctx, target, path, issues);
+  if (issues.length) throw new ConfigError(issues);
+  return out;
+}
+
+/** True when `value` contains a `{{user.*}}` or `{{var.*}}` placeholder. */
+export function hasUserPlaceholder(value: string): boolean {
+  return findPlaceholders(value).some((p) => p.kind === 'user' || p.kind === 'var');
+}

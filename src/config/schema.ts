@@ -1,0 +1,173 @@
+/**
+ * zod schemas of server configs. Every object is strict: an unknown key is an error naming the key, since a
+ * misspelt `header` or `scope` silently ignored is how credentials end up not being sent (or sent wrongly).
+ * @module
+ */
+import { z } from 'zod';
+import { findPlaceholders } from './placeholders.js';
+
+/** Transport types after normalisation (`'http'` is accepted as an alias of `'streamable-http'`). */
+export const TRANSPORT_TYPES = ['stdio', 'sse', 'streamable-http', 'websocket'] as const;
+/** One of {@link TRANSPORT_TYPES}. */
+export type TransportType = (typeof TRANSPORT_TYPES)[number];
+
+const nonEmpty = z.string().min(1, 'must not be empty');
+const positiveMs = z.number().int('must be a whole number of milliseconds').positive('must be > 0').max(2_147_483_647, 'is too large');
+
+function placeholderProblems(value: string): string[] {
+  return findPlaceholders(value)
+    .filter((ref) => ref.kind === 'unknown')
+    .map((ref) => `unknown placeholder ${ref.raw} (use {{user.id}}, {{user.email}}, {{user.tenantId}}, {{var.NAME}} or \${ENV_NAME})`);
+}
+
+function placeholderCheck(value: string, ctx: z.RefinementCtx): void {
+  for (const message of placeholderProblems(value)) ctx.addIssue({ code: 'custom', message });
+}
+
+/** A string in which placeholders are checked for syntax. */
+const templated = nonEmpty.superRefine(placeholderCheck);
+
+function urlSchema(protocols: readonly string[]) {
+  return nonEmpty.superRefine((value, ctx) => {
+    placeholderCheck(value, ctx);
+    // A URL that starts with an env placeholder (`${MCP_URL}/mcp`) can only be checked at connect time.
+    if (value.startsWith('${')) return;
+    // Other placeholders are resolved at connect time; check the shape with a stand-in value.
+    let url: URL;
+    try {
+      url = new URL(value.replace(/\{\{[^{}]*\}\}|\$\{[^{}]*\}/g, 'x'));
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'Invalid URL' });
+      return;
+    }
+    if (!protocols.includes(url.protocol)) {
+      const allowed = protocols.map((p) => p.replace(':', '')).join(' or ');
+      ctx.addIssue({ code: 'custom', message: `URL must use ${allowed}, not ${url.protocol.replace(':', '')}` });
+    }
+    if (url.username || url.password) {
+      ctx.addIssue({ code: 'custom', message: 'URL must not contain credentials; use headers' });
+    }
+  });
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Headers: valid token names, string values without CR/LF. */
+const headersSchema = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const [name, value] of Object.entries(headers)) {
+    if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid header name' });
+    if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'header value must not contain CR, LF or NUL' });
+    for (const message of placeholderProblems(value)) ctx.addIssue({ code: 'custom', path: [name], message });
+  }
+});
+
+const scopesSchema = z.union([nonEmpty, z.array(nonEmpty).min(1, 'must list at least one scope')]).transform((s) =>
+  (Array.isArray(s) ? s : s.split(/\s+/)).map((x) => x.trim()).filter(Boolean),
+);
+
+/** On-Behalf-Of settings of a server: which scopes (and optionally audience) the exchanged token is for. */
+export const oboSchema = z.strictObject({
+  /** Scopes of the downstream token, as a space-separated string or an array. Normalised to an array. */
+  scopes: scopesSchema,
+  /** Audience / resource of the downstream token (RFC 8693 `audience`). */
+  audience: nonEmpty.optional(),
+});
+
+/** Per-user OAuth: the bearer comes from the host's `userAuthProvider`, one per user. */
+export const oauthSchema = z.strictObject({
+  /** Scopes to request for this server. */
+  scopes: scopesSchema.optional(),
+  /** Authorization server issuer or metadata URL, for the host's own OAuth flow. */
+  issuer: nonEmpty.optional(),
+  /** Client id registered for this server, for the host's own OAuth flow. */
+  clientId: nonEmpty.optional(),
+});
+
+const customUserVarsSchema = z.record(
+  z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'variable names use letters, digits, _ . -'),
+  z.strictObject({ title: z.string().optional(), description: z.string().optional() }),
+);
+
+const commonShape = {
+  /** Timeout of one request (e.g. a tool call) in ms; default 60 000. */
+  timeoutMs: positiveMs.optional(),
+  /** Timeout of connect + initialize in ms; default 30 000. */
+  initTimeoutMs: positiveMs.optional(),
+  /** Who wrote this config: `config` (the operator; trusted for OBO by default) or `user` (never trusted by default). */
+  source: z.enum(['config', 'user']).optional(),
+  /** Who created or last changed the config (for audit). */
+  author: z.string().optional(),
+  /** When the config last changed; a connection older than this is stale. */
+  updatedAt: z.union([z.number(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'is not a valid date'), z.date()]).optional(),
+  /** Per-user variables the server needs, for `{{var.NAME}}` placeholders. */
+  customUserVars: customUserVarsSchema.optional(),
+  /** Human-readable name. */
+  title: z.string().optional(),
+  /** Human-readable description. */
+  description: z.string().optional(),
+};
+
+/** stdio: a local child process speaking MCP on stdin/stdout. */
+export const stdioSchema = z.strictObject({
+  type: z.literal('stdio'),
+  /** Executable to run. */
+  command: templated,
+  /** Arguments. */
+  args: z.array(z.string().superRefine(placeholderCheck)).optional(),
+  /** Extra environment variables of the child. */
+  env: z.record(z.string(), z.string().superRefine(placeholderCheck)).optional(),
+  /** Working directory of the child. */
+  cwd: nonEmpty.optional(),
+  /** What to do with the child's stderr: `inherit` (default), `ignore` or `pipe`. */
+  stderr: z.enum(['inherit', 'ignore', 'pipe']).optional(),
+  ...commonShape,
+});
+
+const httpShape = {
+  /** The server's endpoint. */
+  url: urlSchema(['http:', 'https:']),
+  /** Static headers sent with every request (placeholders allowed). */
+  headers: headersSchema.optional(),
+  /** On-Behalf-Of: every request carries a token exchanged from the user's upstream token. */
+  obo: oboSchema.optional(),
+  /** Per-user OAuth. */
+  oauth: oauthSchema.optional(),
+  /** HTTP(S) proxy URL for this server; overrides `HTTPS_PROXY`/`NO_PROXY`. */
+  proxy: urlSchema(['http:', 'https:']).optional(),
+  ...commonShape,
+};
+
+/** Server-sent events (the 2024-11-05 HTTP+SSE transport). */
+export const sseSchema = z.strictObject({ type: z.literal('sse'), ...httpShape });
+/** Streamable HTTP (the 2025-03-26+ transport). */
+export const streamableHttpSchema = z.strictObject({ type: z.literal('streamable-http'), ...httpShape });
+/** WebSocket (subprotocol `mcp`). */
+export const websocketSchema = z.strictObject({
+  type: z.literal('websocket'),
+  /** The server's `ws:` or `wss:` endpoint. */
+  url: urlSchema(['ws:', 'wss:']),
+  ...commonShape,
+});
+
+/** A validated stdio server config. */
+export type StdioServerConfig = z.output<typeof stdioSchema>;
+/** A validated SSE server config. */
+export type SseServerConfig = z.output<typeof sseSchema>;
+/** A validated streamable HTTP server config. */
+export type StreamableHttpServerConfig = z.output<typeof streamableHttpSchema>;
+/** A validated WebSocket server config. */
+export type WebSocketServerConfig = z.output<typeof websocketSchema>;
+/** A validated server config of any transport. */
+export type ServerConfig = StdioServerConfig | SseServerConfig | StreamableHttpServerConfig | WebSocketServerConfig;
+/** A config whose transport makes HTTP requests (and can carry headers). */
+export type HttpServerConfig = SseServerConfig | StreamableHttpServerConfig;
+/** A validated OBO block (scopes normalised to an array). */
+export type OboConfig = z.output<typeof oboSchema>;
+
+/** The schema for each transport type. */
+export const SCHEMAS = {
+  stdio: stdioSchema,
+  sse: sseSchema,
+  'streamable-http': streamableHttpSchema,
+  websocket: websocketSchema,
+} as const;

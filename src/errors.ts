@@ -1,0 +1,280 @@
+/**
+ * One error hierarchy for the whole package. Every error has a stable string `code` that callers switch on;
+ * nothing in this package (or in host code) should ever classify an error by parsing its message.
+ *
+ * Errors never carry tokens, secrets or assertions: not in `message`, not in `cause`, not in any field.
+ * @module
+ */
+
+/**
+ * Stable codes for {@link SwitchboardError}. Subclasses add their own (for example {@link OboError} uses
+ * `obo_<reason>`, {@link BearerError} uses the RFC 6750-flavoured codes listed on it).
+ */
+export type SwitchboardErrorCode =
+  | 'config_invalid'
+  | 'unknown_server'
+  | 'user_required'
+  | 'manager_closed'
+  | 'connection_closed'
+  | 'connect_failed'
+  | 'connect_timeout'
+  | 'call_timeout'
+  | 'aborted'
+  | 'transport_error'
+  | 'server_error'
+  | 'limit_reached'
+  | 'circuit_open'
+  | 'ssrf_blocked'
+  | 'too_large'
+  | 'session_expired'
+  | (string & {});
+
+/** Options accepted by every error constructor of this package. */
+export interface SwitchboardErrorOptions {
+  /** The underlying error. Must never contain a token. */
+  cause?: unknown;
+  /** Whether repeating the same operation later may succeed. Defaults to `false`. */
+  retryable?: boolean;
+  /** The MCP server the error concerns, when there is one. */
+  serverName?: string;
+}
+
+/**
+ * The base class of every error this package throws.
+ *
+ * @example
+ * ```ts
+ * import { SwitchboardError } from 'mcp-switchboard';
+ * try {
+ *   await manager.callTool({ user, serverName: 'github', toolName: 'search' });
+ * } catch (err) {
+ *   if (err instanceof SwitchboardError && err.retryable) scheduleRetry();
+ * }
+ * ```
+ */
+export class SwitchboardError extends Error {
+  /** A stable, machine-readable code; see {@link SwitchboardErrorCode}. */
+  readonly code: SwitchboardErrorCode;
+  /** Whether repeating the same operation later may succeed. */
+  readonly retryable: boolean;
+  /** The MCP server the error concerns, when there is one. */
+  readonly serverName?: string;
+
+  constructor(code: SwitchboardErrorCode, message: string, options: SwitchboardErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    if (options.serverName !== undefined) this.serverName = options.serverName;
+  }
+
+  /** A log-safe JSON form: name, code, message, retryable, serverName (never a token). */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      retryable: this.retryable,
+      ...(this.serverName === undefined ? {} : { serverName: this.serverName }),
+    };
+  }
+}
+
+/** One problem found in a configuration: where it is and what is wrong. */
+export interface ConfigIssue {
+  /** Dotted path to the offending field, starting with the server name, e.g. `github.url`. */
+  path: string;
+  /** What is wrong with it. */
+  message: string;
+}
+
+/**
+ * Invalid configuration. `issues` lists every problem found, each with its path; the message lists them too,
+ * one per line, so a log line alone tells the operator what to fix.
+ *
+ * @example
+ * ```ts
+ * import { parseServersConfig, ConfigError } from 'mcp-switchboard';
+ * try {
+ *   parseServersConfig({ github: { url: 'not a url' } });
+ * } catch (err) {
+ *   if (err instanceof ConfigError) for (const i of err.issues) console.error(`${i.path}: ${i.message}`);
+ * }
+ * ```
+ */
+export class ConfigError extends SwitchboardError {
+  /** Every problem found, each with its path. */
+  readonly issues: ConfigIssue[];
+
+  constructor(issues: ConfigIssue[], options: SwitchboardErrorOptions = {}) {
+    const lines = issues.map((i) => `${i.path}: ${i.message}`);
+    super('config_invalid', `Invalid configuration:\n  ${lines.join('\n  ')}`, options);
+    this.issues = issues;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), issues: this.issues };
+  }
+}
+
+/**
+ * Why an On-Behalf-Of token could not be had (or was refused). Documented values:
+ * - `untrusted`: the trust checker refused the server (or threw).
+ * - `missing_upstream_token`: the user has no upstream token to exchange.
+ * - `no_resolver`: an OBO server is configured but no `oboTokenResolver` was given.
+ * - `exchange_failed`: the IdP refused or failed the exchange (see `retryable` and `cause`).
+ * - `empty_exchange_response`: the IdP answered without an access token.
+ * - `rejected_by_server`: the MCP server rejected a freshly exchanged token.
+ * - `timeout`: the exchange did not finish in time.
+ * - `aborted`: the caller's signal aborted the exchange.
+ * - `invalid_request`: the request to the resolver was malformed (for example no scopes).
+ */
+export type OboErrorReason =
+  | 'untrusted'
+  | 'missing_upstream_token'
+  | 'no_resolver'
+  | 'exchange_failed'
+  | 'empty_exchange_response'
+  | 'rejected_by_server'
+  | 'timeout'
+  | 'aborted'
+  | 'invalid_request'
+  | (string & {});
+
+/** Details an IdP gave when it refused an exchange. Never contains a token. */
+export interface OboErrorCause {
+  /** HTTP status of the IdP's answer, when there was one. */
+  status?: number;
+  /** OAuth `error` code, e.g. `invalid_grant`. */
+  error?: string;
+  /** OAuth `error_description`. */
+  error_description?: string;
+  /** Entra ID's numeric `error_codes`. */
+  error_codes?: number[];
+  /** Entra ID's `suberror`, e.g. `consent_required`. */
+  suberror?: string;
+  /** Claims challenge (Entra ID conditional access), to pass back to the client. */
+  claims?: string;
+  /** Network-level error name/code, e.g. `ECONNREFUSED` or `TimeoutError`. */
+  network?: string;
+}
+
+/**
+ * An On-Behalf-Of failure. The request that needed the token was not sent. `retryable` tells whether
+ * trying again later may help (IdP down, 5xx, 429, timeout) or not (untrusted server, `invalid_grant`,
+ * consent required, missing upstream token).
+ *
+ * @example
+ * ```ts
+ * import { OboError } from 'mcp-switchboard';
+ * try {
+ *   await manager.callTool({ user, serverName: 'graph', toolName: 'me' });
+ * } catch (err) {
+ *   if (err instanceof OboError && err.reason === 'exchange_failed' && !err.retryable) askUserToSignInAgain();
+ * }
+ * ```
+ */
+export class OboError extends SwitchboardError {
+  /** Why the token could not be had; see {@link OboErrorReason}. */
+  readonly reason: OboErrorReason;
+
+  constructor(reason: OboErrorReason, message: string, options: SwitchboardErrorOptions = {}) {
+    super(`obo_${reason}`, message, options);
+    this.reason = reason;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), reason: this.reason, ...(this.cause === undefined ? {} : { cause: safeCause(this.cause) }) };
+  }
+}
+
+function safeCause(cause: unknown): unknown {
+  if (cause instanceof SwitchboardError) return cause.toJSON();
+  if (cause instanceof Error) return { name: cause.name, message: cause.message };
+  if (cause && typeof cause === 'object') return cause;
+  return undefined;
+}
+
+/** Codes of {@link BearerError}. */
+export type BearerErrorCode =
+  | 'missing_token'
+  | 'malformed'
+  | 'invalid_signature'
+  | 'expired'
+  | 'not_yet_valid'
+  | 'wrong_issuer'
+  | 'wrong_audience'
+  | 'missing_subject'
+  | 'insufficient_scope'
+  | 'jwks_unavailable';
+
+/** Options of {@link BearerError}. */
+export interface BearerErrorOptions extends SwitchboardErrorOptions {
+  /** `realm` for the `WWW-Authenticate` value. */
+  realm?: string;
+  /** Space-separated scopes to advertise on `insufficient_scope`. */
+  scope?: string;
+}
+
+/**
+ * An inbound bearer token was missing or not acceptable. Carries what an HTTP handler needs to answer in
+ * one line: `httpStatus` (401, or 403 for `insufficient_scope`) and a ready RFC 6750 `wwwAuthenticate` value.
+ *
+ * @example
+ * ```ts
+ * import { BearerError } from 'mcp-switchboard';
+ * try {
+ *   const bearer = await verifier.verify(req.headers.authorization);
+ * } catch (err) {
+ *   if (err instanceof BearerError) {
+ *     res.writeHead(err.httpStatus, { 'WWW-Authenticate': err.wwwAuthenticate }).end();
+ *   }
+ * }
+ * ```
+ */
+export class BearerError extends SwitchboardError {
+  declare readonly code: BearerErrorCode;
+  /** 401 for a missing or invalid token, 403 for `insufficient_scope`. */
+  readonly httpStatus: 401 | 403;
+  /** A ready `WWW-Authenticate` header value (RFC 6750 §3). */
+  readonly wwwAuthenticate: string;
+
+  constructor(code: BearerErrorCode, message: string, options: BearerErrorOptions = {}) {
+    super(code, message, { ...options, retryable: options.retryable ?? code === 'jwks_unavailable' });
+    this.httpStatus = code === 'insufficient_scope' ? 403 : 401;
+    const params: string[] = [];
+    if (options.realm) params.push(`realm="${quote(options.realm)}"`);
+    // RFC 6750 §3.1: a request without any authentication information gets no error code.
+    if (code !== 'missing_token') {
+      params.push(`error="${code === 'insufficient_scope' ? 'insufficient_scope' : 'invalid_token'}"`);
+      params.push(`error_description="${quote(message)}"`);
+    }
+    if (code === 'insufficient_scope' && options.scope) params.push(`scope="${quote(options.scope)}"`);
+    this.wwwAuthenticate = params.length ? `Bearer ${params.join(', ')}` : 'Bearer';
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), httpStatus: this.httpStatus };
+  }
+}
+
+function quote(s: string): string {
+  return s.replace(/[\\"]/g, '\\$&').replace(/[\r\n]/g, ' ');
+}
+
+/**
+ * A user's upstream session cannot give a fresh access token. `code` is `reauth_required` when the IdP said
+ * the refresh token is no longer valid (`invalid_grant`) or there is no session: the user must sign in again.
+ * Other codes (`refresh_failed`, retryable) mean the IdP could not be reached or failed.
+ *
+ * @example
+ * ```ts
+ * import { UpstreamTokenError } from 'mcp-switchboard';
+ * try {
+ *   await getToken();
+ * } catch (err) {
+ *   if (err instanceof UpstreamTokenError && err.code === 'reauth_required') redirectToLogin();
+ * }
+ * ```
+ */
+export class UpstreamTokenError extends SwitchboardError {}

@@ -1,0 +1,11 @@
+/**
+ * mcp-switchboard: per-user pools of Model Context Protocol client connections, with On-Behalf-Of token
+ * exchange on every HTTP request, for multi-user agent platforms behind an OIDC identity provider.
+ *
+ * Named exports only; `__tests__/unit/exports.test.ts` pins this surface.
+ * @module mcp-switchboard
+ */
+export * from './errors.js';
+export * from './types.js';
+export * from './config/index.js';
+export type * from './transport/types.js';

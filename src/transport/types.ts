@@ -1,0 +1,65 @@
+/**
+ * The interfaces where transports meet the rest of the package.
+ * @module
+ */
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { ServerConfig } from '../config/schema.js';
+import type { UserContext } from '../types.js';
+
+/** A `fetch`-compatible function, as the SDK's HTTP transports accept in their `fetch` option. */
+export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** What an {@link AuthHeaderProvider} is asked for, once per HTTP request. */
+export interface AuthHeaderRequest {
+  /** The URL the request goes to. */
+  url: URL;
+  /** HTTP method: `POST` (messages), `GET` (SSE / standalone stream), `DELETE` (session end). */
+  method: string;
+  /** True on the one retry after the server answered 401: drop any cached token and get a new one. */
+  forceRefresh: boolean;
+  /** Aborts the header lookup along with the request. */
+  signal?: AbortSignal;
+}
+
+/**
+ * Gives the auth headers of one HTTP request (typically `{ Authorization: 'Bearer …' }`). Called for every
+ * request, never cached by the transport. If it throws, the request is not sent and the error reaches the
+ * caller unchanged.
+ */
+export type AuthHeaderProvider = (req: AuthHeaderRequest) => Promise<Record<string, string> | undefined>;
+
+/**
+ * Everything a transport factory needs for one connection attempt.
+ *
+ * @example
+ * ```ts
+ * import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+ * const factory = new MCPConnectionFactory({
+ *   createTransport: (ctx: TransportContext) => {
+ *     const [client, server] = InMemoryTransport.createLinkedPair();
+ *     void myServer.connect(server);
+ *     return client;
+ *   },
+ * });
+ * ```
+ */
+export interface TransportContext {
+  /** The server's name in the config. */
+  serverName: string;
+  /** The server's config with every placeholder resolved for `user`. */
+  config: ServerConfig;
+  /** The user the connection is for (absent for shared app-level connections). */
+  user?: UserContext;
+  /**
+   * The auth-aware fetch that the default HTTP transports use: static and placeholder headers, the auth
+   * header provider on every request, the shared undici dispatcher, SSRF guard, redirect policy.
+   */
+  fetch: FetchLike;
+  /** Aborts the connection attempt. */
+  signal?: AbortSignal;
+}
+
+/** Creates the transport of one connection attempt (called again for each reconnect). */
+export type TransportFactory = (ctx: TransportContext) => Transport | Promise<Transport>;
+
+export type { Transport };
