@@ -3,6 +3,7 @@
  * @module
  */
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { Dispatcher } from 'undici';
 import type { ServerConfig } from '../config/schema.js';
 import type { UserContext } from '../types.js';
 
@@ -55,6 +56,11 @@ export interface TransportContext {
    * header provider on every request, the shared undici dispatcher, SSRF guard, redirect policy.
    */
   fetch: FetchLike;
+  /**
+   * The undici dispatcher for this server (from `HttpClient.forConfig`): the WebSocket transport connects
+   * through it, so it gets the same SSRF guard and proxy as `fetch`. Absent: undici's global dispatcher.
+   */
+  dispatcher?: Dispatcher;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
 }
