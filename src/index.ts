@@ -9,3 +9,4 @@ export * from './errors.js';
 export * from './types.js';
 export * from './config/index.js';
 export type * from './transport/types.js';
+export * from './transport/index.js';

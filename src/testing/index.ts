@@ -4,3 +4,4 @@
  * @module mcp-switchboard/testing
  */
 export {};
+export * from './websocketServer.js';

@@ -1,0 +1,157 @@
+/**
+ * MCP over WebSocket (subprotocol `mcp`), client side, on undici's WebSocket so it can use our dispatcher.
+ * @module
+ */
+import { WebSocket, type Dispatcher } from 'undici';
+import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { SwitchboardError } from '../errors.js';
+
+/** The WebSocket subprotocol of MCP. */
+export const MCP_WEBSOCKET_SUBPROTOCOL = 'mcp';
+
+/** How long `close()` waits for the server to answer the closing handshake, in ms. */
+export const CLOSE_WAIT_MS = 2_000;
+
+/** Default largest message accepted, in bytes (16 MiB). */
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Options of {@link WebSocketClientTransport}.
+ *
+ * @example
+ * ```ts
+ * const opts: WebSocketClientTransportOptions = { dispatcher: http.forConfig(config).dispatcher, maxMessageBytes: 1 << 20 };
+ * ```
+ */
+export interface WebSocketClientTransportOptions {
+  /** The undici dispatcher to connect through (SSRF guard, proxy); default undici's global one. */
+  dispatcher?: Dispatcher;
+  /** Headers of the opening handshake. */
+  headers?: Record<string, string>;
+  /** Largest message accepted or sent, in bytes (default {@link DEFAULT_MAX_MESSAGE_BYTES}). A larger one fails the connection with `too_large`. */
+  maxMessageBytes?: number;
+}
+
+/**
+ * MCP over WebSocket (subprotocol "mcp") on undici's WebSocket (Node 20 has no global WebSocket). Implements
+ * the SDK Transport interface (start/send/close/onmessage/onerror/onclose). `onclose` fires exactly once,
+ * whether the server or `close()` ended the connection.
+ *
+ * @example
+ * ```ts
+ * import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+ * const client = new Client({ name: 'host', version: '1.0.0' });
+ * await client.connect(new WebSocketClientTransport(new URL('ws://127.0.0.1:8080/mcp')));
+ * const { tools } = await client.listTools();
+ * ```
+ */
+export class WebSocketClientTransport implements Transport {
+  /** Called when the connection is closed (once). */
+  onclose?: () => void;
+  /** Called on a protocol, parse or size error. */
+  onerror?: (error: Error) => void;
+  /** Called for each message received. */
+  onmessage?: <T extends JSONRPCMessage>(message: T) => void;
+
+  readonly #url: URL;
+  readonly #opts: WebSocketClientTransportOptions;
+  readonly #maxBytes: number;
+  #socket: WebSocket | undefined;
+  #closed = false;
+
+  constructor(url: URL, opts: WebSocketClientTransportOptions = {}) {
+    if (url.protocol !== 'ws:' && url.protocol !== 'wss:') throw new TypeError('WebSocket URL must use ws or wss');
+    const max = opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (!Number.isInteger(max) || max <= 0) throw new TypeError('maxMessageBytes must be a positive whole number');
+    this.#url = url;
+    this.#opts = opts;
+    this.#maxBytes = max;
+  }
+
+  /** Opens the connection; resolves once the handshake is done (with subprotocol `mcp`). */
+  start(): Promise<void> {
+    if (this.#socket) throw new Error('WebSocketClientTransport already started');
+    return new Promise((resolve, reject) => {
+      let opened = false;
+      const socket = new WebSocket(this.#url, {
+        protocols: [MCP_WEBSOCKET_SUBPROTOCOL],
+        ...(this.#opts.dispatcher ? { dispatcher: this.#opts.dispatcher } : {}),
+        ...(this.#opts.headers ? { headers: this.#opts.headers } : {}),
+      });
+      this.#socket = socket;
+      socket.binaryType = 'arraybuffer';
+      socket.onopen = () => {
+        if (socket.protocol !== MCP_WEBSOCKET_SUBPROTOCOL) {
+          const err = new SwitchboardError('transport_error', `WebSocket server did not accept subprotocol "${MCP_WEBSOCKET_SUBPROTOCOL}"`);
+          reject(err);
+          this.onerror?.(err);
+          socket.close(1002);
+          return;
+        }
+        opened = true;
+        resolve();
+      };
+      socket.onerror = (event) => {
+        const cause = (event as unknown as { error?: unknown }).error;
+        const err = new SwitchboardError('transport_error', `WebSocket error on ${this.#url.origin}`, cause === undefined ? {} : { cause });
+        if (!opened) reject(err);
+        this.onerror?.(err);
+      };
+      socket.onclose = (event) => {
+        if (!opened) reject(new SwitchboardError('connect_failed', `WebSocket to ${this.#url.origin} closed before opening (code ${event.code})`));
+        this.#finish();
+      };
+      socket.onmessage = (event) => this.#receive(event.data);
+    });
+  }
+
+  /** Sends one message; rejects when not open or when the message is larger than `maxMessageBytes`. */
+  async send(message: JSONRPCMessage): Promise<void> {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) throw new SwitchboardError('connection_closed', 'WebSocket is not open');
+    const text = JSON.stringify(message);
+    if (Buffer.byteLength(text) > this.#maxBytes) {
+      throw new SwitchboardError('too_large', `Outgoing message exceeds ${this.#maxBytes} bytes`);
+    }
+    socket.send(text);
+  }
+
+  /** Closes the connection and waits (up to {@link CLOSE_WAIT_MS}) for the closing handshake; idempotent. */
+  async close(): Promise<void> {
+    const socket = this.#socket;
+    if (socket && socket.readyState !== WebSocket.CLOSED) {
+      const closed = new Promise<void>((resolve) => {
+        socket.addEventListener('close', () => resolve(), { once: true });
+        setTimeout(resolve, CLOSE_WAIT_MS).unref();
+      });
+      if (socket.readyState !== WebSocket.CLOSING) socket.close(1000);
+      await closed;
+    }
+    this.#finish();
+  }
+
+  #receive(data: unknown): void {
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data instanceof ArrayBuffer ? data.byteLength : 0;
+    if (size > this.#maxBytes) {
+      this.onerror?.(new SwitchboardError('too_large', `Incoming message of ${size} bytes exceeds ${this.#maxBytes} bytes`));
+      this.#socket?.close(1009);
+      return;
+    }
+    let message: JSONRPCMessage;
+    try {
+      const text = typeof data === 'string' ? data : Buffer.from(data as ArrayBuffer).toString('utf8');
+      message = JSONRPCMessageSchema.parse(JSON.parse(text));
+    } catch (err) {
+      this.onerror?.(new SwitchboardError('transport_error', 'Invalid JSON-RPC message on WebSocket', { cause: err }));
+      return;
+    }
+    this.onmessage?.(message);
+  }
+
+  #finish(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onclose?.();
+  }
+}
