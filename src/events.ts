@@ -1,0 +1,120 @@
+/**
+ * The manager's typed events. Every event is also published on `node:diagnostics_channel` under
+ * `mcp-switchboard:<event>`, but only when someone subscribes (publishing to a channel nobody listens to is
+ * skipped). No event ever carries a token.
+ * @module
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { SwitchboardError } from './errors.js';
+
+/** Why a connection left a pool. */
+export type EvictReason = 'idle' | 'limit' | 'stale' | 'replaced' | 'removed' | 'disconnected' | 'closed';
+
+/** Which pool a connection belongs to. */
+export type PoolScope = 'user' | 'app';
+
+/** Fields every connection event has. */
+export interface ConnectionEventBase {
+  /** The server's name. */
+  serverName: string;
+  /** `user` for a per-user connection, `app` for a shared one. */
+  scope: PoolScope;
+  /** The user's id (user scope only). */
+  userId?: string;
+  /** The user's tenant (user scope only). */
+  tenantId?: string;
+}
+
+/** A connection was opened and initialized. */
+export interface ConnectEvent extends ConnectionEventBase {
+  /** Connect + initialize time. */
+  durationMs: number;
+}
+
+/** A connection was closed (for any reason, including eviction). */
+export interface DisconnectEvent extends ConnectionEventBase {
+  /** Why, when the pool closed it. */
+  reason?: EvictReason;
+  /** The error, when the connection died on its own. */
+  error?: SwitchboardError;
+}
+
+/** A connection was evicted from its pool (it closes once its in-flight calls end). */
+export interface EvictEvent extends ConnectionEventBase {
+  /** Why it was evicted. */
+  reason: EvictReason;
+}
+
+/** One On-Behalf-Of token lookup, for metrics. Never carries a token. */
+export interface OboExchangeEvent {
+  /** The server the token is for. */
+  serverName: string;
+  /** The user. */
+  userId: string;
+  /** The user's tenant. */
+  tenantId?: string;
+  /** True when the resolver answered from its cache (when it says so). */
+  cacheHit?: boolean;
+  /** Whether a token was obtained. */
+  ok: boolean;
+  /** Time spent in the resolver. */
+  durationMs: number;
+  /** The failure reason, when `ok` is false. */
+  reason?: string;
+}
+
+/** Something failed that no caller will see (a background close, a reconnect that gave up, …). */
+export interface ErrorEvent {
+  /** The server concerned, when known. */
+  serverName?: string;
+  /** The user concerned, when known. */
+  userId?: string;
+  /** The error (log-safe: no token). */
+  error: SwitchboardError | Error;
+}
+
+/**
+ * The event map of {@link MCPManager}.
+ *
+ * @example
+ * ```ts
+ * manager.on('evict', (e) => metrics.increment('mcp.evict', { reason: e.reason, server: e.serverName }));
+ * ```
+ */
+export interface MCPManagerEvents {
+  /** A connection was opened. */
+  connect: ConnectEvent;
+  /** A connection was closed. */
+  disconnect: DisconnectEvent;
+  /** A connection was evicted. */
+  evict: EvictEvent;
+  /** An OBO token lookup finished. */
+  oboExchange: OboExchangeEvent;
+  /** A failure no caller sees. */
+  error: ErrorEvent;
+}
+
+/** Names of {@link MCPManagerEvents}. */
+export type MCPManagerEventName = keyof MCPManagerEvents;
+
+/** The `diagnostics_channel` name of each manager event. */
+export const DIAGNOSTICS_CHANNELS: { readonly [K in MCPManagerEventName]: string } = Object.freeze({
+  connect: 'mcp-switchboard:connect',
+  disconnect: 'mcp-switchboard:disconnect',
+  evict: 'mcp-switchboard:evict',
+  oboExchange: 'mcp-switchboard:oboExchange',
+  error: 'mcp-switchboard:error',
+});
+
+const channels = new Map<string, diagnosticsChannel.Channel>();
+
+/** Publishes on the event's diagnostics channel when it has subscribers. */
+export function publishDiagnostics(event: MCPManagerEventName, payload: object): void {
+  const name = DIAGNOSTICS_CHANNELS[event];
+  let ch = channels.get(name);
+  if (!ch) {
+    ch = diagnosticsChannel.channel(name);
+    channels.set(name, ch);
+  }
+  if (ch.hasSubscribers) ch.publish(payload);
+}
