@@ -27,7 +27,7 @@ export interface HttpClientOptions {
   /** Proxy: a URL string, 'env' (HTTPS_PROXY/HTTP_PROXY/NO_PROXY read when the HttpClient is constructed, via undici EnvHttpProxyAgent), or false (default false). A server config's own `proxy` field wins. */
   proxy?: string | 'env' | false;
   /** DNS lookup used by the guarded dispatcher (tests inject one; default node:dns lookup). */
-  lookup?: typeof import('node:dns').lookup;
+  lookup?: typeof import('node:dns').lookup | LookupFunction;
   /** How long an idle keep-alive socket is kept, in ms (default 4 000, undici's default). */
   keepAliveTimeoutMs?: number;
   /** Maximum sockets per origin (default: unlimited, undici's default). */
