@@ -1,0 +1,656 @@
+/**
+ * One MCP client connection: the SDK `Client` over a transport, a small state machine, reconnects with
+ * backoff and jitter after a transport loss, one re-initialize after an expired streamable HTTP session,
+ * per-call cancellation and timeouts, and a bounded session DELETE on close.
+ * @module
+ */
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { ToolListChangedNotificationSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { ServerConfig } from './config/schema.js';
+import { SwitchboardError } from './errors.js';
+import { silentLogger, type Logger, type UserContext } from './types.js';
+import { backoffDelay, resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
+import { classifyError, isSessionExpired, type OperationPhase } from './connection/classifyError.js';
+import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
+
+export type { ReconnectOptions } from './connection/backoff.js';
+export type { CallToolResult, Tool };
+
+/**
+ * The life of a connection: `idle` → `connecting` → `connected` ⇄ `reconnecting` → `closed`.
+ * `closed` is final; a failed first connect also ends in `closed`.
+ */
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+/** Caps on `listTools`, so a misbehaving server cannot make the client page forever or hold unbounded lists. */
+export interface ConnectionLimits {
+  /** Most `tools/list` pages read (default 50). More → `SwitchboardError('too_large')`. */
+  maxToolPages?: number;
+  /** Most tools accepted (default 5 000). More → `SwitchboardError('too_large')`. */
+  maxTools?: number;
+}
+
+/**
+ * Options of {@link MCPConnection}.
+ *
+ * @example
+ * ```ts
+ * import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+ * const opts: MCPConnectionOptions = {
+ *   serverName: 'notes',
+ *   config: parseServerConfig('notes', { command: 'notes-mcp' }),
+ *   createTransport: async () => {
+ *     const [client, server] = InMemoryTransport.createLinkedPair();
+ *     await notesServer.connect(server);
+ *     return client;
+ *   },
+ * };
+ * ```
+ */
+export interface MCPConnectionOptions {
+  /** The server's name in the config. */
+  serverName: string;
+  /** The config as parsed (placeholders unresolved); kept for staleness checks and timeouts. */
+  config: ServerConfig;
+  /** The user the connection is for; absent for shared app-level connections. */
+  user?: UserContext;
+  /** Creates the transport of each connect and reconnect attempt; `signal` aborts the attempt. */
+  createTransport: (signal?: AbortSignal) => Promise<Transport>;
+  /** Sent in `initialize`; default `{ name: 'mcp-switchboard', version: <package version> }`. */
+  clientInfo?: { name: string; version: string };
+  /** Reconnect loop settings (attempts, backoff base and cap). */
+  reconnect?: ReconnectOptions;
+  /** Caps on `listTools`. */
+  limits?: ConnectionLimits;
+  /** Where diagnostics go (never a token); default silent. */
+  logger?: Logger;
+  /** Source of jitter in [0, 1); default `Math.random`. Tests inject a fixed one. */
+  random?: () => number;
+  /** Bound on the wait for the session DELETE in `close()`, in ms (default 2 000). */
+  closeTimeoutMs?: number;
+}
+
+/** Payload of the `state` event. */
+export interface StateChangeEvent {
+  /** The state left. */
+  from: ConnectionState;
+  /** The state entered. */
+  to: ConnectionState;
+}
+
+/** Payload of the `close` event. */
+export interface ConnectionCloseEvent {
+  /** Why the connection closed on its own (failed connect, reconnects exhausted); absent after `close()`. */
+  error?: SwitchboardError;
+}
+
+/** Payload of the `reconnect` event, emitted before each reconnect attempt. */
+export interface ReconnectAttemptEvent {
+  /** 1-based attempt number. */
+  attempt: number;
+  /** How long the connection waits before this attempt. */
+  delayMs: number;
+}
+
+/** The events of an {@link MCPConnection} and their payloads. */
+export interface MCPConnectionEvents {
+  /** Every state change. */
+  state: [event: StateChangeEvent];
+  /** The final close: by `close()`, a failed first connect, or reconnects exhausted. Emitted once. */
+  close: [event: ConnectionCloseEvent];
+  /** The server sent `notifications/tools/list_changed`; the cached tool list was dropped. */
+  toolsChanged: [];
+  /** A reconnect attempt is about to be made. */
+  reconnect: [event: ReconnectAttemptEvent];
+}
+
+/** Options of {@link MCPConnection.callTool}. */
+export interface CallToolOptions {
+  /** Aborts the call: it rejects with `SwitchboardError('aborted')` and the server gets `notifications/cancelled`. */
+  signal?: AbortSignal;
+  /** Deadline of the call in ms, including any wait for a reconnect; default `config.timeoutMs` or 60 000. */
+  timeoutMs?: number;
+}
+
+const DEFAULT_INIT_TIMEOUT_MS = 30_000;
+const DEFAULT_CALL_TIMEOUT_MS = 60_000;
+const DEFAULT_CLOSE_TIMEOUT_MS = 2_000;
+
+let packageVersion: string | undefined;
+/** The package version, read once on first use (never at import). */
+function defaultClientInfo(): { name: string; version: string } {
+  if (packageVersion === undefined) {
+    try {
+      // src/ and dist/ both sit one level below package.json.
+      packageVersion = String((createRequire(import.meta.url)('../package.json') as { version?: unknown }).version ?? '0.0.0');
+    } catch {
+      packageVersion = '0.0.0';
+    }
+  }
+  return { name: 'mcp-switchboard', version: packageVersion };
+}
+
+/** A streamable HTTP client transport, recognised by what it can do rather than by class. */
+interface SessionTransport extends Transport {
+  terminateSession(): Promise<void>;
+}
+function hasSession(t: Transport | undefined): t is SessionTransport {
+  return !!t && typeof (t as Partial<SessionTransport>).terminateSession === 'function' && t.sessionId !== undefined;
+}
+
+/**
+ * One MCP client connection with a state machine (`idle` → `connecting` → `connected` ⇄ `reconnecting` →
+ * `closed`, each change emitted as a `state` event).
+ *
+ * - Every call takes an optional `AbortSignal` and a timeout (`config.timeoutMs`, default 60 s); both are
+ *   handed to the SDK, which sends `notifications/cancelled`. An aborted or timed-out call leaves the
+ *   connection usable. Errors are {@link SwitchboardError}s: `aborted`, `call_timeout` (retryable),
+ *   `server_error` (JSON-RPC error; the `McpError` is the `cause`), `transport_error`, `connection_closed`.
+ *   An error thrown by the auth header provider (an `OboError`, any `SwitchboardError`) reaches the caller
+ *   unchanged, as the same object.
+ * - A transport loss (the transport closed without `close()`, or an SSE stream broke) starts reconnecting
+ *   with exponential backoff and full jitter, up to `reconnect.maxAttempts`; then the connection closes with
+ *   `SwitchboardError('connection_closed')`. Calls made while (re)connecting wait for it, within their own
+ *   timeout and signal; a call that was in flight when the transport was lost fails with `transport_error`
+ *   (it may or may not have run, so it is not resent).
+ * - A streamable HTTP 404 for an expired session re-initializes once (new transport, new session) and
+ *   resends the request once: the server did not process it.
+ * - `close()` is idempotent: it DELETEs the streamable HTTP session (waiting at most `closeTimeoutMs`), then
+ *   closes the transport (for stdio, the child process).
+ *
+ * @example
+ * ```ts
+ * const conn = new MCPConnection({ serverName: 'notes', config, createTransport });
+ * conn.on('state', ({ from, to }) => log.info({ from, to }, 'connection state'));
+ * await conn.connect();
+ * const tools = await conn.listTools();
+ * const result = await conn.callTool('search', { q: 'mcp' }, { timeoutMs: 10_000 });
+ * await conn.close();
+ * ```
+ */
+export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
+  /** The server's name in the config. */
+  readonly serverName: string;
+  /** The config as parsed (unresolved), for staleness checks. */
+  readonly config: ServerConfig;
+  /** The user the connection is for; absent for shared app-level connections. */
+  readonly user?: UserContext;
+  /** When the connection object was created (epoch ms). */
+  readonly createdAt: number;
+
+  readonly #createTransport: MCPConnectionOptions['createTransport'];
+  readonly #clientInfo: { name: string; version: string };
+  readonly #reconnect: ResolvedReconnectOptions;
+  readonly #maxToolPages: number;
+  readonly #maxTools: number;
+  readonly #logger: Logger;
+  readonly #random: () => number;
+  readonly #closeTimeoutMs: number;
+  /** Aborted by `close()` or a final failure: ends every scope and backoff wait at once. */
+  readonly #closeController = new AbortController();
+
+  #state: ConnectionState = 'idle';
+  #client: Client | undefined;
+  /** The running connect or reconnect; calls made meanwhile wait on it. */
+  #pending: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #closeEmitted = false;
+  /** Clients whose transport has closed: a call failing on one of them lost its connection. */
+  readonly #lostClients = new WeakSet<Client>();
+  #tools: Tool[] | undefined;
+  /** Bumped whenever the tool list may have changed, so an in-flight listing is not cached stale. */
+  #toolsGeneration = 0;
+
+  constructor(opts: MCPConnectionOptions) {
+    super();
+    if (!opts || typeof opts.serverName !== 'string' || !opts.serverName) throw new TypeError('MCPConnection: serverName is required');
+    if (!opts.config || typeof opts.config !== 'object') throw new TypeError('MCPConnection: config is required');
+    if (typeof opts.createTransport !== 'function') throw new TypeError('MCPConnection: createTransport must be a function');
+    this.serverName = opts.serverName;
+    this.config = opts.config;
+    if (opts.user) this.user = opts.user;
+    this.createdAt = Date.now();
+    this.#createTransport = opts.createTransport;
+    this.#clientInfo = opts.clientInfo ?? defaultClientInfo();
+    this.#reconnect = resolveReconnectOptions(opts.reconnect);
+    this.#maxToolPages = positiveInt(opts.limits?.maxToolPages ?? 50, 'limits.maxToolPages');
+    this.#maxTools = positiveInt(opts.limits?.maxTools ?? 5000, 'limits.maxTools');
+    this.#logger = opts.logger ?? silentLogger;
+    this.#random = opts.random ?? Math.random;
+    this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+  }
+
+  /** The current state; see {@link ConnectionState}. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** The streamable HTTP session id (`Mcp-Session-Id`), if the transport has one. */
+  get sessionId(): string | undefined {
+    return this.#client?.transport?.sessionId;
+  }
+
+  /**
+   * Connects and initializes, within `config.initTimeoutMs` (default 30 s). Only the first call starts a
+   * connect; later calls wait for it (or resolve at once when connected). A failed first connect closes the
+   * connection: it rejects with `connect_timeout`, `connect_failed`, `aborted`, `server_error` or the auth
+   * provider's own error, and the `close` event carries it.
+   *
+   * @example
+   * ```ts
+   * await conn.connect({ signal: AbortSignal.timeout(5_000) });
+   * ```
+   */
+  connect(opts: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.#state === 'connected') return Promise.resolve();
+    if (this.#state === 'closed') return Promise.reject(this.#closedError());
+    if (this.#state !== 'idle') return this.#joinPending(opts.signal);
+    this.#setState('connecting');
+    const attempt = (async () => {
+      const scope = this.#scope('connect', this.config.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS, opts.signal);
+      try {
+        await this.#establish(scope);
+      } catch (err) {
+        if (!this.#closeController.signal.aborted) this.#finish(err as SwitchboardError);
+        throw err;
+      } finally {
+        scope.dispose();
+      }
+      this.#setState('connected');
+    })();
+    this.#pending = attempt;
+    attempt.catch(() => {});
+    return attempt;
+  }
+
+  /**
+   * Calls a tool. A tool's own failure (`isError: true`) is a normal result, not an exception.
+   *
+   * @example
+   * ```ts
+   * const controller = new AbortController();
+   * const result = await conn.callTool('search', { q: 'mcp' }, { signal: controller.signal, timeoutMs: 10_000 });
+   * if (result.isError) console.warn(result.content);
+   * ```
+   */
+  async callTool(name: string, args: Record<string, unknown> = {}, opts: CallToolOptions = {}): Promise<CallToolResult> {
+    if (typeof name !== 'string' || !name) throw new TypeError('callTool: name must be a non-empty string');
+    const scope = this.#scope('call', opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, opts.signal);
+    try {
+      return (await this.#request(scope, (client) =>
+        client.callTool({ name, arguments: args }, undefined, { signal: scope.signal, timeout: scope.remaining() }),
+      )) as CallToolResult;
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /**
+   * Lists every tool, following `nextCursor` through all pages (at most `limits.maxToolPages` pages and
+   * `limits.maxTools` tools, else `SwitchboardError('too_large')`). The list is cached until the server sends
+   * `notifications/tools/list_changed` or the connection re-initializes.
+   *
+   * @example
+   * ```ts
+   * const names = (await conn.listTools()).map((t) => t.name);
+   * ```
+   */
+  async listTools(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Tool[]> {
+    if (this.#tools && this.#state === 'connected') return [...this.#tools];
+    const scope = this.#scope('call', opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, opts.signal);
+    try {
+      const generation = this.#toolsGeneration;
+      const tools = await this.#request(scope, (client) => this.#listAllTools(client, scope));
+      if (generation === this.#toolsGeneration && this.#state !== 'closed') this.#tools = tools;
+      return [...tools];
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** True when the connection is `connected`. */
+  isConnected(): boolean {
+    return this.#state === 'connected';
+  }
+
+  /**
+   * True when the config changed after this connection was created: `updatedAt` (default the connection's
+   * own `config.updatedAt`) is later than {@link createdAt}.
+   *
+   * @example
+   * ```ts
+   * if (conn.isStale(latestConfig.updatedAt)) await conn.close();
+   * ```
+   */
+  isStale(updatedAt?: number | string | Date): boolean {
+    const value = updatedAt ?? this.config.updatedAt;
+    if (value === undefined) return false;
+    const ms = typeof value === 'number' ? value : value instanceof Date ? value.getTime() : Date.parse(value);
+    return Number.isFinite(ms) && ms > this.createdAt;
+  }
+
+  /**
+   * Closes the connection. Idempotent: every call returns the same promise. Pending calls reject with
+   * `connection_closed`; a streamable HTTP session is DELETEd (waiting at most `closeTimeoutMs`) so the
+   * server frees it; then the transport is closed (a stdio child is ended) and every timer cleared.
+   *
+   * @example
+   * ```ts
+   * await conn.close();
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closeController.abort();
+    const client = this.#client;
+    this.#client = undefined;
+    this.#setState('closed');
+    this.#dropTools();
+    if (client) await this.#disposeClient(client, true);
+    // An attempt still running closes its own transport once the close signal reaches it.
+    await this.#pending?.catch(() => {});
+    this.#emitClose({});
+  }
+
+  /** One attempt: create a transport, connect and initialize within `scope`, then install the client. */
+  async #establish(scope: OperationScope): Promise<void> {
+    const transportPromise = this.#createTransport(scope.signal);
+    let transport: Transport | undefined;
+    let client: Client | undefined;
+    try {
+      transport = await scope.race(transportPromise);
+      client = this.#newClient();
+      await scope.race(client.connect(transport, { signal: scope.signal, timeout: scope.remaining() }));
+      scope.throwIfEnded();
+    } catch (err) {
+      if (client) await this.#disposeClient(client, false);
+      else if (transport) await transport.close().catch(() => {});
+      // A transport that arrives after the scope ended is closed as soon as it exists.
+      else transportPromise.then((t) => t.close()).catch(() => {});
+      throw this.#toError(err, scope, 'connect');
+    }
+    this.#client = client;
+    this.#dropTools();
+    if (this.#lostClients.has(client)) this.#onTransportLost(client, undefined);
+  }
+
+  #newClient(): Client {
+    const client = new Client(this.#clientInfo, { capabilities: {} });
+    client.onclose = () => this.#onTransportLost(client, undefined);
+    client.onerror = (err: Error) => {
+      this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP transport error');
+      // The SSE transport's event stream broke: nothing can reach us any more on this connection.
+      if (err instanceof SseError) this.#onTransportLost(client, err);
+    };
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      if (client !== this.#client) return;
+      this.#dropTools();
+      this.#emit('toolsChanged');
+    });
+    return client;
+  }
+
+  #onTransportLost(client: Client, cause: unknown): void {
+    this.#lostClients.add(client);
+    if (client !== this.#client || this.#state !== 'connected') return;
+    this.#logger.warn({ serverName: this.serverName, error: errorName(cause) }, 'MCP connection lost; reconnecting');
+    void this.#beginReconnect(client, false);
+  }
+
+  /**
+   * Replaces `failed` (if it is still the current client) by a new connection; joins a reconnect already
+   * running. `immediate`: the first attempt is made without delay (expired session: nothing to wait for).
+   */
+  #beginReconnect(failed: Client, immediate: boolean): Promise<void> {
+    if (failed !== this.#client || this.#state !== 'connected') return this.#pending ?? Promise.resolve();
+    this.#client = undefined;
+    void this.#disposeClient(failed, false);
+    this.#dropTools();
+    this.#setState('reconnecting');
+    const loop = this.#reconnectLoop(immediate);
+    this.#pending = loop;
+    loop.catch(() => {});
+    return loop;
+  }
+
+  async #reconnectLoop(immediate: boolean): Promise<void> {
+    const { maxAttempts } = this.#reconnect;
+    let last: SwitchboardError | undefined;
+    for (let attempt = 0; attempt < maxAttempts; attempt++) {
+      const delayMs = immediate && attempt === 0 ? 0 : backoffDelay(attempt, this.#reconnect, this.#random);
+      this.#emit('reconnect', { attempt: attempt + 1, delayMs });
+      if (delayMs > 0) await this.#delay(delayMs);
+      if (this.#closeController.signal.aborted) throw this.#closedError();
+      const scope = this.#scope('connect', this.config.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS, undefined);
+      try {
+        await this.#establish(scope);
+        this.#setState('connected');
+        this.#logger.info({ serverName: this.serverName, attempt: attempt + 1 }, 'MCP connection re-established');
+        return;
+      } catch (err) {
+        if (this.#closeController.signal.aborted) throw this.#closedError();
+        last = err as SwitchboardError;
+        this.#logger.warn({ serverName: this.serverName, attempt: attempt + 1, error: errorName(err) }, 'MCP reconnect attempt failed');
+        // Retrying cannot help (refused credentials, bad config, server rejected initialize): stop, and let the
+        // waiting calls see that reason itself.
+        if (!last.retryable) {
+          this.#finish(this.#gaveUp(attempt + 1, last));
+          throw last;
+        }
+      } finally {
+        scope.dispose();
+      }
+    }
+    const error = this.#gaveUp(maxAttempts, last);
+    this.#finish(error);
+    throw error;
+  }
+
+  #gaveUp(attempts: number, cause: SwitchboardError | undefined): SwitchboardError {
+    return new SwitchboardError(
+      'connection_closed',
+      `Connection to MCP server "${this.serverName}" lost; gave up after ${attempts} reconnect attempt${attempts === 1 ? '' : 's'}`,
+      { cause, retryable: true, serverName: this.serverName },
+    );
+  }
+
+  /** A final failure: the connection closes on its own and says why. */
+  #finish(error: SwitchboardError): void {
+    this.#closeController.abort();
+    this.#closing ??= Promise.resolve();
+    const client = this.#client;
+    this.#client = undefined;
+    if (client) void this.#disposeClient(client, true);
+    this.#setState('closed');
+    this.#dropTools();
+    this.#emitClose({ error });
+  }
+
+  /**
+   * Runs one request on the current client, waiting for a connect or reconnect in progress. On a 404 for an
+   * expired session it re-initializes once and resends once.
+   */
+  async #request<T>(scope: OperationScope, send: (client: Client) => Promise<T>): Promise<T> {
+    let resent = false;
+    for (;;) {
+      const client = await this.#readyClient(scope);
+      try {
+        return await scope.race(send(client));
+      } catch (err) {
+        if (!resent && !scope.endedBy && isSessionExpired(err)) {
+          resent = true;
+          this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
+          // Joins a re-initialize already started by a concurrent call; failure shows up in #readyClient.
+          void this.#beginReconnect(client, true);
+          continue;
+        }
+        if (!scope.endedBy && !(err instanceof SwitchboardError) && this.#lostClients.has(client)) {
+          throw new SwitchboardError('transport_error', `Connection to MCP server "${this.serverName}" was lost during the request`, {
+            cause: err,
+            retryable: true,
+            serverName: this.serverName,
+          });
+        }
+        throw this.#toError(err, scope, 'call');
+      }
+    }
+  }
+
+  async #readyClient(scope: OperationScope): Promise<Client> {
+    for (;;) {
+      scope.throwIfEnded();
+      if (this.#state === 'connected' && this.#client) return this.#client;
+      if (this.#state === 'closed') throw this.#closedError();
+      if (this.#state === 'idle') {
+        throw new SwitchboardError('not_connected', `Connection to MCP server "${this.serverName}" is not connected; call connect() first`, {
+          serverName: this.serverName,
+        });
+      }
+      // connecting / reconnecting: wait for it within the caller's own deadline and signal.
+      await scope.race(this.#pending ?? Promise.resolve());
+    }
+  }
+
+  async #listAllTools(client: Client, scope: OperationScope): Promise<Tool[]> {
+    const tools: Tool[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < this.#maxToolPages; page++) {
+      const result = await client.listTools(cursor === undefined ? undefined : { cursor }, { signal: scope.signal, timeout: scope.remaining() });
+      tools.push(...result.tools);
+      if (tools.length > this.#maxTools) {
+        throw new SwitchboardError('too_large', `MCP server "${this.serverName}" lists more than ${this.#maxTools} tools`, { serverName: this.serverName });
+      }
+      cursor = result.nextCursor;
+      if (cursor === undefined) return tools;
+    }
+    throw new SwitchboardError('too_large', `MCP server "${this.serverName}" lists tools over more than ${this.#maxToolPages} pages`, {
+      serverName: this.serverName,
+    });
+  }
+
+  #scope(phase: OperationPhase, timeoutMs: number, signal: AbortSignal | undefined): OperationScope {
+    return new OperationScope({
+      timeoutMs,
+      ...(signal ? { signal } : {}),
+      closeSignal: this.#closeController.signal,
+      toError: (reason, signalReason) => this.#scopeError(phase, reason, signalReason),
+    });
+  }
+
+  #scopeError(phase: OperationPhase, reason: ScopeEndReason, signalReason: unknown): SwitchboardError {
+    const serverName = this.serverName;
+    if (reason === 'closed') return this.#closedError();
+    if (reason === 'aborted') {
+      const what = phase === 'connect' ? 'Connecting to' : 'Request to';
+      return new SwitchboardError('aborted', `${what} MCP server "${serverName}" was aborted`, { cause: signalReason, serverName });
+    }
+    return phase === 'connect'
+      ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out`, { retryable: true, serverName })
+      : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out`, { retryable: true, serverName });
+  }
+
+  /** The scope's own reason wins (the SDK reports an abort as a generic error); else classify. */
+  #toError(err: unknown, scope: OperationScope, phase: OperationPhase): SwitchboardError {
+    if (scope.error instanceof SwitchboardError) return scope.error;
+    if (this.#state === 'closed' && !(err instanceof SwitchboardError)) return this.#closedError();
+    return classifyError(err, phase, this.serverName);
+  }
+
+  #closedError(): SwitchboardError {
+    return new SwitchboardError('connection_closed', `Connection to MCP server "${this.serverName}" is closed`, { serverName: this.serverName });
+  }
+
+  #joinPending(signal: AbortSignal | undefined): Promise<void> {
+    const pending = this.#pending ?? Promise.resolve();
+    if (!signal) return pending;
+    const scope = this.#scope('connect', DEFAULT_INIT_TIMEOUT_MS * 10, signal);
+    return scope.race(pending).finally(() => scope.dispose());
+  }
+
+  /** Closes a client that is no longer current; DELETEs its session first when asked, within a bound. */
+  async #disposeClient(client: Client, terminate: boolean): Promise<void> {
+    const transport = client.transport;
+    if (terminate && hasSession(transport)) {
+      let timer: NodeJS.Timeout | undefined;
+      const bound = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.#closeTimeoutMs);
+        timer.unref?.();
+      });
+      const deleted = transport.terminateSession().catch((err: unknown) => {
+        this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP session DELETE failed');
+      });
+      await Promise.race([deleted, bound]);
+      clearTimeout(timer);
+    }
+    await client.close().catch(() => {});
+  }
+
+  /** Waits `ms` (timer unref'd); rejects at once with `connection_closed` when the connection closes. */
+  #delay(ms: number): Promise<void> {
+    const signal = this.#closeController.signal;
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(this.#closedError());
+      const onClose = () => {
+        clearTimeout(timer);
+        reject(this.#closedError());
+      };
+      const timer = setTimeout(() => {
+        signal.removeEventListener('abort', onClose);
+        resolve();
+      }, ms);
+      timer.unref?.();
+      signal.addEventListener('abort', onClose, { once: true });
+    });
+  }
+
+  #dropTools(): void {
+    this.#tools = undefined;
+    this.#toolsGeneration++;
+  }
+
+  #setState(to: ConnectionState): void {
+    const from = this.#state;
+    if (from === to || from === 'closed') return;
+    this.#state = to;
+    this.#emit('state', { from, to });
+  }
+
+  #emitClose(event: ConnectionCloseEvent): void {
+    if (this.#closeEmitted) return;
+    this.#closeEmitted = true;
+    this.#emit('close', event);
+  }
+
+  /** Emits without letting a throwing listener break the state machine. */
+  #emit<K extends keyof MCPConnectionEvents>(event: K, ...args: MCPConnectionEvents[K]): void {
+    try {
+      (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args);
+    } catch (err) {
+      this.#logger.error({ serverName: this.serverName, event, error: errorName(err) }, 'MCPConnection event listener threw');
+    }
+  }
+}
+
+function positiveInt(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 1) throw new TypeError(`MCPConnection: ${name} must be a whole number >= 1`);
+  return value;
+}
+
+/** A log-safe description of an error: its name and code, never its message (which may echo a server). */
+function errorName(err: unknown): string | undefined {
+  if (err === undefined) return undefined;
+  if (err instanceof SwitchboardError) return `${err.name}(${err.code})`;
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return code === undefined ? err.name : `${err.name}(${String(code)})`;
+  }
+  return typeof err;
+}

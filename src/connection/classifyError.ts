@@ -1,0 +1,67 @@
+/**
+ * Maps what the SDK and transports throw onto this package's typed errors, by class and code only (never
+ * by message text). Errors that already are a `SwitchboardError` (an `OboError` from the auth header
+ * provider, an SSRF refusal, a `ConfigError`) pass through as the same object.
+ * @module
+ */
+import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SwitchboardError } from '../errors.js';
+
+/** What was being done when the error happened. */
+export type OperationPhase = 'connect' | 'call';
+
+/**
+ * True when a streamable HTTP server answered 404 to a request carrying an `Mcp-Session-Id`: the session
+ * expired or the server restarted; the request was not processed, so it may be sent again on a new session.
+ *
+ * @example
+ * ```ts
+ * if (isSessionExpired(err)) await reinitialize();
+ * ```
+ */
+export function isSessionExpired(err: unknown): boolean {
+  return err instanceof StreamableHTTPError && err.code === 404;
+}
+
+/**
+ * Wraps a raw error from the SDK or a transport in a {@link SwitchboardError}:
+ * - a `SwitchboardError` is returned unchanged (same object);
+ * - a JSON-RPC error from the server → `server_error` (the `McpError` is the `cause`), except the SDK's own
+ *   request timeout → `call_timeout` / `connect_timeout` (retryable);
+ * - anything else (HTTP status errors, network errors, a closed stream) → `transport_error` during a call or
+ *   `connect_failed` during connect, retryable, the original as `cause`.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.callTool({ name: 'x' });
+ * } catch (err) {
+ *   throw classifyError(err, 'call', 'github');
+ * }
+ * ```
+ */
+export function classifyError(err: unknown, phase: OperationPhase, serverName: string): SwitchboardError {
+  if (err instanceof SwitchboardError) return err;
+  if (err instanceof McpError) {
+    if (err.code === ErrorCode.RequestTimeout) {
+      return phase === 'connect'
+        ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out`, { cause: err, retryable: true, serverName })
+        : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out`, { cause: err, retryable: true, serverName });
+    }
+    return new SwitchboardError('server_error', `MCP server "${serverName}" answered with an error (${err.code}): ${oneLine(err.message)}`, {
+      cause: err,
+      serverName,
+    });
+  }
+  const status = err instanceof StreamableHTTPError && typeof err.code === 'number' && err.code > 0 ? ` (HTTP ${err.code})` : '';
+  if (phase === 'connect') {
+    return new SwitchboardError('connect_failed', `Could not connect to MCP server "${serverName}"${status}`, { cause: err, retryable: true, serverName });
+  }
+  return new SwitchboardError('transport_error', `Transport error talking to MCP server "${serverName}"${status}`, { cause: err, retryable: true, serverName });
+}
+
+function oneLine(s: string): string {
+  const line = s.replace(/[\r\n]+/g, ' ');
+  return line.length > 300 ? `${line.slice(0, 300)}…` : line;
+}

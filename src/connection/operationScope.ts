@@ -1,0 +1,127 @@
+/**
+ * One operation's cancellation: the caller's signal, a deadline and the connection's close, merged into the
+ * one signal handed to the SDK (so it sends `notifications/cancelled`) and to every await of the operation.
+ * @module
+ */
+
+/** Why an {@link OperationScope} ended early. */
+export type ScopeEndReason = 'aborted' | 'timeout' | 'closed';
+
+/** Options of {@link OperationScope}. */
+export interface OperationScopeOptions {
+  /** Deadline of the whole operation in ms from now. */
+  timeoutMs: number;
+  /** The caller's signal. */
+  signal?: AbortSignal;
+  /** Aborted when the connection closes. */
+  closeSignal?: AbortSignal;
+  /** Builds the error an ended scope rejects with. */
+  toError: (reason: ScopeEndReason, signalReason: unknown) => Error;
+}
+
+/**
+ * Merges a caller's signal, a deadline and a close signal. `signal` aborts on the first of them, `endedBy`
+ * says which, and {@link OperationScope.race} rejects every await with the matching error at once.
+ * The timer is `unref()`'d; {@link OperationScope.dispose} clears it and detaches every listener.
+ *
+ * @example
+ * ```ts
+ * const scope = new OperationScope({ timeoutMs: 5_000, signal, toError: (r) => new Error(r) });
+ * try {
+ *   await scope.race(doWork(scope.signal));
+ * } finally {
+ *   scope.dispose();
+ * }
+ * ```
+ */
+export class OperationScope {
+  readonly #controller = new AbortController();
+  readonly #deadline: number;
+  readonly #toError: OperationScopeOptions['toError'];
+  readonly #cleanups: (() => void)[] = [];
+  #endedBy: ScopeEndReason | undefined;
+  #error: Error | undefined;
+
+  constructor(opts: OperationScopeOptions) {
+    this.#deadline = Date.now() + opts.timeoutMs;
+    this.#toError = opts.toError;
+    this.#watch(opts.signal, 'aborted');
+    this.#watch(opts.closeSignal, 'closed');
+    if (!this.#endedBy) {
+      const timer = setTimeout(() => this.#end('timeout', undefined), opts.timeoutMs);
+      timer.unref?.();
+      this.#cleanups.push(() => clearTimeout(timer));
+    }
+  }
+
+  /** Aborts when the scope ends for any reason; pass it to the SDK and to transports. */
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  /** Why the scope ended, or `undefined` while it runs. */
+  get endedBy(): ScopeEndReason | undefined {
+    return this.#endedBy;
+  }
+
+  /** The error matching {@link endedBy}, or `undefined` while the scope runs. */
+  get error(): Error | undefined {
+    return this.#error;
+  }
+
+  /** Milliseconds left before the deadline (at least 1, so it is always a valid SDK timeout). */
+  remaining(): number {
+    return Math.max(1, this.#deadline - Date.now());
+  }
+
+  /** Throws the scope's error if it has ended. */
+  throwIfEnded(): void {
+    if (this.#error) throw this.#error;
+  }
+
+  /** Settles like `promise`, or rejects with the scope's error as soon as the scope ends. */
+  race<T>(promise: Promise<T>): Promise<T> {
+    if (this.#error) {
+      promise.catch(() => {});
+      return Promise.reject(this.#error);
+    }
+    return new Promise<T>((resolve, reject) => {
+      const onEnd = () => reject(this.#error);
+      this.#controller.signal.addEventListener('abort', onEnd, { once: true });
+      promise.then(
+        (v) => {
+          this.#controller.signal.removeEventListener('abort', onEnd);
+          resolve(v);
+        },
+        (e: unknown) => {
+          this.#controller.signal.removeEventListener('abort', onEnd);
+          reject(e);
+        },
+      );
+    });
+  }
+
+  /** Clears the timer and detaches from the caller's and the close signal. Idempotent. */
+  dispose(): void {
+    for (const cleanup of this.#cleanups.splice(0)) cleanup();
+  }
+
+  #watch(signal: AbortSignal | undefined, reason: ScopeEndReason): void {
+    if (!signal || this.#endedBy) return;
+    if (signal.aborted) {
+      this.#end(reason, signal.reason);
+      return;
+    }
+    const onAbort = () => this.#end(reason, signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.#cleanups.push(() => signal.removeEventListener('abort', onAbort));
+  }
+
+  #end(reason: ScopeEndReason, signalReason: unknown): void {
+    if (this.#endedBy) return;
+    this.#endedBy = reason;
+    this.#error = this.#toError(reason, signalReason);
+    this.#controller.abort(this.#error);
+    this.dispose();
+  }
+}
