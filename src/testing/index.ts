@@ -5,3 +5,4 @@
  */
 export {};
 export * from './websocketServer.js';
+export * from './testIdp.js';
