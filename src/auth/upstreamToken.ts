@@ -1,0 +1,360 @@
+/**
+ * Always-fresh upstream tokens: a user's federated session (access + refresh token) is kept in a store and
+ * renewed with the `refresh_token` grant (openid-client) when it is about to expire, so the OBO assertion a
+ * user context hands out is never stale. Concurrent renewals of one session share one IdP request.
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import * as oidc from 'openid-client';
+import { decodeJwt } from 'jose';
+import { fetch as undiciFetch } from 'undici';
+import { SwitchboardError, UpstreamTokenError } from '../errors.js';
+import type { FetchLike } from '../transport/types.js';
+import { MemoryUpstreamSessionStore, sameSession, type UpstreamSession, type UpstreamSessionStore } from './tokenStore.js';
+
+/** Who a session belongs to: the user id and, when there is one, the tenant. */
+export interface UpstreamUser {
+  /** Stable principal id (required). */
+  id: string;
+  /** Tenant; part of every key, so two tenants with the same `id` share nothing. */
+  tenantId?: string;
+}
+
+/**
+ * Options of {@link createUpstreamTokenProvider}.
+ *
+ * @example
+ * ```ts
+ * const options: UpstreamTokenProviderOptions = {
+ *   issuer: 'https://login.microsoftonline.com/TENANT/v2.0',
+ *   clientId: 'runtime-client-id',
+ *   clientSecret: process.env.RUNTIME_CLIENT_SECRET,
+ *   skewMs: 120_000,
+ * };
+ * ```
+ */
+export interface UpstreamTokenProviderOptions {
+  /** The IdP's issuer; its metadata is discovered (OpenID Connect discovery) on first refresh. */
+  issuer: string | URL;
+  /** The client the refresh tokens were issued to. */
+  clientId: string;
+  /** Its secret (confidential client); without it the client is public (`token_endpoint_auth_method: none`). */
+  clientSecret?: string;
+  /** How the secret is sent: `client_secret_post` (default, openid-client's) or `client_secret_basic`. */
+  clientAuthMethod?: 'client_secret_post' | 'client_secret_basic';
+  /** Where sessions live (default a new {@link MemoryUpstreamSessionStore}). */
+  store?: UpstreamSessionStore;
+  /** An access token expiring within this many ms counts as expired and is refreshed first (default 60 000). */
+  skewMs?: number;
+  /** Allow an `http:` issuer: loopback tests only. */
+  allowInsecureRequests?: boolean;
+  /** `scope` sent with each refresh (Entra v2 accepts it to pick the resource); default none. */
+  scope?: string | string[];
+  /** Timeout of one IdP request, in ms (default 10 000). */
+  timeoutMs?: number;
+  /** Fetch used for discovery and refreshes (default: undici's `fetch`). */
+  fetch?: FetchLike;
+  /** Clock, in epoch ms (default `Date.now`). */
+  now?: () => number;
+}
+
+/** Per-call options of {@link UpstreamTokenProvider.getToken}. */
+export interface GetUpstreamTokenOptions {
+  /** Refresh even if the stored token looks valid (for example after a 401). */
+  forceRefresh?: boolean;
+  /**
+   * With `forceRefresh`: the token that was rejected. When the store already holds a different, valid token
+   * (another caller refreshed meanwhile), that one is returned without another refresh.
+   */
+  rejectedToken?: string;
+}
+
+/**
+ * Gives users' fresh upstream access tokens; see {@link createUpstreamTokenProvider}.
+ *
+ * @example
+ * ```ts
+ * await upstream.setSession(user, { accessToken, refreshToken, expiresAt });
+ * const ctx: UserContext = { ...user, upstreamToken: upstream.forUser(user) };
+ * ```
+ */
+export interface UpstreamTokenProvider {
+  /** Stores (replaces) a user's session, e.g. after sign-in. */
+  setSession(user: UpstreamUser, session: UpstreamSession): Promise<void>;
+  /** A function returning the user's fresh access token: pass it as `UserContext.upstreamToken`. */
+  forUser(user: UpstreamUser): () => Promise<string>;
+  /**
+   * The user's access token: the stored one while it is valid beyond the skew, otherwise a refreshed one.
+   * Rejects with an {@link UpstreamTokenError}: `reauth_required` (no session, no refresh token, or the IdP
+   * refused the refresh token) or `refresh_failed` (`retryable` when the IdP was unreachable, 5xx or 429).
+   */
+  getToken(user: UpstreamUser, opts?: GetUpstreamTokenOptions): Promise<string>;
+  /**
+   * A fetch that adds `Authorization: Bearer <fresh token>` to each request. On a 401 it forces one refresh
+   * and retries once (never more); a request whose body is a stream cannot be replayed and is not retried.
+   */
+  fetchWithFreshToken(user: UpstreamUser, fetch?: FetchLike): FetchLike;
+  /** Removes a user's session (sign-out). */
+  clearSession(user: UpstreamUser): Promise<void>;
+  /** The store key of a user's session: issuer, client, tenant and user id, each URI-encoded. */
+  sessionKey(user: UpstreamUser): string;
+}
+
+/** OAuth errors on a refresh that mean the user has to sign in again. */
+const REAUTH_ERRORS = new Set(['invalid_grant', 'interaction_required', 'login_required', 'consent_required']);
+
+/**
+ * Creates a provider of fresh upstream tokens for users whose federated sessions it holds.
+ *
+ * - `forUser(user)` returns the current access token while it is valid beyond `skewMs`; otherwise it refreshes
+ *   it (`refresh_token` grant through openid-client).
+ * - Concurrent refreshes with the same key (issuer, client, tenant, user, refresh token) share one request;
+ *   different users or tenants never do.
+ * - The rotated refresh token is stored before the new access token is returned. A caller whose refresh token
+ *   was already rotated by another (process or caller) re-reads the store instead of wiping the session; a
+ *   real `invalid_grant` removes the dead session and rejects with `reauth_required`.
+ *
+ * Throws a `TypeError` for bad options.
+ *
+ * @example
+ * ```ts
+ * import { createUpstreamTokenProvider, UpstreamTokenError } from 'mcp-switchboard';
+ * const upstream = createUpstreamTokenProvider({ issuer, clientId, clientSecret });
+ * await upstream.setSession({ id: 'oid-1', tenantId: 'contoso' }, { accessToken, refreshToken, expiresAt });
+ * const user = { id: 'oid-1', tenantId: 'contoso', upstreamToken: upstream.forUser({ id: 'oid-1', tenantId: 'contoso' }) };
+ * const res = await upstream.fetchWithFreshToken(user)('https://graph.example.com/me');
+ * ```
+ */
+export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions): UpstreamTokenProvider {
+  if (!opts || typeof opts !== 'object') throw new TypeError('createUpstreamTokenProvider needs an options object');
+  const issuer = parseIssuer(opts.issuer, opts.allowInsecureRequests === true);
+  if (typeof opts.clientId !== 'string' || !opts.clientId) throw new TypeError('"clientId" must be a non-empty string');
+  if (opts.clientSecret !== undefined && (typeof opts.clientSecret !== 'string' || !opts.clientSecret)) {
+    throw new TypeError('"clientSecret" must be a non-empty string when given');
+  }
+  const skewMs = nonNegative(opts.skewMs, 60_000, 'skewMs');
+  const timeoutMs = nonNegative(opts.timeoutMs, 10_000, 'timeoutMs');
+  const store = opts.store ?? new MemoryUpstreamSessionStore();
+  const now = opts.now ?? Date.now;
+  const scope = Array.isArray(opts.scope) ? opts.scope.join(' ') : opts.scope;
+  const clientId = opts.clientId;
+  const keyPrefix = `upstream:${encodeURIComponent(issuer.href)}:${encodeURIComponent(clientId)}`;
+  const inflight = new Map<string, Promise<string>>();
+  let config: Promise<oidc.Configuration> | undefined;
+
+  /** Discovery once; a failure is not cached, so the next refresh tries again. */
+  function getConfig(): Promise<oidc.Configuration> {
+    config ??= (async () => {
+      const secret = opts.clientSecret;
+      const auth = !secret ? oidc.None() : opts.clientAuthMethod === 'client_secret_basic' ? oidc.ClientSecretBasic(secret) : oidc.ClientSecretPost(secret);
+      const discoveryOptions: oidc.DiscoveryRequestOptions = {
+        timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+        execute: opts.allowInsecureRequests ? [oidc.allowInsecureRequests] : [],
+        [oidc.customFetch]: (opts.fetch ?? undiciFetch) as unknown as oidc.CustomFetch,
+      };
+      return oidc.discovery(issuer, clientId, undefined, auth, discoveryOptions);
+    })();
+    config.catch(() => {
+      config = undefined;
+    });
+    return config;
+  }
+
+  function sessionKey(user: UpstreamUser): string {
+    checkUser(user);
+    return `${keyPrefix}:${encodeURIComponent(user.tenantId ?? '')}:${encodeURIComponent(user.id)}`;
+  }
+
+  const fresh = (s: UpstreamSession): boolean => s.expiresAt - skewMs > now();
+
+  async function getToken(user: UpstreamUser, callOpts: GetUpstreamTokenOptions = {}): Promise<string> {
+    const key = sessionKey(user);
+    const s = await store.get(key);
+    if (!s) throw reauth('There is no upstream session for this user');
+    if (fresh(s)) {
+      if (!callOpts.forceRefresh) return s.accessToken;
+      // Someone refreshed since the caller's token was rejected: use theirs.
+      if (callOpts.rejectedToken !== undefined && s.accessToken !== callOpts.rejectedToken) return s.accessToken;
+    }
+    return refresh(key, s);
+  }
+
+  function refresh(key: string, s: UpstreamSession, retried = false): Promise<string> {
+    if (!s.refreshToken) return Promise.reject(reauth('The upstream session expired and has no refresh token'));
+    const dedupeKey = `${key}:${createHash('sha256').update(s.refreshToken).digest('base64url')}`;
+    let p = inflight.get(dedupeKey);
+    if (!p) {
+      p = runRefresh(key, s, retried).finally(() => inflight.delete(dedupeKey));
+      inflight.set(dedupeKey, p);
+    }
+    return p;
+  }
+
+  async function runRefresh(key: string, s: UpstreamSession, retried: boolean): Promise<string> {
+    let response: oidc.TokenEndpointResponse;
+    try {
+      const cfg = await getConfig();
+      response = await oidc.refreshTokenGrant(cfg, s.refreshToken as string, scope ? { scope } : undefined);
+    } catch (err) {
+      const failure = classify(err);
+      if (failure.code !== 'reauth_required') throw failure;
+      // Lost a race? Another caller (or process) may have rotated this refresh token: look again.
+      const current = await store.get(key);
+      if (current && !sameSession(current, s)) {
+        if (fresh(current)) return current.accessToken;
+        if (!retried && current.refreshToken) return refresh(key, current, true);
+      }
+      if (current && sameSession(current, s)) await compareAndSet(key, s, undefined);
+      throw failure;
+    }
+    const next: UpstreamSession = {
+      accessToken: response.access_token,
+      expiresAt: expiryOf(response, now()),
+      ...((response.refresh_token ?? s.refreshToken) ? { refreshToken: response.refresh_token ?? s.refreshToken } : {}),
+    };
+    // Persist (the rotated refresh token above all) before anyone gets the new access token.
+    if (await compareAndSet(key, s, next)) return next.accessToken;
+    const current = await store.get(key);
+    if (!current) throw reauth('The upstream session was cleared during a refresh');
+    // A newer session was stored meanwhile (a sign-in or another process's refresh): keep it.
+    return fresh(current) ? current.accessToken : next.accessToken;
+  }
+
+  async function compareAndSet(key: string, expected: UpstreamSession, next: UpstreamSession | undefined): Promise<boolean> {
+    if (store.compareAndSet) return store.compareAndSet(key, expected, next);
+    if (!sameSession(await store.get(key), expected)) return false;
+    if (next) await store.set(key, next);
+    else await store.delete(key);
+    return true;
+  }
+
+  function fetchWithFreshToken(user: UpstreamUser, fetchImpl?: FetchLike): FetchLike {
+    checkUser(user);
+    const send = fetchImpl ?? (undiciFetch as unknown as FetchLike);
+    return async (url, init = {}) => {
+      const token = await getToken(user);
+      const res = await send(url, withBearer(init, token));
+      if (res.status !== 401 || !replayable(init.body)) return res;
+      await res.body?.cancel().catch(() => undefined);
+      const renewed = await getToken(user, { forceRefresh: true, rejectedToken: token });
+      return send(url, withBearer(init, renewed));
+    };
+  }
+
+  return {
+    async setSession(user, session) {
+      checkSession(session);
+      await store.set(sessionKey(user), {
+        accessToken: session.accessToken,
+        expiresAt: session.expiresAt,
+        ...(session.refreshToken ? { refreshToken: session.refreshToken } : {}),
+      });
+    },
+    forUser(user) {
+      checkUser(user);
+      const u = { id: user.id, ...(user.tenantId ? { tenantId: user.tenantId } : {}) };
+      return () => getToken(u);
+    },
+    getToken,
+    fetchWithFreshToken,
+    async clearSession(user) {
+      await store.delete(sessionKey(user));
+    },
+    sessionKey,
+  };
+}
+
+function reauth(message: string, cause?: unknown): UpstreamTokenError {
+  return new UpstreamTokenError('reauth_required', `${message}: the user must sign in again`, { retryable: false, cause });
+}
+
+/**
+ * Maps a refresh or discovery failure to an UpstreamTokenError by status, OAuth error code and error class,
+ * never by message. The cause keeps status, OAuth error fields and network codes only, never a token.
+ */
+function classify(err: unknown): UpstreamTokenError {
+  if (err instanceof UpstreamTokenError) return err;
+  const e = (err ?? {}) as {
+    code?: unknown; status?: unknown; error?: unknown; error_description?: unknown; cause?: unknown; name?: unknown;
+  };
+  if (e.code === 'OAUTH_RESPONSE_BODY_ERROR' && typeof e.error === 'string') {
+    const status = typeof e.status === 'number' ? e.status : undefined;
+    const cause = { status, error: e.error, ...(typeof e.error_description === 'string' ? { error_description: e.error_description } : {}) };
+    if (REAUTH_ERRORS.has(e.error)) return reauth('The IdP refused the refresh token', cause);
+    return refreshFailed(status !== undefined && (status >= 500 || status === 429), cause);
+  }
+  if (e.code === 'OAUTH_WWW_AUTHENTICATE_CHALLENGE') {
+    return refreshFailed(false, { status: typeof e.status === 'number' ? e.status : 401, error: 'invalid_client' });
+  }
+  if (e.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && e.cause instanceof Response) {
+    const status = e.cause.status;
+    return refreshFailed(status >= 500 || status === 429, { status });
+  }
+  if (e.code === 'OAUTH_TIMEOUT' || e.code === 'OAUTH_ABORT') return refreshFailed(true, { network: e.code });
+  if (err instanceof TypeError) {
+    // fetch's network failure ("fetch failed", cause ECONNREFUSED and the like).
+    const network = (e.cause as { code?: unknown } | undefined)?.code;
+    return refreshFailed(true, { network: typeof network === 'string' ? network : 'TypeError' });
+  }
+  return refreshFailed(true, { ...(typeof e.code === 'string' ? { code: e.code } : {}), name: typeof e.name === 'string' ? e.name : 'Error' });
+}
+
+function refreshFailed(retryable: boolean, cause: Record<string, unknown>): UpstreamTokenError {
+  return new UpstreamTokenError('refresh_failed', 'The upstream access token could not be refreshed', { retryable, cause });
+}
+
+/** `expires_in` when given; else the access token's own `exp` when it is a JWT; else five minutes. */
+function expiryOf(response: oidc.TokenEndpointResponse, nowMs: number): number {
+  if (typeof response.expires_in === 'number' && response.expires_in >= 0) return nowMs + response.expires_in * 1000;
+  try {
+    const { exp } = decodeJwt(response.access_token);
+    if (typeof exp === 'number') return exp * 1000;
+  } catch {
+    // opaque token
+  }
+  return nowMs + 300_000;
+}
+
+function withBearer(init: RequestInit, token: string): RequestInit {
+  const headers = new Headers(init.headers);
+  headers.set('authorization', `Bearer ${token}`);
+  return { ...init, headers };
+}
+
+/** Bodies that can be sent twice (a stream is consumed by the first attempt). */
+function replayable(body: RequestInit['body']): boolean {
+  return body == null || typeof body === 'string' || body instanceof URLSearchParams || body instanceof ArrayBuffer ||
+    ArrayBuffer.isView(body) || body instanceof Blob || body instanceof FormData;
+}
+
+function checkUser(user: UpstreamUser): void {
+  if (!user || typeof user.id !== 'string' || !user.id) {
+    throw new SwitchboardError('user_required', 'An upstream session needs a user with a non-empty id');
+  }
+  if (user.tenantId !== undefined && typeof user.tenantId !== 'string') throw new TypeError('"tenantId" must be a string');
+}
+
+function checkSession(s: UpstreamSession): void {
+  if (!s || typeof s.accessToken !== 'string' || !s.accessToken) throw new TypeError('"accessToken" must be a non-empty string');
+  if (typeof s.expiresAt !== 'number' || !Number.isFinite(s.expiresAt)) throw new TypeError('"expiresAt" must be epoch milliseconds');
+  if (s.refreshToken !== undefined && typeof s.refreshToken !== 'string') throw new TypeError('"refreshToken" must be a string');
+}
+
+function parseIssuer(value: unknown, allowInsecure: boolean): URL {
+  let url: URL;
+  try {
+    url = value instanceof URL ? new URL(value.href) : new URL(String(value));
+  } catch {
+    throw new TypeError('"issuer" must be an absolute URL');
+  }
+  if (url.protocol !== 'https:' && !(allowInsecure && url.protocol === 'http:')) {
+    throw new TypeError('"issuer" must be an https: URL (http: needs allowInsecureRequests)');
+  }
+  return url;
+}
+
+function nonNegative(value: unknown, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= 0)) throw new TypeError(`"${name}" must be a non-negative number`);
+  return value;
+}
