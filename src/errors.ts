@@ -157,6 +157,8 @@ export interface OboErrorCause {
   claims?: string;
   /** Network-level error name/code, e.g. `ECONNREFUSED` or `TimeoutError`. */
   network?: string;
+  /** The IdP's `Retry-After`, in seconds, when it sent one (429 / 503). */
+  retryAfterSec?: number;
 }
 
 /**
