@@ -464,7 +464,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
 
   /** A final failure: the connection closes on its own and says why. */
   #finish(error: SwitchboardError): void {
-    this.#closeController.abort();
+    // The close signal is left alone: calls waiting on the failed attempt get its error from #pending
+    // (aborting here would hand them a generic connection_closed first). Nothing else is running.
     this.#closing ??= Promise.resolve();
     const client = this.#client;
     this.#client = undefined;
