@@ -286,8 +286,10 @@ function classify(err: unknown): UpstreamTokenError {
   if (e.code === 'OAUTH_WWW_AUTHENTICATE_CHALLENGE') {
     return refreshFailed(false, { status: typeof e.status === 'number' ? e.status : 401, error: 'invalid_client' });
   }
-  if (e.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && e.cause instanceof Response) {
-    const status = e.cause.status;
+  const causeStatus = (e.cause as { status?: unknown } | undefined)?.status;
+  if (e.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && typeof causeStatus === 'number') {
+    // The cause is the fetch Response (undici's class when undici's fetch is used: no instanceof check).
+    const status = causeStatus;
     return refreshFailed(status >= 500 || status === 429, { status });
   }
   if (e.code === 'OAUTH_TIMEOUT' || e.code === 'OAUTH_ABORT') return refreshFailed(true, { network: e.code });
