@@ -18,7 +18,6 @@ import { classifyError, isSessionExpired, type OperationPhase } from './connecti
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
 
 export type { ReconnectOptions } from './connection/backoff.js';
-export type { CallToolResult, Tool };
 
 /**
  * The life of a connection: `idle` → `connecting` → `connected` ⇄ `reconnecting` → `closed`.

@@ -28,11 +28,11 @@ function deferred<T = void>() {
 /** Server-side hooks of the test McpServer. */
 interface Hooks {
   /** The `block` tool waits on this; replaced by tests. */
-  gate: ReturnType<typeof deferred>;
+  gate: ReturnType<typeof deferred<void>>;
   /** Signals of `block` calls, to see cancellation arrive. */
   blockSignals: AbortSignal[];
   /** Resolves when a `block` call starts. */
-  blockStarted: ReturnType<typeof deferred>;
+  blockStarted: ReturnType<typeof deferred<void>>;
 }
 
 function makeServer(hooks: Hooks): McpServer {

@@ -1,0 +1,253 @@
+/**
+ * (server name, config, user) → a connected {@link MCPConnection}. Resolves placeholders, builds the
+ * auth-aware fetch of HTTP servers, and hands a transport factory to the connection. Caches nothing: pooling
+ * is the job of the connection managers above it.
+ * @module
+ */
+import type { ServerConfig } from './config/schema.js';
+import { resolveServerConfig } from './config/parse.js';
+import { SwitchboardError } from './errors.js';
+import type { Logger, UserContext } from './types.js';
+import { MCPConnection, type ConnectionLimits } from './MCPConnection.js';
+import type { ReconnectOptions } from './connection/backoff.js';
+import { HttpClient } from './transport/httpClient.js';
+import { createAuthFetch } from './transport/authFetch.js';
+import { createDefaultTransport } from './transport/createTransport.js';
+import type { AuthHeaderProvider, FetchLike, Transport, TransportContext, TransportFactory } from './transport/types.js';
+
+/** Who and what a connection is for: passed to the factory's auth hooks. */
+export interface ConnectionTarget {
+  /** The server's name in the config. */
+  serverName: string;
+  /** The server's config as parsed (placeholders unresolved). */
+  config: ServerConfig;
+  /** The user the connection is for; absent for shared app-level connections. */
+  user?: UserContext;
+}
+
+/**
+ * Options of {@link MCPConnectionFactory}.
+ *
+ * @example
+ * ```ts
+ * const opts: MCPConnectionFactoryOptions = {
+ *   authHeaders: ({ config, user }) =>
+ *     config.type !== 'stdio' && config.type !== 'websocket' && config.obo && user
+ *       ? async ({ forceRefresh }) => ({ Authorization: `Bearer ${await oboToken(user, forceRefresh)}` })
+ *       : undefined,
+ *   reconnect: { maxAttempts: 3 },
+ * };
+ * ```
+ */
+export interface MCPConnectionFactoryOptions {
+  /** Creates the transport of each connect attempt; default {@link createDefaultTransport} (`ctx.fetch` is built here). */
+  createTransport?: TransportFactory;
+  /** Shared undici dispatchers; default: a new `HttpClient` owned (and closed) by the factory. */
+  httpClient?: HttpClient;
+  /** Values for `${ENV}` placeholders; default `process.env`, read at each `create()`. */
+  env?: Record<string, string | undefined>;
+  /**
+   * The auth header provider of a connection's HTTP requests (called for every request, never cached).
+   * This is where On-Behalf-Of plugs in. `undefined`: no Authorization beyond the config's static headers.
+   */
+  authHeaders?: (target: ConnectionTarget) => AuthHeaderProvider | undefined;
+  /**
+   * Turns on the one refresh-and-resend after a 401 for a connection (needs `authHeaders`); `onRejected`
+   * builds the error thrown when the resent request is refused again (e.g. `OboError('rejected_by_server')`).
+   */
+  retryUnauthorized?: (target: ConnectionTarget) => { onRejected?: (res: Response) => Error } | undefined;
+  /** Sent in `initialize`; default `{ name: 'mcp-switchboard', version: <package version> }`. */
+  clientInfo?: { name: string; version: string };
+  /** Reconnect settings of every connection. */
+  reconnect?: ReconnectOptions;
+  /** `listTools` caps of every connection. */
+  limits?: ConnectionLimits;
+  /** Diagnostics (never a token); default silent. */
+  logger?: Logger;
+}
+
+/**
+ * Per-request credentials of one connection's HTTP requests, given to {@link MCPConnectionFactory.create}.
+ * Wins over the factory's `authHeaders` / `retryUnauthorized` hooks.
+ *
+ * @example
+ * ```ts
+ * const auth: ConnectionAuth = {
+ *   authHeaders: async ({ forceRefresh }) => ({ Authorization: `Bearer ${await token(forceRefresh)}` }),
+ *   retryUnauthorized: true,
+ *   onRejected: (res) => new OboError('rejected_by_server', `server refused the token (${res.status})`),
+ * };
+ * ```
+ */
+export interface ConnectionAuth {
+  /** Called for every HTTP request (POST, GET stream, DELETE, reconnects); its error reaches the caller unchanged. */
+  authHeaders: AuthHeaderProvider;
+  /** After a 401: ask `authHeaders` again with `forceRefresh: true` and resend once. */
+  retryUnauthorized?: boolean;
+  /** The error thrown when the resent request is refused again; default: the second response is returned. */
+  onRejected?: (res: Response) => Error;
+}
+
+/** What {@link MCPConnectionFactory.create} needs. */
+export interface CreateConnectionRequest extends ConnectionTarget {
+  /** Aborts the connect (the connection is closed and the call rejects with `aborted`). */
+  signal?: AbortSignal;
+  /** This connection's credentials; default: from the factory's `authHeaders` hook. */
+  auth?: ConnectionAuth;
+}
+
+/**
+ * Creates connected {@link MCPConnection}s. For each `create()`: resolves the config's placeholders for the
+ * user (`ConfigError` naming each unresolvable one), builds the auth-aware fetch for `sse` /
+ * `streamable-http` (static headers, the auth header provider on every request, the shared dispatcher, SSRF
+ * guard for user-written configs), creates the connection and connects it. A failed connect closes the
+ * connection and rejects with its error (an auth provider's error unchanged).
+ *
+ * @example
+ * ```ts
+ * import { MCPConnectionFactory, parseServersConfig } from 'mcp-switchboard';
+ * const servers = parseServersConfig({ docs: { url: 'https://mcp.example.com/mcp' } });
+ * const factory = new MCPConnectionFactory();
+ * const conn = await factory.create({ serverName: 'docs', config: servers.docs! });
+ * console.log(await conn.listTools());
+ * await conn.close();
+ * await factory.close();
+ * ```
+ */
+export class MCPConnectionFactory {
+  readonly #opts: MCPConnectionFactoryOptions;
+  readonly #createTransport: TransportFactory;
+  readonly #httpClient: HttpClient;
+  readonly #ownsHttpClient: boolean;
+  #closing: Promise<void> | undefined;
+
+  constructor(opts: MCPConnectionFactoryOptions = {}) {
+    if (opts.createTransport !== undefined && typeof opts.createTransport !== 'function') {
+      throw new TypeError('MCPConnectionFactory: createTransport must be a function');
+    }
+    this.#opts = { ...opts };
+    this.#createTransport = opts.createTransport ?? createDefaultTransport;
+    this.#ownsHttpClient = !opts.httpClient;
+    this.#httpClient = opts.httpClient ?? new HttpClient();
+  }
+
+  /**
+   * Creates a connection for `serverName` (and `user`) and connects it. Caches nothing.
+   *
+   * @example
+   * ```ts
+   * const conn = await factory.create({ serverName: 'graph', config, user, signal: AbortSignal.timeout(10_000) });
+   * ```
+   */
+  async create(req: CreateConnectionRequest): Promise<MCPConnection> {
+    if (this.#closing) throw new SwitchboardError('connection_closed', 'MCPConnectionFactory is closed', { serverName: req.serverName });
+    const { serverName, config, user, signal } = req;
+    const target: ConnectionTarget = { serverName, config, ...(user ? { user } : {}) };
+    const resolved = resolveServerConfig(serverName, config, { ...(user ? { user } : {}), env: this.#opts.env ?? process.env });
+    const http = this.#httpFor(target, resolved, req.auth);
+
+    const conn = new MCPConnection({
+      serverName,
+      config,
+      ...(user ? { user } : {}),
+      createTransport: (attemptSignal) => this.#transportFor(target, resolved, http, attemptSignal),
+      ...(this.#opts.clientInfo ? { clientInfo: this.#opts.clientInfo } : {}),
+      ...(this.#opts.reconnect ? { reconnect: this.#opts.reconnect } : {}),
+      ...(this.#opts.limits ? { limits: this.#opts.limits } : {}),
+      ...(this.#opts.logger ? { logger: this.#opts.logger } : {}),
+    });
+    try {
+      await conn.connect(signal ? { signal } : {});
+    } catch (err) {
+      await conn.close();
+      throw err;
+    }
+    return conn;
+  }
+
+  /**
+   * Closes the `HttpClient` the factory created (not one passed in). Idempotent. Close the connections first:
+   * an open event stream keeps its dispatcher busy.
+   *
+   * @example
+   * ```ts
+   * await manager.close();
+   * await factory.close();
+   * ```
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#ownsHttpClient ? this.#httpClient.close() : Promise.resolve();
+    return this.#closing;
+  }
+
+  /** The fetch (and dispatcher) of a connection, built once per connection and shared by its reconnects. */
+  #authFromHooks(target: ConnectionTarget): ConnectionAuth | undefined {
+    const authHeaders = this.#opts.authHeaders?.(target);
+    if (!authHeaders) return undefined;
+    const retry = this.#opts.retryUnauthorized?.(target);
+    return { authHeaders, ...(retry ? { retryUnauthorized: true, ...(retry.onRejected ? { onRejected: retry.onRejected } : {}) } : {}) };
+  }
+
+  #httpFor(
+    target: ConnectionTarget,
+    resolved: ServerConfig,
+    explicitAuth: ConnectionAuth | undefined,
+  ): { fetch: FetchLike; dispatcher?: TransportContext['dispatcher'] } {
+    if (resolved.type === 'stdio') return { fetch: noHttp(target.serverName) };
+    const route = this.#httpClient.forConfig({
+      ...(resolved.source ? { source: resolved.source } : {}),
+      ...(resolved.type !== 'websocket' && resolved.proxy ? { proxy: resolved.proxy } : {}),
+    });
+    if (resolved.type === 'websocket') return { fetch: noHttp(target.serverName), dispatcher: route.dispatcher };
+    const auth = explicitAuth ?? this.#authFromHooks(target);
+    const fetch = createAuthFetch({
+      dispatcher: route.dispatcher,
+      ...(resolved.headers ? { headers: resolved.headers } : {}),
+      ...(auth ? { authHeaders: auth.authHeaders } : {}),
+      ...(auth?.retryUnauthorized ? { retryUnauthorized: true } : {}),
+      ...(auth?.onRejected ? { onRejected: auth.onRejected } : {}),
+      ...(route.ssrf ? { ssrf: route.ssrf } : {}),
+    });
+    return { fetch, dispatcher: route.dispatcher };
+  }
+
+  async #transportFor(
+    target: ConnectionTarget,
+    resolved: ServerConfig,
+    http: { fetch: FetchLike; dispatcher?: TransportContext['dispatcher'] },
+    signal: AbortSignal | undefined,
+  ): Promise<Transport> {
+    // The SSE transport turns a failed event-stream fetch into a generic SseError; remember an error of ours
+    // (the auth provider's, the SSRF guard's) so that connect rejects with that very object.
+    let ownError: SwitchboardError | undefined;
+    const fetch: FetchLike = async (url, init) => {
+      try {
+        return await http.fetch(url, init);
+      } catch (err) {
+        if (err instanceof SwitchboardError) ownError = err;
+        throw err;
+      }
+    };
+    const transport = await this.#createTransport({
+      ...target,
+      config: resolved,
+      fetch,
+      ...(http.dispatcher ? { dispatcher: http.dispatcher } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    const start = transport.start.bind(transport);
+    transport.start = async () => {
+      try {
+        await start();
+      } catch (err) {
+        throw ownError ?? err;
+      }
+    };
+    return transport;
+  }
+}
+
+/** The fetch of a transport that makes no HTTP requests: any use is a bug, said loudly. */
+function noHttp(serverName: string): FetchLike {
+  return () => Promise.reject(new SwitchboardError('transport_error', 'This transport does not make HTTP requests', { serverName }));
+}
