@@ -10,3 +10,5 @@ export * from './types.js';
 export * from './config/index.js';
 export type * from './transport/types.js';
 export * from './transport/index.js';
+export * from './MCPConnection.js';
+export * from './MCPConnectionFactory.js';
