@@ -10,5 +10,8 @@ export * from './types.js';
 export * from './config/index.js';
 export type * from './transport/types.js';
 export * from './transport/index.js';
+export { createOboTokenResolver } from './auth/oboTokenResolver.js';
+export type { OboTokenResolverOptions, OboExchangeInfo } from './auth/oboTokenResolver.js';
+export type { OboRequest, OboToken, OboTokenResolver, OboTrustChecker } from './auth/oboTypes.js';
 export * from './MCPConnection.js';
 export * from './MCPConnectionFactory.js';

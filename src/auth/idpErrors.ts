@@ -1,0 +1,203 @@
+/**
+ * Talking to an IdP's endpoints through openid-client, and classifying what went wrong: by HTTP status, OAuth
+ * `error` code and our own record of timeouts and network failures, never by message text. The result holds
+ * only log-safe details (no token, no request body).
+ * @module
+ */
+import * as oidc from 'openid-client';
+import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { OboErrorCause } from '../errors.js';
+
+/** What kind of failure an IdP request ended in. */
+export type IdpFailureKind = 'timeout' | 'network' | 'http' | 'empty_response' | 'invalid_response' | 'unknown';
+
+/**
+ * A classified IdP failure.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await idpRequest((fetch) => doGrant(fetch), { timeoutMs: 10_000 });
+ * } catch (err) {
+ *   if (err instanceof IdpRequestError && err.failure.retryable) retryOnce();
+ * }
+ * ```
+ */
+export interface IdpFailure {
+  /** What went wrong. */
+  kind: IdpFailureKind;
+  /** Whether the same request may succeed later: timeouts, network errors, 408, 429, 5xx, `temporarily_unavailable`. */
+  retryable: boolean;
+  /** The IdP's `Retry-After`, in ms from now, when it sent one. */
+  retryAfterMs?: number;
+  /** Log-safe details: status, OAuth error fields, network code. */
+  cause: OboErrorCause;
+}
+
+/**
+ * Thrown by {@link idpRequest}: carries the classified {@link IdpFailure}. Internal plumbing; callers turn it
+ * into their own public error.
+ *
+ * @example
+ * ```ts
+ * catch (err) { if (err instanceof IdpRequestError) log.warn(err.failure.cause); }
+ * ```
+ */
+export class IdpRequestError extends Error {
+  /** The classified failure. */
+  readonly failure: IdpFailure;
+  constructor(failure: IdpFailure) {
+    super(`IdP request failed (${failure.kind})`);
+    this.name = 'IdpRequestError';
+    this.failure = failure;
+  }
+}
+
+/** Options of {@link idpRequest}. */
+export interface IdpRequestOptions {
+  /** Budget of the whole request (headers and body), ms. */
+  timeoutMs: number;
+  /** undici dispatcher (pool, proxy, mock) the requests go through; default undici's global one. */
+  dispatcher?: Dispatcher;
+  /** Clock for HTTP-date `Retry-After` values; default `Date.now`. */
+  now?: () => number;
+}
+
+/**
+ * Runs one openid-client operation with a `customFetch` that goes through undici (with `dispatcher`) and is
+ * bounded by `timeoutMs`; any failure is rethrown as an {@link IdpRequestError} with a classified failure.
+ *
+ * @example
+ * ```ts
+ * const config = await idpRequest(
+ *   (fetch) => client.discovery(issuer, clientId, undefined, undefined, { [client.customFetch]: fetch }),
+ *   { timeoutMs: 10_000 },
+ * );
+ * ```
+ */
+export async function idpRequest<T>(fn: (fetch: oidc.CustomFetch) => Promise<T>, opts: IdpRequestOptions): Promise<T> {
+  const controller = new AbortController();
+  let timedOut = false;
+  let network: string | undefined;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort();
+  }, opts.timeoutMs);
+  timer.unref();
+  const fetch: oidc.CustomFetch = async (url, init) => {
+    const signal = init.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal;
+    try {
+      const res = await undiciFetch(url, { ...init, signal, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) } as never);
+      return res as unknown as Response;
+    } catch (err) {
+      if (!timedOut) network = init.signal?.aborted ? 'TimeoutError' : networkCode(err);
+      throw err;
+    }
+  };
+  try {
+    return await fn(fetch);
+  } catch (err) {
+    if (timedOut || network === 'TimeoutError') {
+      throw new IdpRequestError({ kind: 'timeout', retryable: true, cause: { network: 'TimeoutError' } });
+    }
+    if (network !== undefined) throw new IdpRequestError({ kind: 'network', retryable: true, cause: { network } });
+    throw new IdpRequestError(await classifyIdpError(err, opts.now ?? Date.now));
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const TRANSIENT_ERRORS = new Set(['temporarily_unavailable']);
+
+/**
+ * Classifies an error thrown by openid-client for an answered request (the HTTP exchange itself worked).
+ *
+ * @example
+ * ```ts
+ * const failure = await classifyIdpError(err, Date.now);
+ * if (failure.kind === 'http' && failure.cause.error === 'invalid_grant') reauthenticate();
+ * ```
+ */
+export async function classifyIdpError(err: unknown, now: () => number): Promise<IdpFailure> {
+  if (err instanceof oidc.ResponseBodyError) {
+    return httpFailure(err.status, err.cause, err.response?.headers, now);
+  }
+  if (err instanceof oidc.WWWAuthenticateChallengeError) {
+    return httpFailure(err.status, await jsonBody(err.response), err.response?.headers, now);
+  }
+  const code = (err as { code?: unknown } | null)?.code;
+  const cause = (err as { cause?: unknown } | null)?.cause;
+  if ((code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || code === 'OAUTH_RESPONSE_IS_NOT_JSON') && isResponse(cause)) {
+    return httpFailure(cause.status, await jsonBody(cause), cause.headers, now);
+  }
+  if (code === 'OAUTH_INVALID_RESPONSE') {
+    // oauth4webapi keeps the parsed body at cause.cause.body; only the presence of access_token is read.
+    const body = (cause as { cause?: { body?: unknown } } | undefined)?.cause?.body;
+    const token = body && typeof body === 'object' ? (body as Record<string, unknown>).access_token : undefined;
+    if (typeof token !== 'string' || token.length === 0) return { kind: 'empty_response', retryable: false, cause: { status: 200 } };
+    return { kind: 'invalid_response', retryable: false, cause: { status: 200 } };
+  }
+  return { kind: 'unknown', retryable: false, cause: {} };
+}
+
+function httpFailure(status: number, body: unknown, headers: Headers | undefined, now: () => number): IdpFailure {
+  const cause: OboErrorCause = { status };
+  if (body && typeof body === 'object') {
+    const b = body as Record<string, unknown>;
+    if (typeof b.error === 'string') cause.error = b.error;
+    if (typeof b.error_description === 'string') cause.error_description = redactJwts(b.error_description);
+    if (Array.isArray(b.error_codes) && b.error_codes.every((c) => typeof c === 'number')) cause.error_codes = [...b.error_codes];
+    if (typeof b.suberror === 'string') cause.suberror = b.suberror;
+    if (typeof b.claims === 'string') cause.claims = b.claims;
+  }
+  const retryable = status === 408 || status === 429 || status >= 500 || TRANSIENT_ERRORS.has(cause.error ?? '');
+  const failure: IdpFailure = { kind: 'http', retryable, cause };
+  const retryAfterMs = parseRetryAfter(headers?.get('retry-after') ?? null, now());
+  if (retryAfterMs !== undefined) {
+    failure.retryAfterMs = retryAfterMs;
+    cause.retryAfterSec = Math.ceil(retryAfterMs / 1000);
+  }
+  return failure;
+}
+
+/**
+ * Parses a `Retry-After` value (delta-seconds or HTTP-date) into ms from `nowMs`; undefined when absent or invalid.
+ *
+ * @example
+ * ```ts
+ * parseRetryAfter('2', Date.now()); // 2000
+ * ```
+ */
+export function parseRetryAfter(value: string | null, nowMs: number): number | undefined {
+  if (value === null) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const date = Date.parse(v);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
+}
+
+/** An IdP should never echo a token, but if one does, a JWT-shaped string never reaches an error. */
+function redactJwts(s: string): string {
+  return s.replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[redacted]');
+}
+
+function isResponse(v: unknown): v is Response {
+  return !!v && typeof (v as Response).status === 'number' && typeof (v as Response).headers?.get === 'function';
+}
+
+async function jsonBody(res: Response | undefined): Promise<unknown> {
+  if (!res || res.bodyUsed || !/json/i.test(res.headers.get('content-type') ?? '')) return undefined;
+  try {
+    return await res.json();
+  } catch {
+    return undefined;
+  }
+}
+
+function networkCode(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown; name?: unknown } } | null)?.cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  if (typeof cause?.name === 'string') return cause.name;
+  const name = (err as { name?: unknown } | null)?.name;
+  return typeof name === 'string' ? name : 'network_error';
+}

@@ -1,0 +1,398 @@
+/**
+ * The default {@link OboTokenResolver}: On-Behalf-Of exchanges at an OIDC IdP through openid-client
+ * (Entra-style jwt-bearer with `requested_token_use=on_behalf_of`, or RFC 8693 token-exchange), with a per-user
+ * token cache, one shared IdP request per key at a time, one retry on transient failures, and errors that
+ * never carry a token.
+ * @module
+ */
+import * as oidc from 'openid-client';
+import type { Dispatcher } from 'undici';
+import { OboError } from '../errors.js';
+import { IdpRequestError, idpRequest, type IdpFailure } from './idpErrors.js';
+import { AssertionInfoCache, OboTokenCache, type AssertionInfo } from './oboCache.js';
+import type { OboRequest, OboToken, OboTokenResolver } from './oboTypes.js';
+
+const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+/** What {@link OboTokenResolverOptions.onExchange} reports for each resolved call. Never a token. */
+export interface OboExchangeInfo {
+  /** The MCP server the token is for. */
+  serverName: string;
+  /** `user.id` of the request. */
+  userId: string;
+  /** `user.tenantId` of the request. */
+  tenantId?: string;
+  /** Served from the cache, no IdP request. */
+  cacheHit: boolean;
+  /** Joined an exchange another caller had started (no IdP request of its own). */
+  coalesced?: boolean;
+  /** Time this call took, ms. */
+  durationMs: number;
+}
+
+/** Options of {@link createOboTokenResolver}. */
+export interface OboTokenResolverOptions {
+  /** The IdP's issuer identifier (discovery at `<issuer>/.well-known/openid-configuration`). */
+  issuer: string | URL;
+  /** The runtime's client id at the IdP. */
+  clientId: string;
+  /** The runtime's client secret (for `client_secret_post` / `client_secret_basic`). */
+  clientSecret?: string;
+  /** `'jwt-bearer'` (default; Entra OBO: `requested_token_use=on_behalf_of`) or RFC 8693 `'token-exchange'`. */
+  grant?: 'jwt-bearer' | 'token-exchange';
+  /** Client authentication; default `client_secret_post` with a secret (Entra style), `private_key_jwt` with a key. */
+  clientAuth?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /** Signing key for `private_key_jwt` (with its `kid` when the IdP needs one). */
+  privateKey?: oidc.CryptoKey | { key: oidc.CryptoKey; kid?: string };
+  /** The token endpoint: given, discovery is skipped. */
+  tokenEndpoint?: string;
+  /** Allow plain-http IdP URLs (loopback tests only). */
+  allowInsecureRequests?: boolean;
+  /** Tokens leave the cache this long before they expire; default 60 000 ms. */
+  skewMs?: number;
+  /** Most tokens cached (least recently used evicted); default 10 000. */
+  maxEntries?: number;
+  /** Budget of each IdP request (discovery or exchange), ms; default 10 000. */
+  timeoutMs?: number;
+  /** Longest `Retry-After` honoured, ms; a longer one fails at once (retryable). Default 5 000. */
+  maxRetryAfterMs?: number;
+  /** Wait before the one retry of a 5xx, network error or timeout without `Retry-After`, ms; default 100. */
+  retryDelayMs?: number;
+  /** undici dispatcher for the IdP requests (pool, proxy, mock). */
+  dispatcher?: Dispatcher;
+  /** Called for every resolved call (cache hit, coalesced or exchanged). A throw is ignored. Never given a token. */
+  onExchange?: (e: OboExchangeInfo) => void;
+  /** Clock (epoch ms) for token lifetimes; for tests. */
+  now?: () => number;
+  /** How the retry waits; for tests. */
+  sleep?: (ms: number) => Promise<void>;
+}
+
+interface Flight {
+  promise: Promise<OboToken>;
+  force: boolean;
+}
+
+/**
+ * Creates an {@link OboTokenResolver} backed by an OIDC IdP.
+ *
+ * - Discovery runs once per resolver, lazily (concurrent first calls share it; a failure is not remembered),
+ *   or not at all when `tokenEndpoint` is given.
+ * - Tokens are cached per tenant, user (the assertion's `tid`+`oid`, else `sub`), sorted scopes, audience,
+ *   issuer, client and grant, until `expires_in` minus `skewMs`, and never past the assertion's own `exp`.
+ * - Concurrent misses of one key make one IdP request; `forceRefresh` replaces the entry.
+ * - One retry on timeouts, network errors, 429 (after `Retry-After`, up to `maxRetryAfterMs`) and 5xx; none
+ *   on `invalid_grant`, `invalid_client`, `consent_required` or any other 4xx. Failures are never cached.
+ * - Rejects with `OboError`: `exchange_failed` (with `retryable` and a token-free `cause`), `timeout`,
+ *   `empty_exchange_response`, `missing_upstream_token`, `invalid_request`, `aborted`.
+ *
+ * @example
+ * ```ts
+ * import { createOboTokenResolver, MCPManager } from 'mcp-switchboard';
+ *
+ * const oboTokenResolver = createOboTokenResolver({
+ *   issuer: `https://login.microsoftonline.com/${tenantId}/v2.0`,
+ *   clientId: process.env.CLIENT_ID!,
+ *   clientSecret: process.env.CLIENT_SECRET!,
+ * });
+ * const manager = new MCPManager({ servers, oboTokenResolver });
+ * ```
+ */
+export function createOboTokenResolver(opts: OboTokenResolverOptions): OboTokenResolver {
+  const resolver = new OboResolver(opts);
+  return (req) => resolver.resolve(req);
+}
+
+class OboResolver {
+  readonly #issuer: URL;
+  readonly #clientId: string;
+  readonly #clientMetadata: Partial<oidc.ClientMetadata>;
+  readonly #clientAuth: oidc.ClientAuth;
+  readonly #grant: 'jwt-bearer' | 'token-exchange';
+  readonly #tokenEndpoint: string | undefined;
+  readonly #insecure: boolean;
+  readonly #skewMs: number;
+  readonly #timeoutMs: number;
+  readonly #maxRetryAfterMs: number;
+  readonly #retryDelayMs: number;
+  readonly #dispatcher: Dispatcher | undefined;
+  readonly #onExchange: OboTokenResolverOptions['onExchange'];
+  readonly #now: () => number;
+  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #keyPrefix: string;
+  readonly #cache: OboTokenCache;
+  readonly #assertions: AssertionInfoCache;
+  readonly #inflight = new Map<string, Flight>();
+  #metadata: Promise<oidc.ServerMetadata> | undefined;
+  #seq = 0;
+
+  constructor(opts: OboTokenResolverOptions) {
+    if (!opts || typeof opts !== 'object') throw new TypeError('createOboTokenResolver: options are required');
+    let issuer: URL;
+    try {
+      issuer = new URL(opts.issuer);
+    } catch {
+      throw new TypeError('createOboTokenResolver: issuer must be a valid URL');
+    }
+    if (typeof opts.clientId !== 'string' || !opts.clientId) throw new TypeError('createOboTokenResolver: clientId is required');
+    const grant = opts.grant ?? 'jwt-bearer';
+    if (grant !== 'jwt-bearer' && grant !== 'token-exchange') {
+      throw new TypeError("createOboTokenResolver: grant must be 'jwt-bearer' or 'token-exchange'");
+    }
+    const insecure = opts.allowInsecureRequests === true;
+    const endpoints = [issuer.href, ...(opts.tokenEndpoint === undefined ? [] : [opts.tokenEndpoint])];
+    for (const url of endpoints) {
+      let protocol: string;
+      try {
+        protocol = new URL(url).protocol;
+      } catch {
+        throw new TypeError('createOboTokenResolver: tokenEndpoint must be a valid URL');
+      }
+      if (protocol !== 'https:' && !(insecure && protocol === 'http:')) {
+        throw new TypeError('createOboTokenResolver: IdP URLs must be https (allowInsecureRequests permits http, for loopback tests only)');
+      }
+    }
+
+    const method = opts.clientAuth ?? (opts.clientSecret ? 'client_secret_post' : opts.privateKey ? 'private_key_jwt' : undefined);
+    switch (method) {
+      case 'client_secret_post':
+      case 'client_secret_basic':
+        if (!opts.clientSecret) throw new TypeError(`createOboTokenResolver: clientAuth '${method}' needs clientSecret`);
+        this.#clientAuth = method === 'client_secret_post' ? oidc.ClientSecretPost(opts.clientSecret) : oidc.ClientSecretBasic(opts.clientSecret);
+        this.#clientMetadata = { client_secret: opts.clientSecret };
+        break;
+      case 'private_key_jwt':
+        if (!opts.privateKey) throw new TypeError("createOboTokenResolver: clientAuth 'private_key_jwt' needs privateKey");
+        this.#clientAuth = oidc.PrivateKeyJwt(opts.privateKey);
+        this.#clientMetadata = {};
+        break;
+      case undefined:
+        throw new TypeError('createOboTokenResolver: a confidential client is required: give clientSecret or privateKey');
+      default:
+        throw new TypeError("createOboTokenResolver: clientAuth must be 'client_secret_post', 'client_secret_basic' or 'private_key_jwt'");
+    }
+
+    this.#skewMs = nonNegative(opts.skewMs, 60_000, 'skewMs');
+    this.#timeoutMs = positive(opts.timeoutMs, 10_000, 'timeoutMs');
+    this.#maxRetryAfterMs = nonNegative(opts.maxRetryAfterMs, 5_000, 'maxRetryAfterMs');
+    this.#retryDelayMs = nonNegative(opts.retryDelayMs, 100, 'retryDelayMs');
+    const maxEntries = positive(opts.maxEntries, 10_000, 'maxEntries');
+    this.#issuer = issuer;
+    this.#clientId = opts.clientId;
+    this.#grant = grant;
+    this.#tokenEndpoint = opts.tokenEndpoint;
+    this.#insecure = insecure;
+    this.#dispatcher = opts.dispatcher;
+    this.#onExchange = opts.onExchange;
+    this.#now = opts.now ?? Date.now;
+    this.#sleep = opts.sleep ?? sleep;
+    this.#keyPrefix = JSON.stringify([issuer.href, opts.clientId, grant]);
+    this.#cache = new OboTokenCache({ maxEntries, now: this.#now });
+    this.#assertions = new AssertionInfoCache(Math.min(maxEntries, 1_000));
+  }
+
+  resolve(req: OboRequest): Promise<OboToken> {
+    const started = performance.now();
+    const serverName = req?.serverName;
+    if (typeof req?.assertion !== 'string' || req.assertion.trim() === '') {
+      return Promise.reject(new OboError('missing_upstream_token', `No upstream token to exchange for server "${serverName}"`, { serverName }));
+    }
+    const scopes = req.scopes;
+    if (!Array.isArray(scopes) || scopes.length === 0 || scopes.some((s) => typeof s !== 'string' || s === '' || /\s/.test(s))) {
+      return Promise.reject(
+        new OboError('invalid_request', `OBO for server "${serverName}" needs at least one scope, each without whitespace`, { serverName }),
+      );
+    }
+    if (req.signal?.aborted) return Promise.reject(aborted(serverName));
+
+    const info = this.#assertions.get(req.assertion);
+    const sortedScopes = scopes.length === 1 ? scopes : [...scopes].sort();
+    const key = `${this.#keyPrefix}${JSON.stringify([info.tenantId ?? req.user?.tenantId ?? '', info.subject, sortedScopes, req.audience ?? ''])}`;
+
+    if (!req.forceRefresh) {
+      const hit = this.#cache.get(key);
+      if (hit) {
+        this.#emit(req, true, false, started);
+        return Promise.resolve({ ...hit });
+      }
+    }
+
+    let flight = this.#inflight.get(key);
+    const coalesced = !!flight && (!req.forceRefresh || flight.force);
+    if (!flight || !coalesced) {
+      const promise = this.#exchange(key, req, info, ++this.#seq);
+      const current: Flight = { promise, force: !!req.forceRefresh };
+      flight = current;
+      this.#inflight.set(key, current);
+      // Also the rejection handler that keeps a flight all of whose callers aborted from going unhandled.
+      const done = () => {
+        if (this.#inflight.get(key) === current) this.#inflight.delete(key);
+      };
+      promise.then(done, done);
+    }
+    return raceAbort(flight.promise, req.signal, serverName).then((token) => {
+      this.#emit(req, false, coalesced, started);
+      return { ...token };
+    });
+  }
+
+  /** One exchange for a key: at most two IdP requests (one retry on a transient failure). */
+  async #exchange(key: string, req: OboRequest, info: AssertionInfo, seq: number): Promise<OboToken> {
+    let failure: IdpFailure;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.#request(req);
+        return this.#store(key, res, info, seq);
+      } catch (err) {
+        // Anything unclassified is permanent, and its text (which might echo a request) is not passed on.
+        failure = err instanceof IdpRequestError ? err.failure : { kind: 'unknown', retryable: false, cause: {} };
+      }
+      if (attempt === 2 || !failure.retryable) break;
+      if (failure.retryAfterMs !== undefined && failure.retryAfterMs > this.#maxRetryAfterMs) break;
+      await this.#sleep(failure.retryAfterMs ?? this.#retryDelayMs);
+    }
+    throw toOboError(failure, req.serverName);
+  }
+
+  async #request(req: OboRequest): Promise<oidc.TokenEndpointResponse> {
+    const metadata = await this.#serverMetadata();
+    const params: Record<string, string> =
+      this.#grant === 'jwt-bearer'
+        ? { assertion: req.assertion, requested_token_use: 'on_behalf_of', scope: req.scopes.join(' ') }
+        : {
+            subject_token: req.assertion,
+            subject_token_type: ACCESS_TOKEN_TYPE,
+            scope: req.scopes.join(' '),
+            ...(req.audience === undefined ? {} : { audience: req.audience }),
+          };
+    return idpRequest((fetch) => {
+      const config = this.#configuration(metadata, fetch);
+      return oidc.genericGrantRequest(config, this.#grant === 'jwt-bearer' ? JWT_BEARER : TOKEN_EXCHANGE, params);
+    }, this.#requestOptions());
+  }
+
+  /** Discovery once per resolver; concurrent callers share it; a failure is forgotten so the next call retries. */
+  #serverMetadata(): Promise<oidc.ServerMetadata> {
+    if (this.#tokenEndpoint !== undefined) {
+      return Promise.resolve({ issuer: this.#issuer.href.replace(/\/$/, ''), token_endpoint: this.#tokenEndpoint });
+    }
+    if (!this.#metadata) {
+      const pending = idpRequest(
+        async (fetch) => {
+          const config = await oidc.discovery(this.#issuer, this.#clientId, this.#clientMetadata, this.#clientAuth, {
+            [oidc.customFetch]: fetch,
+            execute: this.#insecure ? [oidc.allowInsecureRequests] : [],
+            timeout: Math.ceil(this.#timeoutMs / 1000) + 1,
+          });
+          return { ...config.serverMetadata() } as oidc.ServerMetadata;
+        },
+        this.#requestOptions(),
+      );
+      this.#metadata = pending;
+      pending.catch(() => {
+        if (this.#metadata === pending) this.#metadata = undefined;
+      });
+    }
+    return this.#metadata;
+  }
+
+  #configuration(metadata: oidc.ServerMetadata, fetch: oidc.CustomFetch): oidc.Configuration {
+    // A Configuration per request is cheap and gives each request its own timeout-bound fetch.
+    const config = new oidc.Configuration(metadata, this.#clientId, this.#clientMetadata, this.#clientAuth);
+    config[oidc.customFetch] = fetch;
+    config.timeout = Math.ceil(this.#timeoutMs / 1000) + 1; // ours fires first; this is openid-client's backstop
+    if (this.#insecure) oidc.allowInsecureRequests(config);
+    return config;
+  }
+
+  #requestOptions() {
+    return { timeoutMs: this.#timeoutMs, now: this.#now, ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}) };
+  }
+
+  /** Caches the token for min(expires_in − skew, assertion exp); a token with no such time left is returned, not cached. */
+  #store(key: string, res: oidc.TokenEndpointResponse, info: AssertionInfo, seq: number): OboToken {
+    if (typeof res.access_token !== 'string' || res.access_token === '') {
+      throw new IdpRequestError({ kind: 'empty_response', retryable: false, cause: { status: 200 } });
+    }
+    const now = this.#now();
+    const token: OboToken = { accessToken: res.access_token };
+    if (typeof res.expires_in === 'number' && Number.isFinite(res.expires_in)) {
+      token.expiresAt = now + res.expires_in * 1000;
+      const staleAt = Math.min(token.expiresAt - this.#skewMs, info.expiresAt ?? Infinity);
+      if (staleAt > now) this.#cache.set(key, token, staleAt, seq);
+    }
+    return token;
+  }
+
+  #emit(req: OboRequest, cacheHit: boolean, coalesced: boolean, started: number): void {
+    if (!this.#onExchange) return;
+    const e: OboExchangeInfo = { serverName: req.serverName, userId: req.user?.id, cacheHit, durationMs: performance.now() - started };
+    if (req.user?.tenantId !== undefined) e.tenantId = req.user.tenantId;
+    if (coalesced) e.coalesced = true;
+    try {
+      this.#onExchange(e);
+    } catch {
+      // An observer must not break token resolution.
+    }
+  }
+}
+
+function toOboError(failure: IdpFailure, serverName: string): OboError {
+  const opts = { retryable: failure.retryable, cause: failure.cause, serverName };
+  const what = `OBO token exchange for server "${serverName}"`;
+  switch (failure.kind) {
+    case 'timeout':
+      return new OboError('timeout', `${what} timed out`, { ...opts, retryable: true });
+    case 'empty_response':
+      return new OboError('empty_exchange_response', `${what}: the IdP answered without an access token`, opts);
+    case 'network':
+      return new OboError('exchange_failed', `${what} failed: IdP unreachable (${failure.cause.network})`, opts);
+    case 'http': {
+      const { status, error } = failure.cause;
+      return new OboError('exchange_failed', `${what} failed: ${error ?? 'error'} (HTTP ${status})`, opts);
+    }
+    default:
+      return new OboError('exchange_failed', `${what} failed: unexpected IdP response (${failure.kind})`, opts);
+  }
+}
+
+function aborted(serverName: string): OboError {
+  return new OboError('aborted', `OBO token request for server "${serverName}" was aborted`, { serverName });
+}
+
+/** Settles with `promise`, or rejects this caller alone when its signal aborts first. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, serverName: string): Promise<T> {
+  if (!signal) return promise;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(aborted(serverName));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+function nonNegative(v: number | undefined, dflt: number, name: string): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new TypeError(`createOboTokenResolver: ${name} must be a number >= 0`);
+  return v;
+}
+
+function positive(v: number | undefined, dflt: number, name: string): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TypeError(`createOboTokenResolver: ${name} must be a number > 0`);
+  return v;
+}
