@@ -86,7 +86,7 @@ export class WebSocketClientTransport implements Transport {
           const err = new SwitchboardError('transport_error', `WebSocket server did not accept subprotocol "${MCP_WEBSOCKET_SUBPROTOCOL}"`);
           reject(err);
           this.onerror?.(err);
-          socket.close(1002);
+          socket.close(4002, 'subprotocol mcp required');
           return;
         }
         opened = true;
@@ -135,7 +135,8 @@ export class WebSocketClientTransport implements Transport {
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data instanceof ArrayBuffer ? data.byteLength : 0;
     if (size > this.#maxBytes) {
       this.onerror?.(new SwitchboardError('too_large', `Incoming message of ${size} bytes exceeds ${this.#maxBytes} bytes`));
-      this.#socket?.close(1009);
+      // The browser API allows only 1000 and 3000-4999; 4009 mirrors 1009 ("message too big").
+      this.#socket?.close(4009, 'message too big');
       return;
     }
     let message: JSONRPCMessage;
