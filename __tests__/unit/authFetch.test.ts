@@ -206,21 +206,24 @@ describe('createAuthFetch', () => {
     expect(calls.map((c) => c.url.pathname)).toEqual(['/old', '/new']);
   });
 
-  it('drops Authorization, Cookie and Proxy-Authorization on a cross-origin redirect, without asking the provider', async () => {
+  it('drops Authorization, Cookie, Proxy-Authorization and config headers on a cross-origin redirect, without asking the provider', async () => {
     a.handle((_req, res) => res.writeHead(302, { Location: `${b.origin}/elsewhere` }).end());
     const { calls, provider } = countingProvider();
     const fetch = createAuthFetch({
       dispatcher,
       authHeaders: provider,
-      headers: { Cookie: 'session=s', 'Proxy-Authorization': 'Basic p', 'X-Keep': 'k' },
+      headers: { Cookie: 'session=s', 'Proxy-Authorization': 'Basic p', 'X-Api-Key': 'secret', 'X-Both': 'config' },
     });
-    const res = await fetch(`${a.origin}/start`);
+    const res = await fetch(`${a.origin}/start`, { headers: { 'Mcp-Protocol-Version': '2025-06-18', 'X-Both': 'caller' } });
     expect(await res.text()).toBe('ok');
     expect(b.seen).toHaveLength(1);
     expect(b.seen[0]!.headers.authorization).toBeUndefined();
     expect(b.seen[0]!.headers.cookie).toBeUndefined();
     expect(b.seen[0]!.headers['proxy-authorization']).toBeUndefined();
-    expect(b.seen[0]!.headers['x-keep']).toBe('k');
+    expect(b.seen[0]!.headers['x-api-key']).toBeUndefined();
+    expect(b.seen[0]!.headers['mcp-protocol-version']).toBe('2025-06-18');
+    expect(b.seen[0]!.headers['x-both']).toBe('caller');
+    expect(a.seen[0]!.headers['x-api-key']).toBe('secret');
     expect(calls).toHaveLength(1);
   });
 

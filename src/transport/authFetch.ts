@@ -35,7 +35,7 @@ export interface AuthFetchOptions {
   onRejected?: (res: Response) => Error;
   /** SSRF options: when set, the URL's host (literal IPs included, since the connect hook is not consulted for literal IPs by some paths) and each redirect hop are checked; blocked → SwitchboardError('ssrf_blocked') before anything is sent. */
   ssrf?: SsrfOptions;
-  /** Max redirects followed (default 5). Redirects are followed manually: a redirect to another origin drops Authorization, Cookie and Proxy-Authorization (and the auth provider is not consulted for the other origin). */
+  /** Max redirects followed (default 5). Redirects are followed manually: a redirect to another origin drops Authorization, Cookie and Proxy-Authorization (and the auth provider is not consulted for the other origin). The config's own `headers` (which often carry API keys) are dropped there too; the caller's protocol headers stay. */
   maxRedirects?: number;
 }
 
@@ -77,7 +77,10 @@ export function createAuthFetch(opts: AuthFetchOptions): FetchLike {
   return async (input, init = {}) => {
     const url = new URL(input instanceof URL ? input.href : String(input));
     const method = (init.method ?? 'GET').toUpperCase();
-    const headers = { ...staticHeaders, ...lowerKeys(headersToRecord(init.headers)) };
+    const callerHeaders = lowerKeys(headersToRecord(init.headers));
+    const headers = { ...staticHeaders, ...callerHeaders };
+    // Headers only the config supplied: meant for the configured server, never for another origin.
+    const configOnly = Object.keys(staticHeaders).filter((h) => !(h in callerHeaders));
     if (opts.authHeaders) delete headers.authorization;
     // A stream body can be sent once only: no resend after 401, no redirect that keeps the body.
     const oneShot = !isResendable(init.body);
@@ -99,7 +102,7 @@ export function createAuthFetch(opts: AuthFetchOptions): FetchLike {
         const response = await sendOne(attempt, forceRefresh);
         const location = REDIRECTS.has(response.status) ? response.headers.get('location') : null;
         if (!location || init.redirect === 'manual') return { response, sameOrigin: attempt.sameOrigin };
-        const next = nextHop(attempt, response.status, location);
+        const next = nextHop(attempt, response.status, location, configOnly);
         if (oneShot && next.body !== undefined) return { response, sameOrigin: attempt.sameOrigin };
         await discard(response);
         if (init.redirect === 'error') throw new SwitchboardError('transport_error', `Redirect from ${safeUrl(attempt.url)} refused (redirect: 'error')`);
@@ -152,7 +155,7 @@ function isResendable(body: RequestInit['body'] | undefined): boolean {
   return typeof Blob !== 'undefined' && body instanceof Blob;
 }
 
-function nextHop(from: Attempt, status: number, location: string): Attempt {
+function nextHop(from: Attempt, status: number, location: string, configOnly: readonly string[]): Attempt {
   let target: URL;
   try {
     target = new URL(location, from.url);
@@ -171,7 +174,7 @@ function nextHop(from: Attempt, status: number, location: string): Attempt {
     for (const h of ['content-type', 'content-length', 'content-encoding', 'content-language', 'content-location']) delete headers[h];
   }
   const sameOrigin = from.sameOrigin && target.origin === from.url.origin && !target.username && !target.password;
-  if (!sameOrigin) for (const h of CREDENTIAL_HEADERS) delete headers[h];
+  if (!sameOrigin) for (const h of [...CREDENTIAL_HEADERS, ...configOnly]) delete headers[h];
   return { url: target, method, headers, body, sameOrigin };
 }
 
