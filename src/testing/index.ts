@@ -6,3 +6,5 @@
 export {};
 export * from './websocketServer.js';
 export * from './testIdp.js';
+export * from './testMcpServer.js';
+export * from './inMemory.js';
