@@ -36,7 +36,14 @@ export interface HttpClientOptions {
   connectTimeoutMs?: number;
 }
 
-/** What {@link HttpClient.forConfig} needs of a server config. */
+/**
+ * What {@link HttpClient.forConfig} needs of a server config (a whole `ServerConfig` fits).
+ *
+ * @example
+ * ```ts
+ * const cfg: HttpClientConfig = { source: 'user', proxy: 'http://proxy.corp:3128' };
+ * ```
+ */
 export interface HttpClientConfig {
   /** `user`: written by an end user, so guarded by `userSsrf` whatever `ssrf` says. */
   source?: 'config' | 'user';
@@ -44,7 +51,15 @@ export interface HttpClientConfig {
   proxy?: string;
 }
 
-/** The dispatcher and SSRF rules one server config uses. */
+/**
+ * The dispatcher and SSRF rules one server config uses.
+ *
+ * @example
+ * ```ts
+ * const { dispatcher, ssrf }: HttpClientRoute = http.forConfig(config);
+ * const fetch = createAuthFetch({ dispatcher, ssrf });
+ * ```
+ */
 export interface HttpClientRoute {
   /** Pass to undici `fetch` (via {@link createAuthFetch}) or to the WebSocket transport. */
   dispatcher: Dispatcher;

@@ -27,7 +27,14 @@ export interface SsrfOptions {
   blockPrivate?: boolean;
 }
 
-/** Why an address is not public; see {@link classifyAddress}. */
+/**
+ * Why an address is not public; see {@link classifyAddress}.
+ *
+ * @example
+ * ```ts
+ * const kind: AddressClass | undefined = classifyAddress('10.0.0.1'); // 'private'
+ * ```
+ */
 export type AddressClass =
   | 'unspecified'
   | 'this-network'
@@ -220,7 +227,15 @@ export function checkAddress(address: string, ssrf: SsrfOptions, host: string = 
   return kind ? blocked(host, `${address} is a ${kind} address`) : undefined;
 }
 
-/** The shape of `dns.lookup` as `net.connect` calls it. */
+/**
+ * The shape of `dns.lookup` as `net.connect` calls it.
+ *
+ * @example
+ * ```ts
+ * const fixed: LookupFunction = (_host, opts, cb) =>
+ *   opts.all ? cb(null, [{ address: '127.0.0.1', family: 4 }]) : cb(null, '127.0.0.1', 4);
+ * ```
+ */
 export type LookupFunction = (
   hostname: string,
   options: LookupOptions,

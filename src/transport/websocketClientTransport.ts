@@ -7,13 +7,34 @@ import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { SwitchboardError } from '../errors.js';
 
-/** The WebSocket subprotocol of MCP. */
+/**
+ * The WebSocket subprotocol of MCP.
+ *
+ * @example
+ * ```ts
+ * new WebSocketServer({ handleProtocols: (p) => (p.has(MCP_WEBSOCKET_SUBPROTOCOL) ? MCP_WEBSOCKET_SUBPROTOCOL : false) });
+ * ```
+ */
 export const MCP_WEBSOCKET_SUBPROTOCOL = 'mcp';
 
-/** How long `close()` waits for the server to answer the closing handshake, in ms. */
+/**
+ * How long `close()` waits for the server to answer the closing handshake, in ms.
+ *
+ * @example
+ * ```ts
+ * await transport.close(); // resolves within CLOSE_WAIT_MS even if the server never answers
+ * ```
+ */
 export const CLOSE_WAIT_MS = 2_000;
 
-/** Default largest message accepted, in bytes (16 MiB). */
+/**
+ * Default largest message accepted, in bytes (16 MiB).
+ *
+ * @example
+ * ```ts
+ * new WebSocketClientTransport(url, { maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES * 2 });
+ * ```
+ */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /**
