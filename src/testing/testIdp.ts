@@ -137,6 +137,8 @@ export interface TestIdp {
   resetStats(): void;
   /** The next `n` token-endpoint requests (of that grant) fail with this fault. */
   failNext(n: number, fault: TestIdpFault): void;
+  /** Drops every pending injected fault. */
+  clearFaults(): void;
   /** Added latency (ms) before the token endpoint answers; 0 removes it. */
   setLatency(ms: number): void;
   /** Stops accepting connections (connection refused) while keeping the port. */
@@ -182,6 +184,7 @@ export async function startTestIdp(opts: TestIdpOptions = {}): Promise<TestIdp> 
 // The bits of oidc-provider (untyped, ESM-only dev dependency) and Koa this module uses.
 
 interface KoaContext {
+  req: IncomingMessage;
   method: string;
   path: string;
   status: number;
@@ -412,6 +415,10 @@ class LoopbackTestIdp implements TestIdp {
     this.#faults.push({ remaining: n, fault });
   }
 
+  clearFaults(): void {
+    this.#faults.length = 0;
+  }
+
   setLatency(ms: number): void {
     if (!(ms >= 0)) throw new TypeError('setLatency: ms must be >= 0');
     this.#latencyMs = ms;
@@ -462,7 +469,11 @@ class LoopbackTestIdp implements TestIdp {
     else if (ctx.method === 'GET' && ctx.path === '/jwks') this.#stats.jwks++;
     else if (ctx.method === 'POST' && ctx.path === '/token') {
       this.#stats.tokenRequests++;
-      if (this.#latencyMs > 0) await this.#delay(this.#latencyMs);
+      if (this.#latencyMs > 0) {
+        await this.#delay(this.#latencyMs);
+        // The client gave up (timeout, abort) or the IdP went down meanwhile: nobody is left to answer.
+        if (ctx.req.destroyed || !ctx.req.readable) return;
+      }
     }
     await next();
   };
