@@ -15,3 +15,15 @@ export type { OboTokenResolverOptions, OboExchangeInfo } from './auth/oboTokenRe
 export type { OboRequest, OboToken, OboTokenResolver, OboTrustChecker } from './auth/oboTypes.js';
 export * from './MCPConnection.js';
 export * from './MCPConnectionFactory.js';
+export * from './events.js';
+export { MCPManager } from './MCPManager.js';
+export type { MCPManagerOptions, CallToolArgs, ListToolsArgs, GetConnectionArgs, ToolCallContext, MCPManagerStats, UserAuthHeaderProvider } from './MCPManager.js';
+export { UserConnectionManager, DEFAULT_IDLE_TIMEOUT_MS } from './UserConnectionManager.js';
+export type { UserConnectionManagerOptions, UserConnectRequest, UserGetOptions, UserPoolKey, UserPoolStats } from './UserConnectionManager.js';
+export { AppConnectionPool } from './AppConnectionPool.js';
+export type { AppConnectionPoolOptions, AppConnectRequest } from './AppConnectionPool.js';
+export type { Lease, PoolCounters, PoolKey, PoolableConnection, AcquireOptions } from './pool/ConnectionPool.js';
+export { CircuitBreaker, isServerLevelFailure } from './pool/CircuitBreaker.js';
+export type { CircuitBreakerOptions } from './pool/CircuitBreaker.js';
+export { defaultOboTrustChecker, createOboAuthHeaderProvider, readUpstreamToken, assertOboTrusted, rejectedByServer } from './auth/obo.js';
+export type { OboAuthHeaderProviderOptions } from './auth/obo.js';

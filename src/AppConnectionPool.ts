@@ -1,0 +1,87 @@
+/**
+ * Shared app-level connections for servers that need no user identity: one per server, created lazily.
+ * @module
+ */
+import { SwitchboardError } from './errors.js';
+import type { ServerConfig } from './config/schema.js';
+import { configFingerprint } from './config/fingerprint.js';
+import { requiresUserScopedConnection } from './config/parse.js';
+import type { EvictReason } from './events.js';
+import type { MCPConnection } from './MCPConnection.js';
+import { ConnectionPool, type Lease, type PoolCounters, type PoolKey } from './pool/ConnectionPool.js';
+
+/** What {@link AppConnectionPoolOptions.connect} is asked to open. */
+export interface AppConnectRequest {
+  /** The server's name. */
+  serverName: string;
+  /** The server's config. */
+  config: ServerConfig;
+  /** Aborts when the pool closes or the server is removed. */
+  signal: AbortSignal;
+}
+
+/** Options of {@link AppConnectionPool}. */
+export interface AppConnectionPoolOptions {
+  /** Opens a connected connection; usually `factory.create` without a user. */
+  connect(req: AppConnectRequest): Promise<MCPConnection>;
+  /** Idle time before a shared connection is closed. Default: never. */
+  idleTimeoutMs?: number;
+  /** Event hooks. */
+  hooks?: {
+    onConnect?(key: PoolKey, connection: MCPConnection, durationMs: number): void;
+    onEvict?(key: PoolKey, reason: EvictReason): void;
+    onDisconnect?(key: PoolKey, e: { reason?: EvictReason; error?: SwitchboardError }): void;
+    onError?(key: PoolKey, error: unknown): void;
+  };
+}
+
+/**
+ * One shared connection per server for servers that need no identity. Concurrent first use → one connect.
+ * A server that {@link requiresUserScopedConnection} is refused here whatever the caller asks, so a
+ * per-user credential can never end up on a shared connection.
+ *
+ * @example
+ * ```ts
+ * const app = new AppConnectionPool({ connect: (req) => factory.create(req) });
+ * const lease = await app.acquire('everything', config);
+ * try { await lease.connection.callTool('echo', { message: 'hi' }); } finally { lease.release(); }
+ * ```
+ */
+export class AppConnectionPool {
+  readonly #pool: ConnectionPool<MCPConnection, Omit<AppConnectRequest, 'signal'>>;
+
+  constructor(opts: AppConnectionPoolOptions) {
+    if (typeof opts?.connect !== 'function') throw new TypeError('AppConnectionPool: `connect` must be a function');
+    this.#pool = new ConnectionPool({
+      connect: (_pk, req, signal) => opts.connect({ ...req, signal }),
+      idleTimeoutMs: opts.idleTimeoutMs ?? Infinity,
+      ...(opts.hooks ? { hooks: opts.hooks } : {}),
+    });
+  }
+
+  /** Leases the shared connection of a server; call `release()` when done. */
+  acquire(serverName: string, config: ServerConfig, opts: { forceNew?: boolean; signal?: AbortSignal } = {}): Promise<Lease<MCPConnection>> {
+    if (requiresUserScopedConnection(config)) {
+      return Promise.reject(
+        new SwitchboardError('user_required', `"${serverName}" needs a per-user connection and is never shared`, { serverName }),
+      );
+    }
+    return this.#pool.acquire({ key: serverName, serverName }, { serverName, config }, configFingerprint(config), opts);
+  }
+
+  /** Closes a server's shared connection (after its in-flight calls). */
+  removeServer(serverName: string, reason: EvictReason = 'removed'): Promise<void> {
+    return this.#pool.evictKey(serverName, reason);
+  }
+
+  /** Sizes and counters. */
+  stats(): { appConnections: number; pendingConnects: number; draining: number; counters: PoolCounters } {
+    const s = this.#pool.stats();
+    return { appConnections: s.connections, pendingConnects: s.pending, draining: s.draining, counters: s.counters };
+  }
+
+  /** Closes every connection. Idempotent. */
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Per-user connections: one per (tenant, user, server), joined connects, leases, idle eviction, limits.
+ * @module
+ */
+import { SwitchboardError } from './errors.js';
+import type { ServerConfig } from './config/schema.js';
+import { configFingerprint } from './config/fingerprint.js';
+import type { EvictReason } from './events.js';
+import type { MCPConnection } from './MCPConnection.js';
+import { ConnectionPool, type Lease, type PoolCounters, type PoolKey } from './pool/ConnectionPool.js';
+import type { UserContext } from './types.js';
+
+/** Default idle timeout of a user connection: 15 minutes. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 15 * 60_000;
+
+/** Identifies a user connection in hooks and events. */
+export interface UserPoolKey extends PoolKey {
+  /** The user's id. */
+  userId: string;
+  /** The user's tenant. */
+  tenantId?: string;
+}
+
+/** What {@link UserConnectionManagerOptions.connect} is asked to open. */
+export interface UserConnectRequest {
+  /** The server's name. */
+  serverName: string;
+  /** The server's config (unresolved; placeholders are resolved by the factory). */
+  config: ServerConfig;
+  /** The user. */
+  user: UserContext;
+  /** Aborts when every waiter gave up, the user was disconnected or the manager closed. */
+  signal: AbortSignal;
+}
+
+/** Options of {@link UserConnectionManager}. */
+export interface UserConnectionManagerOptions {
+  /** Opens a connected connection; usually `factory.create`. */
+  connect(req: UserConnectRequest): Promise<MCPConnection>;
+  /** The current config of a server for a user; `undefined` for an unknown server. */
+  getServerConfig(serverName: string, user: UserContext): ServerConfig | undefined;
+  /** Idle time after the last call ended before a connection is closed. Default 15 minutes. */
+  idleTimeoutMs?: number;
+  /** Most connections per user (per tenant and id). Default unlimited. */
+  maxConnectionsPerUser?: number;
+  /** Most user connections in total. Default unlimited. */
+  maxUserConnections?: number;
+  /** Event hooks. */
+  hooks?: {
+    onConnect?(key: UserPoolKey, connection: MCPConnection, durationMs: number): void;
+    onEvict?(key: UserPoolKey, reason: EvictReason): void;
+    onDisconnect?(key: UserPoolKey, e: { reason?: EvictReason; error?: SwitchboardError }): void;
+    onError?(key: UserPoolKey, error: unknown): void;
+  };
+  /** Clock for idle accounting; defaults to `Date.now`. */
+  now?: () => number;
+}
+
+/** Options of one {@link UserConnectionManager.get} / {@link UserConnectionManager.acquire}. */
+export interface UserGetOptions {
+  /** Open a new connection (never joined) that replaces the current one once its calls end. */
+  forceNew?: boolean;
+  /** Aborts this caller's wait only. */
+  signal?: AbortSignal;
+  /** A config to use instead of the registered one (for servers the host keeps per user). */
+  config?: ServerConfig;
+}
+
+/** Sizes and counters of the user pool. */
+export interface UserPoolStats {
+  /** Users with at least one connection or pending connect. */
+  users: number;
+  /** Open user connections. */
+  userConnections: number;
+  /** Connects in flight. */
+  pendingConnects: number;
+  /** Retired connections waiting for their in-flight calls to end. */
+  draining: number;
+  /** Connects, joins, hits, failures and evictions by reason. */
+  counters: PoolCounters;
+}
+
+/** Validates a user context; a missing id is an error, never "anonymous". */
+export function assertUser(user: UserContext | undefined, serverName: string): asserts user is UserContext {
+  if (!user || typeof user.id !== 'string' || user.id.trim() === '') {
+    throw new SwitchboardError('user_required', `"${serverName}" needs a user connection, and no user (with a non-empty id) was given`, { serverName });
+  }
+  if (user.tenantId !== undefined && typeof user.tenantId !== 'string') {
+    throw new SwitchboardError('user_required', `user.tenantId must be a string (server "${serverName}")`, { serverName });
+  }
+}
+
+/** The owner key of a user: tenant and id, unambiguous whatever characters they contain. */
+export function userOwnerKey(user: Pick<UserContext, 'id' | 'tenantId'>): string {
+  return JSON.stringify([user.tenantId ?? null, user.id]);
+}
+
+/**
+ * One pool of MCP connections per user. A warm `get` is O(1): a map lookup, no scan of other users or
+ * connections. Concurrent gets of one (tenant, user, server) share one connect; a failed connect is not cached.
+ *
+ * @example
+ * ```ts
+ * const users = new UserConnectionManager({
+ *   connect: (req) => factory.create(req),
+ *   getServerConfig: (name) => servers[name],
+ *   idleTimeoutMs: 5 * 60_000,
+ * });
+ * const lease = await users.acquire({ id: 'u1', tenantId: 't1' }, 'github');
+ * try { await lease.connection.callTool('search', { q: 'mcp' }); } finally { lease.release(); }
+ * ```
+ */
+export class UserConnectionManager {
+  readonly #pool: ConnectionPool<MCPConnection, Omit<UserConnectRequest, 'signal'>>;
+  readonly #getServerConfig: UserConnectionManagerOptions['getServerConfig'];
+
+  constructor(opts: UserConnectionManagerOptions) {
+    if (typeof opts?.connect !== 'function') throw new TypeError('UserConnectionManager: `connect` must be a function');
+    if (typeof opts.getServerConfig !== 'function') throw new TypeError('UserConnectionManager: `getServerConfig` must be a function');
+    this.#getServerConfig = opts.getServerConfig;
+    const hooks = opts.hooks ?? {};
+    this.#pool = new ConnectionPool<MCPConnection, Omit<UserConnectRequest, 'signal'>>({
+      connect: (_pk, req, signal) => opts.connect({ ...req, signal }),
+      idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      ...(opts.maxConnectionsPerUser === undefined ? {} : { maxPerOwner: opts.maxConnectionsPerUser }),
+      ...(opts.maxUserConnections === undefined ? {} : { maxTotal: opts.maxUserConnections }),
+      limitNames: { perOwner: 'maxConnectionsPerUser', total: 'maxUserConnections' },
+      hooks: {
+        onConnect: (pk, c, ms) => hooks.onConnect?.(pk as UserPoolKey, c, ms),
+        onEvict: (pk, r) => hooks.onEvict?.(pk as UserPoolKey, r),
+        onDisconnect: (pk, e) => hooks.onDisconnect?.(pk as UserPoolKey, e),
+        onError: (pk, e) => hooks.onError?.(pk as UserPoolKey, e),
+      },
+      ...(opts.now ? { now: opts.now } : {}),
+    });
+  }
+
+  /**
+   * Leases the user's connection to a server for one use; call `release()` when done. Eviction never closes
+   * a connection under a lease.
+   */
+  acquire(user: UserContext, serverName: string, opts: UserGetOptions = {}): Promise<Lease<MCPConnection>> {
+    try {
+      assertUser(user, serverName);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const config = opts.config ?? this.#getServerConfig(serverName, user);
+    if (!config) return Promise.reject(new SwitchboardError('unknown_server', `Unknown MCP server "${serverName}"`, { serverName }));
+    const ownerKey = userOwnerKey(user);
+    const pk: UserPoolKey = {
+      key: `${ownerKey}\u0000${serverName}`,
+      ownerKey,
+      serverName,
+      userId: user.id,
+      ...(user.tenantId === undefined ? {} : { tenantId: user.tenantId }),
+    };
+    return this.#pool.acquire(pk, { serverName, config, user }, configFingerprint(config), opts);
+  }
+
+  /**
+   * The user's connection to a server (connecting if needed). The connection is not leased: prefer
+   * {@link acquire} when making calls, so eviction waits for them.
+   */
+  async get(user: UserContext, serverName: string, opts: UserGetOptions = {}): Promise<MCPConnection> {
+    const lease = await this.acquire(user, serverName, opts);
+    lease.release();
+    return lease.connection;
+  }
+
+  /**
+   * Closes every connection of a user. With `tenantId`, only that tenant's; without, every tenant's user with
+   * that id (this scans the pool; pass the tenant when you know it). Pending connects are cancelled.
+   */
+  async disconnectUser(userId: string, tenantId?: string): Promise<void> {
+    if (tenantId !== undefined) return this.#pool.evictOwner(userOwnerKey({ id: userId, tenantId }), 'disconnected');
+    await this.#pool.evictWhere((pk) => (pk as UserPoolKey).userId === userId, 'disconnected');
+  }
+
+  /** Closes every user connection to a server (e.g. it was removed). */
+  async removeServer(serverName: string, reason: EvictReason = 'removed'): Promise<void> {
+    await this.#pool.evictWhere((pk) => pk.serverName === serverName, reason);
+  }
+
+  /** Sizes and counters. */
+  stats(): UserPoolStats {
+    const s = this.#pool.stats();
+    return { users: s.owners, userConnections: s.connections, pendingConnects: s.pending, draining: s.draining, counters: s.counters };
+  }
+
+  /** Closes every connection and clears every timer. Idempotent. */
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * On-Behalf-Of glue between a connection and the pluggable resolver: an auth-header provider that asks the
+ * resolver for a token on every HTTP request and fails closed. No fallback, ever: when no valid token can be
+ * had the request is not sent, and the caller gets an {@link OboError}.
+ * @module
+ */
+import { OboError, SwitchboardError } from '../errors.js';
+import type { OboExchangeEvent } from '../events.js';
+import type { AuthHeaderProvider } from '../transport/types.js';
+import type { UserContext } from '../types.js';
+import type { OboTokenResolver, OboTrustChecker } from './oboTypes.js';
+
+/**
+ * The default trust policy: OBO is performed for servers the operator configured (`source: 'config'` or no
+ * source) and refused for servers a user added (`source: 'user'`): a user-supplied URL must never receive a
+ * token minted for that user's identity.
+ *
+ * @example
+ * ```ts
+ * const manager = new MCPManager({ servers, oboTokenResolver, oboTrustChecker: (req) => defaultOboTrustChecker(req) && allowList.has(req.serverName) });
+ * ```
+ */
+export const defaultOboTrustChecker: OboTrustChecker = ({ config }) => config.source !== 'user';
+
+/**
+ * Runs a trust checker; `false` or a throw → `OboError('untrusted')`.
+ *
+ * @example
+ * ```ts
+ * await assertOboTrusted(checker, { serverName, config, user }); // throws OboError('untrusted') when refused
+ * ```
+ */
+export async function assertOboTrusted(checker: OboTrustChecker, req: Parameters<OboTrustChecker>[0]): Promise<void> {
+  let trusted: boolean;
+  try {
+    trusted = (await checker(req)) === true;
+  } catch (err) {
+    throw new OboError('untrusted', `The trust check for "${req.serverName}" failed; no token is exchanged for it`, {
+      serverName: req.serverName,
+      cause: err instanceof Error ? { name: err.name, message: err.message } : undefined,
+    });
+  }
+  if (!trusted) {
+    throw new OboError('untrusted', `"${req.serverName}" is not trusted for On-Behalf-Of; no token is exchanged for it`, { serverName: req.serverName });
+  }
+}
+
+/**
+ * Reads the user's upstream token (the OBO assertion). A function is called each time, so a refreshed session
+ * token is used rather than a snapshot. Missing → `OboError('missing_upstream_token', retryable: false)`;
+ * a failing function keeps its error's `retryable` (an IdP outage while refreshing is retryable, a revoked
+ * session is not).
+ *
+ * @example
+ * ```ts
+ * const assertion = await readUpstreamToken(user, 'graph');
+ * ```
+ */
+export async function readUpstreamToken(user: UserContext, serverName: string): Promise<string> {
+  let token: string | undefined;
+  try {
+    token = typeof user.upstreamToken === 'function' ? await user.upstreamToken() : user.upstreamToken;
+  } catch (err) {
+    throw new OboError('missing_upstream_token', `No upstream token could be had for the user to exchange for "${serverName}"`, {
+      serverName,
+      retryable: err instanceof SwitchboardError ? err.retryable : false,
+      cause: err instanceof SwitchboardError ? err.toJSON() : err instanceof Error ? { name: err.name } : undefined,
+    });
+  }
+  if (typeof token !== 'string' || token.trim() === '') {
+    throw new OboError('missing_upstream_token', `The user has no upstream token to exchange for "${serverName}"`, { serverName });
+  }
+  return token;
+}
+
+/** Options of {@link createOboAuthHeaderProvider}. */
+export interface OboAuthHeaderProviderOptions {
+  /** The server the tokens are for. */
+  serverName: string;
+  /** The OBO block of its config. */
+  obo: { scopes: string[]; audience?: string };
+  /** The user the connection is for. */
+  user: UserContext;
+  /** Mints the tokens. */
+  resolver: OboTokenResolver;
+  /** Called after each lookup, for metrics (no token in it). */
+  onExchange?: (e: OboExchangeEvent) => void;
+  /** Clock; defaults to `Date.now`. */
+  now?: () => number;
+}
+
+const TOKEN_CHARS = /^[\x21-\x7e]+$/;
+
+/**
+ * An {@link AuthHeaderProvider} that puts a fresh OBO bearer on every request. The resolver is called for
+ * each request (its cache makes that cheap); `forceRefresh` (after a 401) is passed through. An expired or
+ * malformed token from the resolver is refused, never sent. Every failure is an {@link OboError}.
+ *
+ * @example
+ * ```ts
+ * const authHeaders = createOboAuthHeaderProvider({ serverName: 'graph', obo: { scopes: ['api://graph/.default'] }, user, resolver });
+ * const fetch = createAuthFetch({ dispatcher, authHeaders, retryUnauthorized: true });
+ * ```
+ */
+export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions): AuthHeaderProvider {
+  const { serverName, obo, user, resolver, onExchange } = opts;
+  const now = opts.now ?? Date.now;
+  const report = (started: number, ok: boolean, cacheHit?: boolean, reason?: string) =>
+    onExchange?.({
+      serverName,
+      userId: user.id,
+      ...(user.tenantId === undefined ? {} : { tenantId: user.tenantId }),
+      ...(cacheHit === undefined ? {} : { cacheHit }),
+      ok,
+      durationMs: now() - started,
+      ...(reason === undefined ? {} : { reason }),
+    });
+
+  return async ({ forceRefresh, signal }) => {
+    const started = now();
+    let token: Awaited<ReturnType<OboTokenResolver>>;
+    try {
+      const assertion = await readUpstreamToken(user, serverName);
+      signal?.throwIfAborted();
+      token = await resolver({
+        user,
+        assertion,
+        scopes: obo.scopes,
+        serverName,
+        ...(obo.audience === undefined ? {} : { audience: obo.audience }),
+        ...(forceRefresh ? { forceRefresh } : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      const e = toOboError(err, serverName, signal);
+      report(started, false, undefined, e.reason);
+      throw e;
+    }
+    const cacheHit = (token as { cacheHit?: boolean } | undefined)?.cacheHit;
+    if (!token || typeof token.accessToken !== 'string' || token.accessToken === '') {
+      report(started, false, cacheHit, 'empty_exchange_response');
+      throw new OboError('empty_exchange_response', `The token resolver returned no access token for "${serverName}"`, { serverName, retryable: true });
+    }
+    if (!TOKEN_CHARS.test(token.accessToken)) {
+      report(started, false, cacheHit, 'exchange_failed');
+      throw new OboError('exchange_failed', `The token resolver returned a malformed access token for "${serverName}"`, { serverName });
+    }
+    if (token.expiresAt !== undefined && token.expiresAt <= now()) {
+      // A stale token is never sent, not even as a fallback.
+      report(started, false, cacheHit, 'exchange_failed');
+      throw new OboError('exchange_failed', `The token resolver returned an expired token for "${serverName}"`, { serverName, retryable: true });
+    }
+    report(started, true, cacheHit);
+    return { Authorization: `Bearer ${token.accessToken}` };
+  };
+}
+
+function toOboError(err: unknown, serverName: string, signal: AbortSignal | undefined): OboError {
+  if (err instanceof OboError) return err;
+  if (signal?.aborted) return new OboError('aborted', `The token exchange for "${serverName}" was aborted`, { serverName });
+  if (err instanceof SwitchboardError) {
+    return new OboError('exchange_failed', `The token exchange for "${serverName}" failed (${err.code})`, { serverName, retryable: err.retryable, cause: err.toJSON() });
+  }
+  // A custom resolver threw something of its own: keep only its name, never its message (it may hold a token).
+  return new OboError('exchange_failed', `The token exchange for "${serverName}" failed`, {
+    serverName,
+    retryable: (err as { retryable?: unknown } | undefined)?.retryable === true,
+    cause: err instanceof Error ? { name: err.name } : undefined,
+  });
+}
+
+/**
+ * The error for a server that rejected a freshly exchanged token as well: retrying will not help until the
+ * server's or the IdP's configuration changes.
+ *
+ * @example
+ * ```ts
+ * createAuthFetch({ dispatcher, authHeaders, retryUnauthorized: true, onRejected: () => rejectedByServer('graph') });
+ * ```
+ */
+export function rejectedByServer(serverName: string, status?: number): OboError {
+  return new OboError('rejected_by_server', `"${serverName}" rejected a freshly exchanged On-Behalf-Of token${status ? ` (HTTP ${status})` : ''}`, {
+    serverName,
+    ...(status ? { cause: { status } } : {}),
+  });
+}
