@@ -15,6 +15,15 @@ export type { OboTokenResolverOptions, OboExchangeInfo } from './auth/oboTokenRe
 export type { OboRequest, OboToken, OboTokenResolver, OboTrustChecker } from './auth/oboTypes.js';
 export * from './MCPConnection.js';
 export * from './MCPConnectionFactory.js';
+export { createBearerVerifier, defaultTenantId, DEFAULT_BEARER_ALGORITHMS } from './auth/bearerVerifier.js';
+export type { BearerVerifier, BearerVerifierOptions, BearerVerifyOptions, VerifiedBearer } from './auth/bearerVerifier.js';
+export { normalizeScopes } from './auth/scopes.js';
+export { authenticateRequest, createBearerMiddleware, sendBearerError, toAuthInfo } from './auth/httpAdapter.js';
+export type { AuthenticatedRequest, BearerAuthInfo, BearerHttpOptions } from './auth/httpAdapter.js';
+export { createUpstreamTokenProvider } from './auth/upstreamToken.js';
+export type { GetUpstreamTokenOptions, UpstreamTokenProvider, UpstreamTokenProviderOptions, UpstreamUser } from './auth/upstreamToken.js';
+export { MemoryUpstreamSessionStore, sameSession } from './auth/tokenStore.js';
+export type { MemoryUpstreamSessionStoreOptions, UpstreamSession, UpstreamSessionStore } from './auth/tokenStore.js';
 export * from './events.js';
 export { MCPManager } from './MCPManager.js';
 export type { MCPManagerOptions, CallToolArgs, ListToolsArgs, GetConnectionArgs, ToolCallContext, MCPManagerStats, UserAuthHeaderProvider } from './MCPManager.js';

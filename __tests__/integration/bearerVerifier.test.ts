@@ -52,8 +52,9 @@ class KeyServer {
 
   #handle(req: IncomingMessage, res: ServerResponse): void {
     const origin = this.issuer.replace(/\/tenant$/, '');
-    const send = (status: number, body?: unknown) =>
+    const send = (status: number, body?: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(body === undefined ? '' : JSON.stringify(body));
+    };
     switch (req.url) {
       case '/tenant/.well-known/openid-configuration':
         this.hits.oidc++;

@@ -11,7 +11,15 @@ import type { UserContext } from '../types.js';
 import { JwksCache, checkUrl, discoverJwksUri } from './jwks.js';
 import { checkScopeList, missingScopes, normalizeScopes } from './scopes.js';
 
-/** Asymmetric JWS algorithms, the default allow-list: a key from a JWKS is public, so HMAC never fits. */
+/**
+ * Asymmetric JWS algorithms, the default allow-list: a key from a JWKS is public, so HMAC never fits.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_BEARER_ALGORITHMS } from 'mcp-switchboard';
+ * createBearerVerifier({ issuer, audience, algorithms: DEFAULT_BEARER_ALGORITHMS.filter((a) => a.startsWith('RS')) });
+ * ```
+ */
 export const DEFAULT_BEARER_ALGORITHMS: readonly string[] = Object.freeze([
   'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
 ]);
@@ -89,8 +97,15 @@ export interface VerifiedBearer {
   scopes: string[];
 }
 
-/** Per-call options of {@link BearerVerifier.verify}. */
-export interface VerifyOptions {
+/**
+ * Per-call options of {@link BearerVerifier.verify}.
+ *
+ * @example
+ * ```ts
+ * await verifier.verify(req.headers.authorization, { requiredScopes: ['Files.ReadWrite'] });
+ * ```
+ */
+export interface BearerVerifyOptions {
   /** Scopes required on top of the verifier's `requiredScopes` (for example per route). */
   requiredScopes?: string[];
 }
@@ -109,7 +124,7 @@ export interface BearerVerifier {
    * Verifies `"Bearer <jwt>"` (scheme case-insensitive) or a bare token. Rejects with a {@link BearerError}
    * only; an `Authorization` value with another scheme (e.g. `Basic`) counts as `missing_token`.
    */
-  verify(authorization: string | undefined, opts?: VerifyOptions): Promise<VerifiedBearer>;
+  verify(authorization: string | undefined, opts?: BearerVerifyOptions): Promise<VerifiedBearer>;
   /**
    * The {@link UserContext} of a verified bearer: `id` is `subject`, `tenantId` the token's tenant, `email`
    * the `email` claim when it is a string, and `upstreamToken` the token itself (the OBO assertion).
@@ -192,7 +207,7 @@ export function createBearerVerifier(opts: BearerVerifierOptions): BearerVerifie
   const fail = (code: BearerErrorCode, message: string, cause?: unknown, scope?: string): BearerError =>
     new BearerError(code, message, { realm, cause, scope });
 
-  async function verify(authorization: string | undefined, callOpts?: VerifyOptions): Promise<VerifiedBearer> {
+  async function verify(authorization: string | undefined, callOpts?: BearerVerifyOptions): Promise<VerifiedBearer> {
     const required = callOpts?.requiredScopes
       ? [...new Set([...requiredScopes, ...checkScopeList(callOpts.requiredScopes, 'requiredScopes')])]
       : requiredScopes;

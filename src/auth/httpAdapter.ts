@@ -51,7 +51,14 @@ export interface BearerAuthInfo {
   extra: { subject: string; tenantId?: string; bearer: VerifiedBearer };
 }
 
-/** A request after {@link createBearerMiddleware} accepted it. */
+/**
+ * A request after {@link createBearerMiddleware} accepted it.
+ *
+ * @example
+ * ```ts
+ * app.get('/me', createBearerMiddleware(verifier), (req: AuthenticatedRequest, res) => res.json({ sub: req.bearer?.subject }));
+ * ```
+ */
 export type AuthenticatedRequest = IncomingMessage & { auth?: BearerAuthInfo; bearer?: VerifiedBearer };
 
 /**

@@ -53,7 +53,14 @@ export interface JwksCacheOptions {
   now?: () => number;
 }
 
-/** The most a {@link JwksCacheOptions.cooldownMs} may be: an IdP's rotated key must be picked up quickly. */
+/**
+ * The most a {@link JwksCacheOptions.cooldownMs} may be: an IdP's rotated key must be picked up quickly.
+ *
+ * @example
+ * ```ts
+ * new JwksCache({ resolveUri, cooldownMs: Math.min(wanted, MAX_JWKS_COOLDOWN_MS) });
+ * ```
+ */
 export const MAX_JWKS_COOLDOWN_MS = 30_000;
 
 type LocalKeySet = ReturnType<typeof createLocalJWKSet>;
@@ -173,7 +180,7 @@ export class JwksCache {
  *
  * @example
  * ```ts
- * import { discoverJwksUri } from 'mcp-switchboard';
+ * // internal helper (not exported from the package)
  * const uri = await discoverJwksUri('https://login.example.com/tenant/v2.0');
  * ```
  */
@@ -216,7 +223,7 @@ export async function discoverJwksUri(
  *
  * @example
  * ```ts
- * import { checkUrl } from 'mcp-switchboard';
+ * // internal helper (not exported from the package)
  * checkUrl(new URL('http://127.0.0.1:8080/jwks'), true, 'jwksUri'); // ok: loopback test
  * ```
  */

@@ -31,7 +31,7 @@ export function normalizeScopes(claims: Record<string, unknown>): string[] {
  *
  * @example
  * ```ts
- * import { missingScopes } from 'mcp-switchboard';
+ * // internal helper (not exported from the package)
  * missingScopes(['a', 'b'], ['a', 'c']); // ['c']
  * ```
  */
@@ -46,7 +46,7 @@ export function missingScopes(granted: readonly string[], required: readonly str
  *
  * @example
  * ```ts
- * import { checkScopeList } from 'mcp-switchboard';
+ * // internal helper (not exported from the package)
  * const required = checkScopeList(['mcp.tools'], 'requiredScopes'); // ['mcp.tools']
  * ```
  */

@@ -12,7 +12,14 @@ import { SwitchboardError, UpstreamTokenError } from '../errors.js';
 import type { FetchLike } from '../transport/types.js';
 import { MemoryUpstreamSessionStore, sameSession, type UpstreamSession, type UpstreamSessionStore } from './tokenStore.js';
 
-/** Who a session belongs to: the user id and, when there is one, the tenant. */
+/**
+ * Who a session belongs to: the user id and, when there is one, the tenant.
+ *
+ * @example
+ * ```ts
+ * const user: UpstreamUser = { id: bearer.subject, tenantId: bearer.tenantId };
+ * ```
+ */
 export interface UpstreamUser {
   /** Stable principal id (required). */
   id: string;
@@ -58,7 +65,14 @@ export interface UpstreamTokenProviderOptions {
   now?: () => number;
 }
 
-/** Per-call options of {@link UpstreamTokenProvider.getToken}. */
+/**
+ * Per-call options of {@link UpstreamTokenProvider.getToken}.
+ *
+ * @example
+ * ```ts
+ * const token = await upstream.getToken(user, { forceRefresh: true, rejectedToken: oldToken });
+ * ```
+ */
 export interface GetUpstreamTokenOptions {
   /** Refresh even if the stored token looks valid (for example after a 401). */
   forceRefresh?: boolean;
