@@ -138,9 +138,9 @@ export interface BearerVerifier {
  *
  * Checks, in order: a token is present and well formed; its `alg` is allowed (so `alg: none` and HMAC signed
  * with the public key are refused before any key is looked up); `iss` is accepted; the signature; `aud`;
- * `exp` / `nbf` with `clockToleranceSec`; `sub`; and finally the required scopes. Keys are cached per key set
- * (see {@link JwksCache}): an unknown `kid` refetches at most once per cooldown, and the last good keys keep
- * serving for a bounded time when the endpoint goes down.
+ * `exp` / `nbf` with `clockToleranceSec`; `sub`; and finally the required scopes. Keys are cached per key set:
+ * an unknown `kid` refetches at most once per cooldown, and the last good keys keep serving for a bounded time
+ * when the endpoint goes down.
  *
  * Throws a `TypeError` for bad options.
  *
