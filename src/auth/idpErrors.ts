@@ -6,9 +6,16 @@
  */
 import * as oidc from 'openid-client';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
-import type { OboErrorCause } from '../errors.js';
+import { SwitchboardError, type OboErrorCause } from '../errors.js';
 
-/** What kind of failure an IdP request ended in. */
+/**
+ * What kind of failure an IdP request ended in.
+ *
+ * @example
+ * ```ts
+ * const kind: IdpFailureKind = failure.kind; // 'timeout' | 'network' | 'http' | …
+ * ```
+ */
 export type IdpFailureKind = 'timeout' | 'network' | 'http' | 'empty_response' | 'invalid_response' | 'unknown';
 
 /**
@@ -43,17 +50,23 @@ export interface IdpFailure {
  * catch (err) { if (err instanceof IdpRequestError) log.warn(err.failure.cause); }
  * ```
  */
-export class IdpRequestError extends Error {
+export class IdpRequestError extends SwitchboardError {
   /** The classified failure. */
   readonly failure: IdpFailure;
   constructor(failure: IdpFailure) {
-    super(`IdP request failed (${failure.kind})`);
-    this.name = 'IdpRequestError';
+    super('idp_request_failed', `IdP request failed (${failure.kind})`, { retryable: failure.retryable, cause: failure.cause });
     this.failure = failure;
   }
 }
 
-/** Options of {@link idpRequest}. */
+/**
+ * Options of {@link idpRequest}.
+ *
+ * @example
+ * ```ts
+ * const opts: IdpRequestOptions = { timeoutMs: 10_000, dispatcher: new Agent({ connections: 16 }) };
+ * ```
+ */
 export interface IdpRequestOptions {
   /** Budget of the whole request (headers and body), ms. */
   timeoutMs: number;

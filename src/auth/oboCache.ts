@@ -70,7 +70,14 @@ export class OboTokenCache {
   }
 }
 
-/** What the resolver needs from an assertion: whose it is and until when it is valid. */
+/**
+ * What the resolver needs from an assertion: whose it is and until when it is valid.
+ *
+ * @example
+ * ```ts
+ * const { subject, tenantId, expiresAt }: AssertionInfo = infos.get(assertion);
+ * ```
+ */
 export interface AssertionInfo {
   /** The user's subject: Entra `oid` (with `tid`), else `sub`; for opaque assertions a hash of the assertion. */
   subject: string;

@@ -16,7 +16,17 @@ const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
-/** What {@link OboTokenResolverOptions.onExchange} reports for each resolved call. Never a token. */
+/**
+ * What {@link OboTokenResolverOptions.onExchange} reports for each resolved call. Never a token.
+ *
+ * @example
+ * ```ts
+ * const resolver = createOboTokenResolver({
+ *   issuer, clientId, clientSecret,
+ *   onExchange: (e: OboExchangeInfo) => metrics.observe('obo', e.durationMs, { hit: e.cacheHit, server: e.serverName }),
+ * });
+ * ```
+ */
 export interface OboExchangeInfo {
   /** The MCP server the token is for. */
   serverName: string;
@@ -32,7 +42,20 @@ export interface OboExchangeInfo {
   durationMs: number;
 }
 
-/** Options of {@link createOboTokenResolver}. */
+/**
+ * Options of {@link createOboTokenResolver}.
+ *
+ * @example
+ * ```ts
+ * const opts: OboTokenResolverOptions = {
+ *   issuer: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0',
+ *   clientId: 'agent-runtime',
+ *   clientAuth: 'private_key_jwt',
+ *   privateKey: { key: signingKey, kid: 'runtime-2026' },
+ *   timeoutMs: 5_000,
+ * };
+ * ```
+ */
 export interface OboTokenResolverOptions {
   /** The IdP's issuer identifier (discovery at `<issuer>/.well-known/openid-configuration`). */
   issuer: string | URL;

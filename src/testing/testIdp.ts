@@ -11,7 +11,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, type CryptoKey, type JWK } from 'jose';
 
-/** Options of {@link startTestIdp}. */
+/**
+ * Options of {@link startTestIdp}.
+ *
+ * @example
+ * ```ts
+ * const idp = await startTestIdp({ exchangedTokenTtlSec: 30, rotateRefreshTokens: false });
+ * ```
+ */
 export interface TestIdpOptions {
   /** Lifetime of exchanged (downstream) tokens in seconds; default 300. */
   exchangedTokenTtlSec?: number;
@@ -31,6 +38,12 @@ export interface TestIdpOptions {
  * A fault the token endpoint answers with instead of running the grant (see {@link TestIdp.failNext}).
  * The body is `{ error, error_description, error_codes, suberror, claims }` (absent fields omitted), or
  * `body` verbatim when given.
+ *
+ * @example
+ * ```ts
+ * idp.failNext(1, { status: 429, retryAfterSec: 1, grant: 'exchange' });
+ * idp.failNext(1, { status: 400, error: 'invalid_grant', suberror: 'consent_required', error_codes: [65001] });
+ * ```
  */
 export interface TestIdpFault {
   /** HTTP status, e.g. 400, 429, 503. */
@@ -53,7 +66,15 @@ export interface TestIdpFault {
   body?: Record<string, unknown>;
 }
 
-/** Counters of requests the test IdP received since start (or {@link TestIdp.resetStats}). */
+/**
+ * Counters of requests the test IdP received since start (or {@link TestIdp.resetStats}).
+ *
+ * @example
+ * ```ts
+ * await Promise.all(Array.from({ length: 100 }, () => resolver(req)));
+ * expect(idp.stats().exchanges).toBe(1);
+ * ```
+ */
 export interface TestIdpStats {
   /** Every POST to the token endpoint, whatever its outcome. */
   tokenRequests: number;
@@ -67,7 +88,14 @@ export interface TestIdpStats {
   jwks: number;
 }
 
-/** Options of {@link TestIdp.mintAccessToken}. */
+/**
+ * Options of {@link TestIdp.mintAccessToken}.
+ *
+ * @example
+ * ```ts
+ * const expired = await idp.mintAccessToken({ sub: 'user-1', tenantId: 'contoso', expiresInSec: -60 });
+ * ```
+ */
 export interface MintAccessTokenOptions {
   /** The user's subject; also copied to `oid`. */
   sub: string;
@@ -85,7 +113,14 @@ export interface MintAccessTokenOptions {
   claims?: Record<string, unknown>;
 }
 
-/** A refreshable user session as {@link TestIdp.startSession} returns it. */
+/**
+ * A refreshable user session as {@link TestIdp.startSession} returns it.
+ *
+ * @example
+ * ```ts
+ * const { accessToken, refreshToken, expiresAt } = await idp.startSession({ sub: 'user-1', expiresInSec: 120 });
+ * ```
+ */
 export interface TestIdpSession {
   /** A user access token for the runtime audience. */
   accessToken: string;
@@ -95,7 +130,17 @@ export interface TestIdpSession {
   expiresAt: number;
 }
 
-/** A running test IdP; see {@link startTestIdp}. */
+/**
+ * A running test IdP; see {@link startTestIdp}.
+ *
+ * @example
+ * ```ts
+ * const idp: TestIdp = await startTestIdp();
+ * await idp.down(); // connection refused
+ * await idp.up();   // same port again
+ * await idp.close();
+ * ```
+ */
 export interface TestIdp {
   /** `http://127.0.0.1:PORT` (discovery at `/.well-known/openid-configuration`). */
   issuer: string;
