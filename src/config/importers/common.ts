@@ -1,0 +1,60 @@
+/**
+ * What every importer returns, and the small helpers they share.
+ * @module
+ */
+import type { ConfigIssue } from '../../errors.js';
+
+/**
+ * Something in a source file that was not imported as written: a field with no equivalent here, a placeholder
+ * rewritten with a caveat, a server skipped. `path` is dotted from the document's root, e.g.
+ * `mcpServers.github.iconPath`, so the operator can find it in the file.
+ */
+export type ImportWarning = ConfigIssue;
+
+/**
+ * The result of an importer: server configs in this package's raw format (to be validated with
+ * `parseServersConfig`, which `loadConfigFile` does) and everything that could not be carried over.
+ *
+ * @example
+ * ```ts
+ * const { servers, warnings } = importClaudeDesktop(JSON.parse(text));
+ * const configs = parseServersConfig(servers);
+ * for (const w of warnings) console.warn(`${w.path}: ${w.message}`);
+ * ```
+ */
+export interface ImportResult {
+  /** Server name → config in this package's format, not yet validated. */
+  servers: Record<string, unknown>;
+  /** What was not imported as written, each with its path in the source document. */
+  warnings: ImportWarning[];
+}
+
+/** True for a plain object (not an array, not null). */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
+}
+
+/** Applies `fn` to a string, to each string of an array, or leaves any other value for validation to report. */
+export function mapStrings(value: unknown, path: string, fn: (s: string, path: string) => string): unknown {
+  if (typeof value === 'string') return fn(value, path);
+  if (Array.isArray(value)) return value.map((v, i) => (typeof v === 'string' ? fn(v, `${path}.${i}`) : v));
+  return value;
+}
+
+/**
+ * Rewrites the values of a string map (env, headers). `fn` returns `undefined` to leave an entry out (the caller
+ * has already warned about it). A value that is not a map is returned as it is, for validation to report.
+ */
+export function mapRecord(value: unknown, path: string, fn: (s: string, path: string) => string | undefined): unknown {
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string') {
+      out[k] = v;
+      continue;
+    }
+    const mapped = fn(v, `${path}.${k}`);
+    if (mapped !== undefined) out[k] = mapped;
+  }
+  return out;
+}

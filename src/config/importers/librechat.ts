@@ -1,0 +1,221 @@
+/**
+ * Importer for the `mcpServers` block of LibreChat's `librechat.yaml`.
+ *
+ * Mapped: `type` (an omitted type with an http(s) URL is `sse`, as LibreChat infers it), `command`, `args`,
+ * `env`, `cwd`, `stderr` (string forms), `url`, `headers`, `proxy`, `timeout` → `timeoutMs`, `initTimeout` →
+ * `initTimeoutMs`, `title`, `description`, `customUserVars` (title, description), `obo` (scopes, audience),
+ * `oauth` (`scope` → `scopes`, `client_id` → `clientId`), `requiresOAuth: true` → per-user OAuth, `startup: false`
+ * (connections are made on first use here anyway).
+ *
+ * Placeholders: `{{LIBRECHAT_USER_ID}}` → `{{user.id}}`, `{{LIBRECHAT_USER_EMAIL}}` → `{{user.email}}`, a custom
+ * user variable `{{NAME}}` → `{{var.NAME}}`, `${ENV}` unchanged. Other `{{LIBRECHAT_USER_*}}` fields become
+ * host-supplied variables `{{var.LIBRECHAT_USER_*}}` (with a warning); request and token placeholders such as
+ * `{{LIBRECHAT_OPENID_TOKEN}}` have no equivalent: a header or env entry using one is left out, with a warning.
+ *
+ * Everything else (UI fields such as `iconPath`, `chatMenu`, `serverInstructions`, OAuth endpoints and secrets,
+ * unknown fields, `mcpSettings`) is reported as a warning with its path; nothing is dropped silently.
+ * @module
+ */
+import { ConfigError } from '../../errors.js';
+import { isPlainObject, mapRecord, mapStrings, type ImportResult, type ImportWarning } from './common.js';
+
+/**
+ * Field names of this package (relative to one server) → the LibreChat field they came from, so that a validation
+ * problem can be reported at the path the operator wrote.
+ */
+export const LIBRECHAT_FIELD_ALIASES: Readonly<Record<string, string>> = {
+  timeoutMs: 'timeout',
+  initTimeoutMs: 'initTimeout',
+  'oauth.scopes': 'oauth.scope',
+  'oauth.clientId': 'oauth.client_id',
+};
+
+const UI_FIELDS: Record<string, string> = {
+  iconPath: 'display icon of the LibreChat UI',
+  chatMenu: 'LibreChat chat-menu visibility',
+  serverInstructions: 'LibreChat agent-prompt setting; add instructions in the host',
+};
+
+const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
+
+interface ServerContext {
+  warnings: ImportWarning[];
+  /** Variables declared in the server's `customUserVars`. */
+  declared: Set<string>;
+  /** Variables to declare for `{{LIBRECHAT_USER_*}}` fields that have no built-in equivalent. */
+  hostVars: Map<string, { title: string; description: string }>;
+}
+
+/**
+ * Converts the `mcpServers` block of a parsed `librechat.yaml` into this package's raw server configs.
+ * Throws {@link ConfigError} only when the document has no usable `mcpServers` mapping; problems inside a server
+ * are left for `parseServersConfig` to report.
+ *
+ * @example
+ * ```ts
+ * import { parse } from 'yaml';
+ * import { importLibreChat, parseServersConfig } from 'mcp-switchboard';
+ * const { servers, warnings } = importLibreChat(parse(await readFile('librechat.yaml', 'utf8')));
+ * const configs = parseServersConfig(servers);
+ * ```
+ */
+export function importLibreChat(doc: unknown): ImportResult {
+  if (!isPlainObject(doc)) throw new ConfigError([{ path: '(root)', message: 'a librechat.yaml document must be a mapping' }]);
+  const warnings: ImportWarning[] = [];
+  if ('mcpSettings' in doc) {
+    warnings.push({ path: 'mcpSettings', message: 'not imported: restrict reachable hosts with the transport SSRF guard of the host instead' });
+  }
+  const block = doc.mcpServers;
+  if (!isPlainObject(block)) {
+    throw new ConfigError([{ path: 'mcpServers', message: block === undefined ? 'is missing' : 'must be a mapping of server name → config' }]);
+  }
+  const servers: Record<string, unknown> = {};
+  for (const [name, entry] of Object.entries(block)) {
+    servers[name] = isPlainObject(entry) ? importServer(entry, `mcpServers.${name}`, warnings) : entry;
+  }
+  return { servers, warnings };
+}
+
+function importServer(entry: Record<string, unknown>, base: string, warnings: ImportWarning[]): Record<string, unknown> {
+  const vars = isPlainObject(entry.customUserVars) ? entry.customUserVars : {};
+  const ctx: ServerContext = { warnings, declared: new Set(Object.keys(vars)), hostVars: new Map() };
+  const plain = (s: string, path: string) => rewrite(s, path, ctx, false) as string;
+  const droppable = (s: string, path: string) => rewrite(s, path, ctx, true);
+  const out: Record<string, unknown> = {};
+
+  for (const [key, value] of Object.entries(entry)) {
+    const path = `${base}.${key}`;
+    switch (key) {
+      case 'type':
+        out.type = value === 'http' ? 'streamable-http' : value;
+        break;
+      case 'command':
+      case 'cwd':
+      case 'url':
+      case 'proxy':
+      case 'args':
+        out[key] = mapStrings(value, path, plain);
+        break;
+      case 'env':
+      case 'headers':
+        out[key] = mapRecord(value, path, droppable);
+        break;
+      case 'timeout':
+        out.timeoutMs = value;
+        break;
+      case 'initTimeout':
+        out.initTimeoutMs = value;
+        break;
+      case 'title':
+      case 'description':
+        out[key] = value;
+        break;
+      case 'stderr':
+        if (value === 'inherit' || value === 'ignore' || value === 'pipe') out.stderr = value;
+        else warnings.push({ path, message: 'not imported: only "inherit", "ignore" and "pipe" are supported' });
+        break;
+      case 'customUserVars':
+        out.customUserVars = importCustomUserVars(value, path, warnings);
+        break;
+      case 'obo':
+        out.obo = pickKnown(value, path, ['scopes', 'audience'], warnings);
+        break;
+      case 'oauth':
+        out.oauth = importOAuth(value, path, warnings);
+        break;
+      case 'requiresOAuth':
+        // LibreChat discovers the OAuth flow itself; here the host's per-user auth provider supplies the bearer.
+        if (value === true && !('oauth' in entry)) out.oauth = {};
+        else if (value !== true && value !== false) warnings.push({ path, message: 'not imported: must be true or false' });
+        break;
+      case 'startup':
+        if (value !== false) warnings.push({ path, message: 'not imported: connections are made on first use, never at startup' });
+        break;
+      default:
+        warnings.push({ path, message: UI_FIELDS[key] ? `not imported: ${UI_FIELDS[key]}` : 'not imported: unknown LibreChat field' });
+    }
+  }
+
+  if (!('type' in entry)) {
+    // LibreChat's inference differs from ours for http(s) URLs: it picks SSE, so say so explicitly.
+    if (typeof entry.url === 'string' && !('command' in entry)) out.type = /^wss?:/i.test(entry.url) ? 'websocket' : 'sse';
+  }
+  if (ctx.hostVars.size > 0) {
+    const declared = isPlainObject(out.customUserVars) ? out.customUserVars : {};
+    out.customUserVars = { ...declared, ...Object.fromEntries(ctx.hostVars) };
+  }
+  return out;
+}
+
+/**
+ * Rewrites LibreChat placeholders in one string. With `droppable`, a string using a placeholder that has no
+ * equivalent is left out (`undefined`); otherwise it is kept as written, and validation reports it.
+ */
+function rewrite(value: string, path: string, ctx: ServerContext, droppable: boolean): string | undefined {
+  const unmapped: string[] = [];
+  const out = value.replace(PLACEHOLDER, (raw: string, inner: string) => {
+    if (inner === 'LIBRECHAT_USER_ID') return '{{user.id}}';
+    if (inner === 'LIBRECHAT_USER_EMAIL') return '{{user.email}}';
+    if (inner.startsWith('LIBRECHAT_USER_')) {
+      if (!ctx.declared.has(inner) && !ctx.hostVars.has(inner)) {
+        ctx.hostVars.set(inner, {
+          title: `LibreChat user field ${inner.slice('LIBRECHAT_USER_'.length)}`,
+          description: `Supplied by the host in UserContext.vars (imported from {{${inner}}}); never let users set it themselves.`,
+        });
+      }
+      ctx.warnings.push({
+        path,
+        message: `{{${inner}}} has no built-in equivalent; mapped to {{var.${inner}}}, which the host must supply in UserContext.vars`,
+      });
+      return `{{var.${inner}}}`;
+    }
+    if (inner.startsWith('LIBRECHAT_')) {
+      unmapped.push(raw);
+      return raw;
+    }
+    // A custom user variable; an undeclared one is reported by validation ("not declared in customUserVars").
+    return `{{var.${inner}}}`;
+  });
+  if (unmapped.length === 0) return out;
+  const hint = unmapped.some((u) => /TOKEN/.test(u)) ? ' (for a delegated token use `obo.scopes`: the Authorization header is then set per request)' : '';
+  ctx.warnings.push({
+    path,
+    message: `${droppable ? 'not imported' : 'cannot be mapped'}: ${unmapped.join(', ')} has no equivalent${hint}`,
+  });
+  return droppable ? undefined : out;
+}
+
+function importCustomUserVars(value: unknown, path: string, warnings: ImportWarning[]): unknown {
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [name, def] of Object.entries(value)) {
+    out[name] = pickKnown(def, `${path}.${name}`, ['title', 'description'], warnings);
+  }
+  return out;
+}
+
+function importOAuth(value: unknown, path: string, warnings: ImportWarning[]): unknown {
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (key === 'scope') out.scopes = v;
+    else if (key === 'client_id') out.clientId = v;
+    else if (key === 'client_secret') {
+      warnings.push({ path: `${path}.${key}`, message: 'not imported: OAuth client secrets belong to the host\'s user auth provider, not to server configs' });
+    } else {
+      warnings.push({ path: `${path}.${key}`, message: 'not imported: the OAuth flow is run by the host\'s user auth provider' });
+    }
+  }
+  return out;
+}
+
+/** Copies the listed keys of an object and warns about the others. */
+function pickKnown(value: unknown, path: string, keys: string[], warnings: ImportWarning[]): unknown {
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    if (keys.includes(key)) out[key] = v;
+    else warnings.push({ path: `${path}.${key}`, message: key === 'sensitive' ? 'not imported: UI hint (treat every variable value as a secret)' : 'not imported: unknown field' });
+  }
+  return out;
+}
