@@ -12,6 +12,14 @@ const T0 = Date.UTC(2030, 0, 1); // fixed clock origin, in ms
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
 
+/** RSA key generation is slow: each kid gets one key pair for the whole file (servers stay per test). */
+const keyPairs = new Map<string, Promise<KeyPair>>();
+function keyPairFor(kid: string): Promise<KeyPair> {
+  let p = keyPairs.get(kid);
+  if (!p) keyPairs.set(kid, (p = generateKeyPair('RS256', { extractable: true })));
+  return p;
+}
+
 /** An in-memory key server behind an injected fetch: counts fetches, can go down, can rotate keys. */
 class FakeKeyServer {
   keys: { kid: string; pair: KeyPair; jwk: JWK }[] = [];
@@ -25,7 +33,7 @@ class FakeKeyServer {
   };
 
   async addKey(kid: string): Promise<void> {
-    const pair = await generateKeyPair('RS256', { extractable: true });
+    const pair = await keyPairFor(kid);
     this.keys.push({ kid, pair, jwk: { ...(await exportJWK(pair.publicKey)), kid, alg: 'RS256', use: 'sig' } });
   }
 
