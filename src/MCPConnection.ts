@@ -386,8 +386,10 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     client.onclose = () => this.#onTransportLost(client, undefined);
     client.onerror = (err: Error) => {
       this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP transport error');
-      // The SSE transport's event stream broke: nothing can reach us any more on this connection.
-      if (err instanceof SseError) this.#onTransportLost(client, err);
+      // The SSE transport's event stream broke: nothing can reach us any more on this connection. Reacted to
+      // on a microtask: EventSource arms its own reconnect timer right after this callback returns, and only
+      // a close() after that clears it.
+      if (err instanceof SseError) queueMicrotask(() => this.#onTransportLost(client, err));
     };
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
       if (client !== this.#client) return;

@@ -34,6 +34,11 @@ export interface TestMcpServerOptions {
   verifyBearer?: (authorization: string | undefined, req: { method: string }) => Promise<{ subject: string }>;
   /** Port to listen on (default 0: an ephemeral port). Pass a closed server's port to "restart" it. */
   port?: number;
+  /**
+   * `false`: answer every request with `Connection: close`, so clients keep no idle pooled sockets (a restart
+   * then leaves nothing stale behind in their pools). Default `true`.
+   */
+  keepAlive?: boolean;
 }
 
 /** One HTTP request as the test server saw it. */
@@ -78,6 +83,8 @@ export interface TestMcpServer {
   stats(): TestMcpServerStats;
   /** Every HTTP request received, in order. */
   requests: TestMcpRequest[];
+  /** Resolves with the counters as soon as `predicate` holds for them (checked on every change). */
+  waitForStats(predicate: (stats: TestMcpServerStats) => boolean): Promise<TestMcpServerStats>;
   /** Forgets every session (closing its streams): the next request with an old session id gets 404. */
   expireSessions(): void;
   /** Stops listening and closes every session, stream and socket. Idempotent. */
@@ -121,6 +128,11 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
   };
   const requests: TestMcpRequest[] = [];
   const sessions = new Map<string, Session>();
+  const waiters = new Set<() => void>();
+  const stats = (): TestMcpServerStats => ({ ...counters, liveSessions: sessions.size });
+  const changed = () => {
+    for (const check of [...waiters]) check();
+  };
   const sockets = new Set<Socket>();
   const sseTransports = new Map<string, SSEServerTransport>();
   const streamableTransports = new Map<string, StreamableHTTPServerTransport>();
@@ -140,6 +152,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
     if (how === 'closed') counters.sessionsClosed++;
     else counters.sessionsExpired++;
     void session.close();
+    changed();
   };
 
   const handleStreamable = async (req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, path: string, sessionId: string | undefined) => {
@@ -161,6 +174,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
         counters.sessionsOpened++;
         streamableTransports.set(id, transport);
         sessions.set(id, { server, close: () => server.close().catch(() => {}) });
+        changed();
       },
       onsessionclosed: (id) => endSession(id, 'closed'),
     });
@@ -176,6 +190,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
       sseTransports.set(id, transport);
       sessions.set(id, { server, close: () => server.close().catch(() => {}) });
       counters.sessionsOpened++;
+      changed();
       // The client closing its event stream ends the session (SSE has no DELETE).
       res.on('close', () => endSession(id, 'closed'));
       await server.connect(transport);
@@ -210,6 +225,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
       ...(sessionId !== undefined ? { sessionId } : {}),
     };
     requests.push(entry);
+    if (opts.keepAlive === false) res.setHeader('Connection', 'close');
     void (async () => {
       let subject = 'anonymous';
       if (opts.verifyBearer) {
@@ -247,7 +263,19 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
     url: `http://127.0.0.1:${port}${opts.transport === 'sse' ? '/sse' : '/mcp'}`,
     port,
     requests,
-    stats: () => ({ ...counters, liveSessions: sessions.size }),
+    stats,
+    waitForStats(predicate) {
+      return new Promise((resolve) => {
+        const check = () => {
+          const now = stats();
+          if (!predicate(now)) return;
+          waiters.delete(check);
+          resolve(now);
+        };
+        waiters.add(check);
+        check();
+      });
+    },
     expireSessions() {
       for (const id of [...sessions.keys()]) endSession(id, 'expired');
     },
