@@ -237,11 +237,8 @@ describe('startTestIdp', () => {
       () => 'ok',
       () => 'failed',
     );
-    // The request reaches the latency stage once the token request was counted.
-    await new Promise<void>((resolve) => {
-      const check = () => (other.stats().tokenRequests > 0 ? resolve() : setImmediate(check));
-      check();
-    });
+    // The request is held by the latency once it was counted.
+    await other.waitForTokenRequests(1);
     await Promise.all([other.close(), other.close()]);
     expect(await pending).toBe('failed');
     await expect(other.up()).rejects.toThrow('closed');

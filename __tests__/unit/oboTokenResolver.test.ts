@@ -199,6 +199,15 @@ describe('createOboTokenResolver cache', () => {
     expect((await resolve(req)).accessToken).toBe('new');
   });
 
+  it('drops the cached token on forceRefresh even when the refresh fails', async () => {
+    idpAnswers(ok('rejected-by-server'), { status: 400, body: { error: 'invalid_grant' } }, ok('fresh'));
+    const resolve = resolverFor();
+    const req = request();
+    await resolve(req);
+    await rejection(resolve({ ...req, forceRefresh: true }));
+    expect((await resolve(req)).accessToken).toBe('fresh');
+  });
+
   it('answers a cache hit in microseconds', async () => {
     idpAnswers(ok());
     const resolve = resolverFor();

@@ -245,6 +245,8 @@ class OboResolver {
     let flight = this.#inflight.get(key);
     const coalesced = !!flight && (!req.forceRefresh || flight.force);
     if (!flight || !coalesced) {
+      // A forced refresh means the cached token was rejected: never serve it again, even if the refresh fails.
+      if (req.forceRefresh) this.#cache.delete(key);
       const promise = this.#exchange(key, req, info, ++this.#seq);
       const current: Flight = { promise, force: !!req.forceRefresh };
       flight = current;

@@ -180,6 +180,8 @@ export interface TestIdp {
   stats(): TestIdpStats;
   /** Zeroes the counters. */
   resetStats(): void;
+  /** Resolves once `stats().tokenRequests` reaches `count` (e.g. to act while an exchange is held by latency). */
+  waitForTokenRequests(count: number): Promise<void>;
   /** The next `n` token-endpoint requests (of that grant) fail with this fault. */
   failNext(n: number, fault: TestIdpFault): void;
   /** Drops every pending injected fault. */
@@ -352,6 +354,7 @@ class LoopbackTestIdp implements TestIdp {
   #stats: TestIdpStats = { tokenRequests: 0, exchanges: 0, refreshes: 0, discovery: 0, jwks: 0 };
   readonly #faults: { remaining: number; fault: TestIdpFault }[] = [];
   #latencyMs = 0;
+  #requestWaiters: { count: number; resolve: () => void }[] = [];
   readonly #delays = new Set<PendingDelay>();
   #listening = false;
   #closing: Promise<void> | undefined;
@@ -454,6 +457,11 @@ class LoopbackTestIdp implements TestIdp {
     this.#stats = { tokenRequests: 0, exchanges: 0, refreshes: 0, discovery: 0, jwks: 0 };
   }
 
+  waitForTokenRequests(count: number): Promise<void> {
+    if (this.#stats.tokenRequests >= count) return Promise.resolve();
+    return new Promise((resolve) => this.#requestWaiters.push({ count, resolve }));
+  }
+
   failNext(n: number, fault: TestIdpFault): void {
     if (!Number.isInteger(n) || n < 1) throw new TypeError('failNext: n must be a positive integer');
     if (!Number.isInteger(fault.status) || fault.status < 100 || fault.status > 599) throw new TypeError('failNext: fault.status must be an HTTP status');
@@ -514,6 +522,7 @@ class LoopbackTestIdp implements TestIdp {
     else if (ctx.method === 'GET' && ctx.path === '/jwks') this.#stats.jwks++;
     else if (ctx.method === 'POST' && ctx.path === '/token') {
       this.#stats.tokenRequests++;
+      this.#wakeRequestWaiters();
       if (this.#latencyMs > 0) {
         await this.#delay(this.#latencyMs);
         // The client gave up (timeout, abort) or the IdP went down meanwhile: nobody is left to answer.
@@ -522,6 +531,13 @@ class LoopbackTestIdp implements TestIdp {
     }
     await next();
   };
+
+  #wakeRequestWaiters(): void {
+    if (this.#requestWaiters.length === 0) return;
+    const due = this.#requestWaiters.filter((w) => w.count <= this.#stats.tokenRequests);
+    this.#requestWaiters = this.#requestWaiters.filter((w) => w.count > this.#stats.tokenRequests);
+    for (const w of due) w.resolve();
+  }
 
   #delay(ms: number): Promise<void> {
     return new Promise((resolve) => {
