@@ -10,6 +10,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, type CryptoKey, type JWK } from 'jose';
+import { SwitchboardError } from '../errors.js';
 
 /**
  * Options of {@link startTestIdp}.
@@ -487,7 +488,7 @@ class LoopbackTestIdp implements TestIdp {
   }
 
   async up(): Promise<void> {
-    if (this.#closing) throw new Error('test IdP is closed');
+    if (this.#closing) throw new SwitchboardError('idp_closed', 'test IdP is closed');
     if (this.#listening) return;
     await this.#listen(this.#port);
   }
