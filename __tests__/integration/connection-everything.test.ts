@@ -1,0 +1,158 @@
+/**
+ * MCPConnection against the reference server `@modelcontextprotocol/server-everything`, as a real child
+ * process: over stdio, SSE and streamable HTTP.
+ *
+ * The HTTP modes of server-everything listen on `process.env.PORT` on every interface and print the port
+ * they were asked for. A preload module (`--import`) makes the child bind 127.0.0.1 on an ephemeral port
+ * (PORT=0) and print the port it actually got, so nothing listens beyond loopback and nothing races for a
+ * port chosen in advance.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
+import type { ConnectionState, MCPConnection } from '../../src/MCPConnection.js';
+import { parseServerConfig } from '../../src/config/index.js';
+import { createDefaultTransport } from '../../src/transport/createTransport.js';
+import type { Transport } from '../../src/transport/types.js';
+
+const require = createRequire(import.meta.url);
+const EVERYTHING = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
+
+const PRELOAD = `
+import net from 'node:net';
+const listen = net.Server.prototype.listen;
+net.Server.prototype.listen = function (...args) {
+  if (typeof args[0] === 'number' || typeof args[0] === 'string') {
+    const cb = args.find((a) => typeof a === 'function');
+    this.once('listening', () => process.stderr.write('SWITCHBOARD_TEST_PORT=' + this.address().port + '\\n'));
+    return cb ? listen.call(this, Number(args[0]), '127.0.0.1', cb) : listen.call(this, Number(args[0]), '127.0.0.1');
+  }
+  return listen.apply(this, args);
+};`;
+
+interface EverythingHttp {
+  port: number;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+/** Starts server-everything in an HTTP mode on 127.0.0.1 and resolves once it listens. */
+function startEverythingHttp(mode: 'sse' | 'streamableHttp'): Promise<EverythingHttp> {
+  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, EVERYTHING, mode], {
+    env: { PATH: process.env.PATH ?? '', PORT: '0' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    const onData = (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const m = /SWITCHBOARD_TEST_PORT=(\d+)/.exec(buffered);
+      if (!m) return;
+      child.stderr!.off('data', onData);
+      child.stderr!.resume(); // keep draining the child's log
+      resolve({ port: Number(m[1]), child, stop });
+    };
+    child.stderr!.on('data', onData);
+    child.once('exit', (code, signal) => reject(new Error(`server-everything ${mode} exited early (${code ?? signal}): ${buffered}`)));
+    child.once('error', reject);
+  });
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function text(result: { content?: unknown }): string | undefined {
+  const first = (result.content as { type: string; text?: string }[] | undefined)?.[0];
+  return first?.type === 'text' ? first.text : undefined;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function nextState(conn: MCPConnection, state: ConnectionState): Promise<void> {
+  return new Promise((resolve) => {
+    const onState = ({ to }: { to: ConnectionState }) => {
+      if (to !== state) return;
+      conn.off('state', onState);
+      resolve();
+    };
+    conn.on('state', onState);
+  });
+}
+
+describe('server-everything over stdio', () => {
+  it('lists and calls tools, reconnects with a new child after the child dies, and ends every child on close', async () => {
+    const transports: Transport[] = [];
+    const factory = new MCPConnectionFactory({
+      reconnect: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 20 },
+      createTransport: (ctx) => {
+        const t = createDefaultTransport(ctx);
+        transports.push(t);
+        return t;
+      },
+    });
+    cleanups.push(() => factory.close());
+    const config = parseServerConfig('everything', { type: 'stdio', command: process.execPath, args: [EVERYTHING, 'stdio'], stderr: 'ignore' });
+    const conn = await factory.create({ serverName: 'everything', config });
+    cleanups.push(() => conn.close());
+
+    const names = (await conn.listTools()).map((t) => t.name);
+    expect(names).toEqual(expect.arrayContaining(['echo', 'get-sum']));
+    expect(text(await conn.callTool('echo', { message: 'hi' }))).toBe('Echo: hi');
+
+    const firstPid = (transports[0] as StdioClientTransport).pid!;
+    expect(isAlive(firstPid)).toBe(true);
+    const lost = nextState(conn, 'reconnecting');
+    const back = nextState(conn, 'connected');
+    process.kill(firstPid, 'SIGKILL');
+    await lost;
+    await back;
+    expect(transports).toHaveLength(2);
+    const secondPid = (transports[1] as StdioClientTransport).pid!;
+    expect(secondPid).not.toBe(firstPid);
+    expect(text(await conn.callTool('echo', { message: 'again' }))).toBe('Echo: again');
+
+    await conn.close();
+    expect(isAlive(firstPid)).toBe(false);
+    expect(isAlive(secondPid)).toBe(false);
+  });
+});
+
+describe.each([
+  ['streamable-http', 'streamableHttp', '/mcp'],
+  ['sse', 'sse', '/sse'],
+] as const)('server-everything over %s', (type, mode, path) => {
+  it('connects on loopback, lists and calls tools, and closes cleanly', async () => {
+    const server = await startEverythingHttp(mode);
+    cleanups.push(() => server.stop());
+    const factory = new MCPConnectionFactory();
+    cleanups.push(() => factory.close());
+    const config = parseServerConfig('everything', { type, url: `http://127.0.0.1:${server.port}${path}` });
+    const conn = await factory.create({ serverName: 'everything', config });
+    cleanups.push(() => conn.close());
+
+    expect((await conn.listTools()).map((t) => t.name)).toEqual(expect.arrayContaining(['echo', 'get-sum']));
+    expect(text(await conn.callTool('echo', { message: 'over http' }))).toBe('Echo: over http');
+    const sum = await conn.callTool('get-sum', { a: 2, b: 3 });
+    expect(text(sum)).toContain('5');
+    if (type === 'streamable-http') expect(conn.sessionId).toEqual(expect.any(String));
+
+    await conn.close();
+    expect(conn.state).toBe('closed');
+  });
+});
