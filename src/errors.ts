@@ -27,6 +27,7 @@ export type SwitchboardErrorCode =
   | 'ssrf_blocked'
   | 'too_large'
   | 'session_expired'
+  | 'not_connected'
   | (string & {});
 
 /** Options accepted by every error constructor of this package. */
