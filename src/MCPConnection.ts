@@ -22,10 +22,24 @@ export type { ReconnectOptions } from './connection/backoff.js';
 /**
  * The life of a connection: `idle` → `connecting` → `connected` ⇄ `reconnecting` → `closed`.
  * `closed` is final; a failed first connect also ends in `closed`.
+ *
+ * @example
+ * ```ts
+ * conn.on('state', ({ to }: { to: ConnectionState }) => {
+ *   if (to === 'reconnecting') metrics.increment('mcp.reconnects');
+ * });
+ * ```
  */
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
-/** Caps on `listTools`, so a misbehaving server cannot make the client page forever or hold unbounded lists. */
+/**
+ * Caps on `listTools`, so a misbehaving server cannot make the client page forever or hold unbounded lists.
+ *
+ * @example
+ * ```ts
+ * const limits: ConnectionLimits = { maxToolPages: 10, maxTools: 1_000 };
+ * ```
+ */
 export interface ConnectionLimits {
   /** Most `tools/list` pages read (default 50). More → `SwitchboardError('too_large')`. */
   maxToolPages?: number;
@@ -73,7 +87,14 @@ export interface MCPConnectionOptions {
   closeTimeoutMs?: number;
 }
 
-/** Payload of the `state` event. */
+/**
+ * Payload of the `state` event.
+ *
+ * @example
+ * ```ts
+ * conn.on('state', (e: StateChangeEvent) => log.info(e, 'mcp connection state'));
+ * ```
+ */
 export interface StateChangeEvent {
   /** The state left. */
   from: ConnectionState;
@@ -81,13 +102,29 @@ export interface StateChangeEvent {
   to: ConnectionState;
 }
 
-/** Payload of the `close` event. */
+/**
+ * Payload of the `close` event.
+ *
+ * @example
+ * ```ts
+ * conn.on('close', ({ error }: ConnectionCloseEvent) => {
+ *   if (error) log.warn({ code: error.code }, 'mcp connection gave up');
+ * });
+ * ```
+ */
 export interface ConnectionCloseEvent {
   /** Why the connection closed on its own (failed connect, reconnects exhausted); absent after `close()`. */
   error?: SwitchboardError;
 }
 
-/** Payload of the `reconnect` event, emitted before each reconnect attempt. */
+/**
+ * Payload of the `reconnect` event, emitted before each reconnect attempt.
+ *
+ * @example
+ * ```ts
+ * conn.on('reconnect', ({ attempt, delayMs }: ReconnectAttemptEvent) => log.debug({ attempt, delayMs }, 'reconnecting'));
+ * ```
+ */
 export interface ReconnectAttemptEvent {
   /** 1-based attempt number. */
   attempt: number;
@@ -95,7 +132,15 @@ export interface ReconnectAttemptEvent {
   delayMs: number;
 }
 
-/** The events of an {@link MCPConnection} and their payloads. */
+/**
+ * The events of an {@link MCPConnection} and their payloads.
+ *
+ * @example
+ * ```ts
+ * const onToolsChanged: (...args: MCPConnectionEvents['toolsChanged']) => void = () => cache.clear();
+ * conn.on('toolsChanged', onToolsChanged);
+ * ```
+ */
 export interface MCPConnectionEvents {
   /** Every state change. */
   state: [event: StateChangeEvent];
@@ -107,7 +152,15 @@ export interface MCPConnectionEvents {
   reconnect: [event: ReconnectAttemptEvent];
 }
 
-/** Options of {@link MCPConnection.callTool}. */
+/**
+ * Options of {@link MCPConnection.callTool}.
+ *
+ * @example
+ * ```ts
+ * const opts: CallToolOptions = { signal: req.signal, timeoutMs: 15_000 };
+ * await conn.callTool('search', { q: 'mcp' }, opts);
+ * ```
+ */
 export interface CallToolOptions {
   /** Aborts the call: it rejects with `SwitchboardError('aborted')` and the server gets `notifications/cancelled`. */
   signal?: AbortSignal;
@@ -423,7 +476,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   }
 
   async #reconnectLoop(immediate: boolean): Promise<void> {
-    const { maxAttempts } = this.#reconnect;
+    // An expired session is re-initialized once even when reconnecting is otherwise disabled.
+    const maxAttempts = immediate ? Math.max(1, this.#reconnect.maxAttempts) : this.#reconnect.maxAttempts;
     let last: SwitchboardError | undefined;
     for (let attempt = 0; attempt < maxAttempts; attempt++) {
       const delayMs = immediate && attempt === 0 ? 0 : backoffDelay(attempt, this.#reconnect, this.#random);

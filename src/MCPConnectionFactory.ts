@@ -15,7 +15,14 @@ import { createAuthFetch } from './transport/authFetch.js';
 import { createDefaultTransport } from './transport/createTransport.js';
 import type { AuthHeaderProvider, FetchLike, Transport, TransportContext, TransportFactory } from './transport/types.js';
 
-/** Who and what a connection is for: passed to the factory's auth hooks. */
+/**
+ * Who and what a connection is for: passed to the factory's auth hooks.
+ *
+ * @example
+ * ```ts
+ * const authHeaders = ({ serverName, user }: ConnectionTarget) => (user ? headersFor(serverName, user) : undefined);
+ * ```
+ */
 export interface ConnectionTarget {
   /** The server's name in the config. */
   serverName: string;
@@ -88,7 +95,15 @@ export interface ConnectionAuth {
   onRejected?: (res: Response) => Error;
 }
 
-/** What {@link MCPConnectionFactory.create} needs. */
+/**
+ * What {@link MCPConnectionFactory.create} needs.
+ *
+ * @example
+ * ```ts
+ * const req: CreateConnectionRequest = { serverName: 'docs', config: servers.docs!, user, signal };
+ * const conn = await factory.create(req);
+ * ```
+ */
 export interface CreateConnectionRequest extends ConnectionTarget {
   /** Aborts the connect (the connection is closed and the call rejects with `aborted`). */
   signal?: AbortSignal;

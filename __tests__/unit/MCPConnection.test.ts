@@ -343,6 +343,37 @@ describe('MCPConnection', () => {
     expect(states).toEqual(['idle', 'connecting', 'connected', 'reconnecting', 'connected']);
   });
 
+  it('re-initializes an expired session even with reconnecting disabled, and closes on a transport loss', async () => {
+    const hooks = newHooks();
+    const servers = createInMemoryServerFactory(() => makeServer(hooks));
+    open.push(servers);
+    let expireNext = true;
+    const conn = new MCPConnection({
+      serverName: 'http',
+      config,
+      reconnect: { maxAttempts: 0 },
+      createTransport: async () => {
+        const t = await servers.createTransport();
+        const send = t.send.bind(t);
+        t.send = async (message: JSONRPCMessage, opts) => {
+          if (expireNext && 'method' in message && message.method === 'tools/call') {
+            expireNext = false;
+            throw new StreamableHTTPError(404, 'Session not found');
+          }
+          return send(message, opts);
+        };
+        return t;
+      },
+    });
+    open.push(conn);
+    const closed = new Promise<{ error?: SwitchboardError }>((resolve) => conn.once('close', resolve));
+    await conn.connect();
+    expect((await conn.callTool('echo', { text: 'x' })).content).toEqual([{ type: 'text', text: 'x' }]);
+    await servers.dropLatest();
+    expect((await closed).error?.code).toBe('connection_closed');
+    expect(conn.state).toBe('closed');
+  });
+
   it('does not resend twice when the new session answers 404 too', async () => {
     const hooks = newHooks();
     const servers = createInMemoryServerFactory(() => makeServer(hooks));

@@ -3,7 +3,14 @@
  * @module
  */
 
-/** Settings of the reconnect loop of an `MCPConnection`. */
+/**
+ * Settings of the reconnect loop of an `MCPConnection`.
+ *
+ * @example
+ * ```ts
+ * const reconnect: ReconnectOptions = { maxAttempts: 8, baseDelayMs: 500, maxDelayMs: 30_000 };
+ * ```
+ */
 export interface ReconnectOptions {
   /** Connection attempts after a transport loss before giving up (default 5). 0 disables reconnecting. */
   maxAttempts?: number;
@@ -13,7 +20,14 @@ export interface ReconnectOptions {
   maxDelayMs?: number;
 }
 
-/** {@link ReconnectOptions} with every default filled in. */
+/**
+ * {@link ReconnectOptions} with every default filled in.
+ *
+ * @example
+ * ```ts
+ * const resolved: ResolvedReconnectOptions = resolveReconnectOptions({ maxAttempts: 3 });
+ * ```
+ */
 export type ResolvedReconnectOptions = Required<ReconnectOptions>;
 
 /**

@@ -8,7 +8,15 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SwitchboardError } from '../errors.js';
 
-/** What was being done when the error happened. */
+/**
+ * What was being done when the error happened: it picks `connect_timeout` / `connect_failed` over
+ * `call_timeout` / `transport_error`.
+ *
+ * @example
+ * ```ts
+ * const phase: OperationPhase = 'connect';
+ * ```
+ */
 export type OperationPhase = 'connect' | 'call';
 
 /**

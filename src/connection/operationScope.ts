@@ -4,10 +4,24 @@
  * @module
  */
 
-/** Why an {@link OperationScope} ended early. */
+/**
+ * Why an {@link OperationScope} ended early.
+ *
+ * @example
+ * ```ts
+ * const reason: ScopeEndReason | undefined = scope.endedBy; // 'aborted' | 'timeout' | 'closed'
+ * ```
+ */
 export type ScopeEndReason = 'aborted' | 'timeout' | 'closed';
 
-/** Options of {@link OperationScope}. */
+/**
+ * Options of {@link OperationScope}.
+ *
+ * @example
+ * ```ts
+ * const opts: OperationScopeOptions = { timeoutMs: 5_000, signal, toError: (reason) => new Error(reason) };
+ * ```
+ */
 export interface OperationScopeOptions {
   /** Deadline of the whole operation in ms from now. */
   timeoutMs: number;

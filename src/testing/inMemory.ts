@@ -8,10 +8,25 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 
-/** An MCP server object: the high-level `McpServer` or the low-level `Server`. */
+/**
+ * An MCP server object: the high-level `McpServer` or the low-level `Server`.
+ *
+ * @example
+ * ```ts
+ * const server: InMemoryMcpServer = new McpServer({ name: 'test', version: '1.0.0' });
+ * ```
+ */
 export type InMemoryMcpServer = McpServer | Server;
 
-/** A connected in-memory pair. */
+/**
+ * A connected in-memory pair.
+ *
+ * @example
+ * ```ts
+ * const pair: InMemoryPair = await createInMemoryPair(server);
+ * await pair.close(); // the client sees its transport close
+ * ```
+ */
 export interface InMemoryPair {
   /** Hand this to a client (or return it from a transport factory). Not started yet. */
   clientTransport: Transport;
@@ -44,7 +59,16 @@ export async function createInMemoryPair(server: InMemoryMcpServer): Promise<InM
   };
 }
 
-/** What {@link createInMemoryServerFactory} returns. */
+/**
+ * What {@link createInMemoryServerFactory} returns.
+ *
+ * @example
+ * ```ts
+ * const servers: InMemoryServerFactory = createInMemoryServerFactory(() => buildServer());
+ * await servers.createTransport();
+ * console.log(servers.pairs.length); // 1
+ * ```
+ */
 export interface InMemoryServerFactory {
   /**
    * Makes a fresh server and pair for each connect attempt; returns the client end. Fits both

@@ -41,7 +41,14 @@ export interface TestMcpServerOptions {
   keepAlive?: boolean;
 }
 
-/** One HTTP request as the test server saw it. */
+/**
+ * One HTTP request as the test server saw it.
+ *
+ * @example
+ * ```ts
+ * const deletes: TestMcpRequest[] = server.requests.filter((r) => r.method === 'DELETE');
+ * ```
+ */
 export interface TestMcpRequest {
   /** HTTP method. */
   method: string;
@@ -55,7 +62,14 @@ export interface TestMcpRequest {
   rejectedWith?: 401 | 404;
 }
 
-/** Counters of a {@link TestMcpServer}. */
+/**
+ * Counters of a {@link TestMcpServer}.
+ *
+ * @example
+ * ```ts
+ * const stats: TestMcpServerStats = await server.waitForStats((s) => s.liveSessions === 0);
+ * ```
+ */
 export interface TestMcpServerStats {
   /** `initialize` requests received. */
   initializeCount: number;
@@ -73,7 +87,16 @@ export interface TestMcpServerStats {
   cancelledCalls: number;
 }
 
-/** A running test server; see {@link startTestMcpServer}. */
+/**
+ * A running test server; see {@link startTestMcpServer}.
+ *
+ * @example
+ * ```ts
+ * const server: TestMcpServer = await startTestMcpServer({ transport: 'sse' });
+ * server.expireSessions();
+ * await server.close();
+ * ```
+ */
 export interface TestMcpServer {
   /** `http://127.0.0.1:PORT/mcp` (streamable HTTP) or `http://127.0.0.1:PORT/sse` (SSE). */
   url: string;
