@@ -5,7 +5,7 @@
 import { MCPConnectionFactory, type MCPConnectionFactoryOptions } from '../../src/MCPConnectionFactory.js';
 import type { ConnectionState, MCPConnection } from '../../src/MCPConnection.js';
 import { parseServerConfig } from '../../src/config/index.js';
-import { OboError, SwitchboardError } from '../../src/errors.js';
+import { ConfigError, OboError, SwitchboardError } from '../../src/errors.js';
 import { startTestMcpServer, type TestMcpServer, type TestMcpServerOptions } from '../../src/testing/testMcpServer.js';
 
 type Kind = TestMcpServerOptions['transport'];
@@ -205,5 +205,48 @@ describe('streamable HTTP sessions', () => {
     expect(err).toBeInstanceOf(SwitchboardError);
     expect(err.code).toBe('connect_failed');
     expect(s.requests[0]!.rejectedWith).toBe(401);
+  });
+});
+
+describe('MCPConnectionFactory', () => {
+  it('resolves placeholders from its env and the user, and a per-create auth wins over the factory hook', async () => {
+    const s = await server({ transport: 'streamable-http' });
+    const f = factory({ env: { MCP_TOKEN: 'from-env' }, authHeaders: () => async () => ({ Authorization: 'Bearer from-hook' }) });
+    const config = parseServerConfig('t', { type: 'streamable-http', url: s.url, headers: { Authorization: 'Bearer ${MCP_TOKEN}' } });
+
+    // The hook's Authorization replaces the static one (the provider is the only source when present).
+    const viaHook = await f.create({ serverName: 't', config });
+    cleanups.push(() => viaHook.close());
+    expect(s.requests.at(-1)!.authorization).toBe('Bearer from-hook');
+
+    const viaCreate = await f.create({
+      serverName: 't',
+      config,
+      user: { id: 'u1' },
+      auth: { authHeaders: async () => ({ Authorization: 'Bearer from-create' }) },
+    });
+    cleanups.push(() => viaCreate.close());
+    expect(s.requests.at(-1)!.authorization).toBe('Bearer from-create');
+    expect(viaCreate.user?.id).toBe('u1');
+    expect(viaCreate.config).toBe(config);
+
+    const plain = factory({ env: { MCP_TOKEN: 'from-env' } });
+    const viaHeaders = await plain.create({ serverName: 't', config });
+    cleanups.push(() => viaHeaders.close());
+    expect(s.requests.at(-1)!.authorization).toBe('Bearer from-env');
+  });
+
+  it('refuses an unresolvable placeholder with a ConfigError before connecting, and refuses create() once closed', async () => {
+    const s = await server({ transport: 'streamable-http' });
+    const f = factory({ env: {} });
+    const config = parseServerConfig('t', { type: 'streamable-http', url: s.url, headers: { 'X-Org': '{{var.ORG}}' }, customUserVars: { ORG: { title: 'Organisation' } } });
+    const err = await rejection(f.create({ serverName: 't', config, user: { id: 'u1' } }));
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).issues[0]!.path).toBe('t.headers.X-Org');
+    expect(s.requests).toHaveLength(0);
+
+    await f.close();
+    await f.close();
+    expect((await rejection(f.create({ serverName: 't', config, user: { id: 'u1', vars: { ORG: 'a' } } }))).code).toBe('connection_closed');
   });
 });
