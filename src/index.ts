@@ -36,3 +36,7 @@ export { CircuitBreaker, isServerLevelFailure } from './pool/CircuitBreaker.js';
 export type { CircuitBreakerOptions } from './pool/CircuitBreaker.js';
 export { defaultOboTrustChecker, createOboAuthHeaderProvider, readUpstreamToken, assertOboTrusted, rejectedByServer } from './auth/obo.js';
 export type { OboAuthHeaderProviderOptions } from './auth/obo.js';
+export { loadConfigFile, parseConfigText } from './config/loadConfigFile.js';
+export type { LoadConfigOptions, LoadedConfig, ParseConfigTextOptions } from './config/loadConfigFile.js';
+export { importLibreChat, importClaudeDesktop, importVsCode, importSwitchboard, detectConfigFormat, CONFIG_FILE_FORMATS } from './config/importers/index.js';
+export type { ConfigFileFormat, ConfigSyntax, DetectHints, ImportResult, ImportWarning } from './config/importers/index.js';
