@@ -4,7 +4,7 @@
  * per-call cancellation and timeouts, and a bounded session DELETE on close.
  * @module
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { createRequire } from 'node:module';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
@@ -274,6 +274,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.#logger = opts.logger ?? silentLogger;
     this.#random = opts.random ?? Math.random;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    // Every in-flight call listens on the close signal: hundreds of concurrent calls are normal, not a leak.
+    setMaxListeners(0, this.#closeController.signal);
   }
 
   /** The current state; see {@link ConnectionState}. */
