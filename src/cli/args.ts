@@ -5,7 +5,14 @@
  */
 import { SwitchboardError } from '../errors.js';
 
-/** One flag a command accepts. */
+/**
+ * One flag a command accepts.
+ *
+ * @example
+ * ```ts
+ * const server: FlagSpec = { name: 'server', short: 's', type: 'string', valueName: 'NAME', description: 'server to use' };
+ * ```
+ */
 export interface FlagSpec {
   /** Long name, used as `--name`. */
   name: string;
@@ -21,7 +28,15 @@ export interface FlagSpec {
   description: string;
 }
 
-/** Parsed arguments of one command. */
+/**
+ * Parsed arguments of one command.
+ *
+ * @example
+ * ```ts
+ * const args: ParsedArgs = parseArgs(['cfg.yaml', '--server', 'graph'], specs);
+ * args.flags.server; // 'graph'
+ * ```
+ */
 export interface ParsedArgs {
   /** Arguments that are not flags, in order. */
   positionals: string[];

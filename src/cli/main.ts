@@ -10,7 +10,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
 import { validateCommand } from './validate.js';
 
-/** Where a command reads its environment and writes its output. */
+/**
+ * Where a command reads its environment and writes its output.
+ *
+ * @example
+ * ```ts
+ * const io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env };
+ * ```
+ */
 export interface CliIo {
   /** Results. */
   stdout: { write(chunk: string): unknown };
@@ -22,7 +29,17 @@ export interface CliIo {
   cwd?: string;
 }
 
-/** One subcommand of the CLI. */
+/**
+ * One subcommand of the CLI.
+ *
+ * @example
+ * ```ts
+ * const hello: CliCommand = {
+ *   name: 'hello', summary: 'say hello', usage: 'hello <name>', flags: [], positionals: { min: 1, max: 1 },
+ *   async run({ positionals }, io) { io.stdout.write(`hello ${positionals[0]}\n`); return EXIT.ok; },
+ * };
+ * ```
+ */
 export interface CliCommand {
   /** The word that selects it, e.g. `validate`. */
   name: string;
@@ -38,7 +55,14 @@ export interface CliCommand {
   run(args: ParsedArgs, io: CliIo): Promise<number>;
 }
 
-/** Exit statuses: 0 success, 1 failure at run time, 2 wrong usage or invalid input. */
+/**
+ * Exit statuses: 0 success, 1 failure at run time, 2 wrong usage or invalid input.
+ *
+ * @example
+ * ```ts
+ * return ok ? EXIT.ok : EXIT.failure;
+ * ```
+ */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 const PROGRAM = 'mcp-switchboard';

@@ -12,19 +12,41 @@ import { CONFIG_FILE_FORMATS, CONFIG_FORMATS, detectConfigFormat, type ConfigFil
 import { parseServersConfig } from './parse.js';
 import type { ServerConfig } from './schema.js';
 
-/** Options of {@link loadConfigFile} and {@link parseConfigText}. */
+/**
+ * Options of {@link loadConfigFile} and {@link parseConfigText}.
+ *
+ * @example
+ * ```ts
+ * await loadConfigFile('servers.yaml', { format: 'librechat' } satisfies LoadConfigOptions);
+ * ```
+ */
 export interface LoadConfigOptions {
   /** The file's format; `auto` (the default) recognises it, see `detectConfigFormat`. An explicit format always wins. */
   format?: ConfigFileFormat | 'auto';
 }
 
-/** Options of {@link parseConfigText}. */
+/**
+ * Options of {@link parseConfigText}.
+ *
+ * @example
+ * ```ts
+ * parseConfigText(text, { fileName: '.vscode/mcp.json' } satisfies ParseConfigTextOptions);
+ * ```
+ */
 export interface ParseConfigTextOptions extends LoadConfigOptions {
   /** The file's name or path: its extension picks JSON or YAML, its base name helps recognise the format. */
   fileName?: string;
 }
 
-/** A loaded, validated config file. */
+/**
+ * A loaded, validated config file.
+ *
+ * @example
+ * ```ts
+ * const loaded: LoadedConfig = await loadConfigFile('librechat.yaml');
+ * new MCPManager({ servers: loaded.servers });
+ * ```
+ */
 export interface LoadedConfig {
   /** Validated server configs, by name. */
   servers: Record<string, ServerConfig>;

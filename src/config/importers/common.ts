@@ -8,6 +8,11 @@ import type { ConfigIssue } from '../../errors.js';
  * Something in a source file that was not imported as written: a field with no equivalent here, a placeholder
  * rewritten with a caveat, a server skipped. `path` is dotted from the document's root, e.g.
  * `mcpServers.github.iconPath`, so the operator can find it in the file.
+ *
+ * @example
+ * ```ts
+ * const w: ImportWarning = { path: 'mcpServers.files.iconPath', message: 'not imported: display icon of the LibreChat UI' };
+ * ```
  */
 export type ImportWarning = ConfigIssue;
 
@@ -29,12 +34,27 @@ export interface ImportResult {
   warnings: ImportWarning[];
 }
 
-/** True for a plain object (not an array, not null). */
+/**
+ * True for a plain object (not an array, not null).
+ *
+ * @example
+ * ```ts
+ * isPlainObject({ a: 1 }); // true
+ * isPlainObject([1]);      // false
+ * ```
+ */
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date);
 }
 
-/** Applies `fn` to a string, to each string of an array, or leaves any other value for validation to report. */
+/**
+ * Applies `fn` to a string, to each string of an array, or leaves any other value for validation to report.
+ *
+ * @example
+ * ```ts
+ * mapStrings(['a', 'b'], 'x.args', (s, path) => s.toUpperCase()); // ['A', 'B'] (paths x.args.0, x.args.1)
+ * ```
+ */
 export function mapStrings(value: unknown, path: string, fn: (s: string, path: string) => string): unknown {
   if (typeof value === 'string') return fn(value, path);
   if (Array.isArray(value)) return value.map((v, i) => (typeof v === 'string' ? fn(v, `${path}.${i}`) : v));
@@ -44,6 +64,11 @@ export function mapStrings(value: unknown, path: string, fn: (s: string, path: s
 /**
  * Rewrites the values of a string map (env, headers). `fn` returns `undefined` to leave an entry out (the caller
  * has already warned about it). A value that is not a map is returned as it is, for validation to report.
+ *
+ * @example
+ * ```ts
+ * mapRecord({ A: 'keep', B: 'drop' }, 'x.headers', (s) => (s === 'drop' ? undefined : s)); // { A: 'keep' }
+ * ```
  */
 export function mapRecord(value: unknown, path: string, fn: (s: string, path: string) => string | undefined): unknown {
   if (!isPlainObject(value)) return value;

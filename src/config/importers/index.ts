@@ -21,15 +21,43 @@ export { importLibreChat, LIBRECHAT_FIELD_ALIASES } from './librechat.js';
 export { importClaudeDesktop } from './claudeDesktop.js';
 export { importVsCode } from './vscode.js';
 
-/** The config file formats this package reads. `switchboard` is its own: `{ servers: { name: config } }`. */
+/**
+ * The config file formats this package reads. `switchboard` is its own: `{ servers: { name: config } }`.
+ *
+ * @example
+ * ```ts
+ * CONFIG_FILE_FORMATS.includes(format); // validate a --format value
+ * ```
+ */
 export const CONFIG_FILE_FORMATS = ['switchboard', 'librechat', 'claude-desktop', 'vscode'] as const;
-/** One of {@link CONFIG_FILE_FORMATS}. */
+/**
+ * One of {@link CONFIG_FILE_FORMATS}.
+ *
+ * @example
+ * ```ts
+ * const format: ConfigFileFormat = 'librechat';
+ * ```
+ */
 export type ConfigFileFormat = (typeof CONFIG_FILE_FORMATS)[number];
 
-/** The surface syntax of a config file. */
+/**
+ * The surface syntax of a config file.
+ *
+ * @example
+ * ```ts
+ * detectConfigFormat(doc, { syntax: 'yaml' satisfies ConfigSyntax });
+ * ```
+ */
 export type ConfigSyntax = 'json' | 'yaml';
 
-/** What {@link detectConfigFormat} may use besides the document itself. */
+/**
+ * What {@link detectConfigFormat} may use besides the document itself.
+ *
+ * @example
+ * ```ts
+ * const hints: DetectHints = { syntax: 'json', fileName: '.vscode/mcp.json' };
+ * ```
+ */
 export interface DetectHints {
   /** The syntax the file was parsed as. */
   syntax: ConfigSyntax;
@@ -86,7 +114,14 @@ export function importSwitchboard(doc: unknown): ImportResult {
   return { servers: { ...doc.servers }, warnings };
 }
 
-/** How one format is read: its importer, where its servers live, and renamed fields (ours → theirs). */
+/**
+ * How one format is read: its importer, where its servers live, and renamed fields (ours → theirs).
+ *
+ * @example
+ * ```ts
+ * const info: ConfigFormatInfo = CONFIG_FORMATS.librechat; // info.root === 'mcpServers'
+ * ```
+ */
 export interface ConfigFormatInfo {
   /** Converts a parsed document into raw server configs. */
   import: (doc: unknown) => ImportResult;

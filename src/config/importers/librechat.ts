@@ -22,6 +22,11 @@ import { isPlainObject, mapRecord, mapStrings, type ImportResult, type ImportWar
 /**
  * Field names of this package (relative to one server) → the LibreChat field they came from, so that a validation
  * problem can be reported at the path the operator wrote.
+ *
+ * @example
+ * ```ts
+ * LIBRECHAT_FIELD_ALIASES.timeoutMs; // 'timeout'
+ * ```
  */
 export const LIBRECHAT_FIELD_ALIASES: Readonly<Record<string, string>> = {
   timeoutMs: 'timeout',
