@@ -334,6 +334,19 @@ describe('loadConfigFile', () => {
     expect(dup).toEqual([{ path: '(file)', message: 'YAML line 3, column 3: Map keys must be unique' }]);
   });
 
+  it('a __proto__ key in the file is reported as a server name, never applied as a prototype', () => {
+    for (const [text, fileName, path] of [
+      ['{"mcpServers": {"__proto__": {"command": "x"}}}', 'claude_desktop_config.json', 'mcpServers.__proto__'],
+      ['mcpServers:\n  __proto__: { command: x }\n', 'librechat.yaml', 'mcpServers.__proto__'],
+      ['{"servers": {"__proto__": {"command": "x"}}, "inputs": []}', 'mcp.json', 'servers.__proto__'],
+      ['servers:\n  __proto__: { command: x }\n', 'servers.yaml', 'servers.__proto__'],
+    ] as const) {
+      const issues = issuesOf(() => parseConfigText(text, { fileName }));
+      expect(issues.map((i) => i.path)).toContain(path);
+    }
+    expect(({} as Record<string, unknown>).command).toBeUndefined();
+  });
+
   it('reports unreadable and empty files', async () => {
     const missing = join(dir, 'nope.yaml');
     const issues = await asyncIssuesOf(loadConfigFile(missing));

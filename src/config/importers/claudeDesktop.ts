@@ -9,7 +9,7 @@
  * @module
  */
 import { ConfigError } from '../../errors.js';
-import { isPlainObject, mapRecord, mapStrings, type ImportResult, type ImportWarning } from './common.js';
+import { isPlainObject, mapRecord, mapStrings, setOwn, type ImportResult, type ImportWarning } from './common.js';
 
 const COPIED = new Set(['type', 'command', 'args', 'env', 'cwd', 'url', 'headers']);
 
@@ -37,7 +37,7 @@ export function importClaudeDesktop(doc: unknown): ImportResult {
   for (const [name, entry] of Object.entries(block)) {
     const base = `mcpServers.${name}`;
     if (!isPlainObject(entry)) {
-      servers[name] = entry;
+      setOwn(servers, name, entry);
       continue;
     }
     if (entry.disabled === true) {
@@ -57,7 +57,7 @@ export function importClaudeDesktop(doc: unknown): ImportResult {
       else if (COPIED.has(key)) out[key] = mapStrings(value, path, literal);
       else if (key !== 'disabled') warnings.push({ path, message: 'not imported: no equivalent field' });
     }
-    servers[name] = out;
+    setOwn(servers, name, out);
   }
   return { servers, warnings };
 }

@@ -48,6 +48,20 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /**
+ * Sets an own property even when the key is `__proto__` (a name taken from the file must become an entry that
+ * validation can report, not change the object's prototype).
+ *
+ * @example
+ * ```ts
+ * const servers: Record<string, unknown> = {};
+ * setOwn(servers, '__proto__', {}); // Object.keys(servers) → ['__proto__']
+ * ```
+ */
+export function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/**
  * Applies `fn` to a string, to each string of an array, or leaves any other value for validation to report.
  *
  * @example
@@ -75,11 +89,11 @@ export function mapRecord(value: unknown, path: string, fn: (s: string, path: st
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== 'string') {
-      out[k] = v;
+      setOwn(out, k, v);
       continue;
     }
     const mapped = fn(v, `${path}.${k}`);
-    if (mapped !== undefined) out[k] = mapped;
+    if (mapped !== undefined) setOwn(out, k, mapped);
   }
   return out;
 }

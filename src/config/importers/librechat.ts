@@ -17,7 +17,7 @@
  * @module
  */
 import { ConfigError } from '../../errors.js';
-import { isPlainObject, mapRecord, mapStrings, type ImportResult, type ImportWarning } from './common.js';
+import { isPlainObject, mapRecord, mapStrings, setOwn, type ImportResult, type ImportWarning } from './common.js';
 
 /**
  * Field names of this package (relative to one server) → the LibreChat field they came from, so that a validation
@@ -76,7 +76,7 @@ export function importLibreChat(doc: unknown): ImportResult {
   }
   const servers: Record<string, unknown> = {};
   for (const [name, entry] of Object.entries(block)) {
-    servers[name] = isPlainObject(entry) ? importServer(entry, `mcpServers.${name}`, warnings) : entry;
+    setOwn(servers, name, isPlainObject(entry) ? importServer(entry, `mcpServers.${name}`, warnings) : entry);
   }
   return { servers, warnings };
 }
@@ -194,7 +194,7 @@ function importCustomUserVars(value: unknown, path: string, warnings: ImportWarn
   if (!isPlainObject(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [name, def] of Object.entries(value)) {
-    out[name] = pickKnown(def, `${path}.${name}`, ['title', 'description'], warnings);
+    setOwn(out, name, pickKnown(def, `${path}.${name}`, ['title', 'description'], warnings));
   }
   return out;
 }

@@ -10,7 +10,7 @@
  * @module
  */
 import { ConfigError } from '../../errors.js';
-import { isPlainObject, mapRecord, mapStrings, type ImportResult, type ImportWarning } from './common.js';
+import { isPlainObject, mapRecord, mapStrings, setOwn, type ImportResult, type ImportWarning } from './common.js';
 
 const VARIABLE = /\$\{([^{}]*)\}/g;
 
@@ -53,7 +53,7 @@ export function importVsCode(doc: unknown): ImportResult {
   const inputs = importInputs(doc.inputs, warnings);
   const servers: Record<string, unknown> = {};
   for (const [name, entry] of Object.entries(block)) {
-    servers[name] = isPlainObject(entry) ? importServer(entry, `servers.${name}`, inputs, warnings) : entry;
+    setOwn(servers, name, isPlainObject(entry) ? importServer(entry, `servers.${name}`, inputs, warnings) : entry);
   }
   return { servers, warnings };
 }
@@ -114,11 +114,11 @@ function importServer(entry: Record<string, unknown>, base: string, inputs: Map<
         warnings.push({ path, message: FIELD_NOTES[key] ?? 'not imported: unknown VS Code server field' });
     }
   }
-  const vars: Record<string, InputDef> = {};
+  const vars: Record<string, unknown> = {};
   // An input that is not declared stays undeclared: validation then reports `{{var.ID}}` at its path.
   for (const id of used) {
     const def = inputs.get(id);
-    if (def) vars[id] = def;
+    if (def) setOwn(vars, id, def);
   }
   if (Object.keys(vars).length > 0) out.customUserVars = vars;
   return out;
