@@ -8,6 +8,8 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, UsageError, type FlagSpec, type ParsedArgs } from './args.js';
+import { demoCommand } from './demoCommand.js';
+import { callCommand, toolsCommand } from './toolsCommand.js';
 import { validateCommand } from './validate.js';
 
 /**
@@ -73,10 +75,10 @@ const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', type: 'boolean', descrip
  *
  * @example
  * ```ts
- * COMMANDS.map((c) => c.name); // ['validate']
+ * COMMANDS.map((c) => c.name); // ['demo', 'validate', 'tools', 'call']
  * ```
  */
-export const COMMANDS: readonly CliCommand[] = [validateCommand];
+export const COMMANDS: readonly CliCommand[] = [demoCommand, validateCommand, toolsCommand, callCommand];
 
 /**
  * Runs the CLI with `argv` (without `node` and the script path) and resolves to the exit status.
