@@ -33,7 +33,7 @@ export const demoCommand: CliCommand = {
   flags: [
     { name: 'users', type: 'string', valueName: 'N', description: 'simulated users (default 200)' },
     { name: 'calls', type: 'string', valueName: 'M', description: 'concurrent tool calls per user per round (default 5)' },
-    { name: 'idle-ms', type: 'string', valueName: 'MS', description: 'idle timeout of user connections (default 300)' },
+    { name: 'idle-ms', type: 'string', valueName: 'MS', description: 'idle timeout of user connections (default 1000)' },
     { name: 'rounds', type: 'string', valueName: 'R', description: 'rounds of calls, separated by the idle timeout (default 2)' },
     { name: 'json', type: 'boolean', description: 'print the report as JSON' },
   ],
@@ -42,7 +42,7 @@ export const demoCommand: CliCommand = {
     const report = await runDemo({
       users: positiveInt(flags, 'users', 200),
       calls: positiveInt(flags, 'calls', 5),
-      idleMs: positiveInt(flags, 'idle-ms', 300),
+      idleMs: positiveInt(flags, 'idle-ms', 1000),
       rounds: positiveInt(flags, 'rounds', 2),
       progressStream: io.stderr as NodeJS.WriteStream,
     });
