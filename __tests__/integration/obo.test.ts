@@ -4,12 +4,13 @@
  * with the openid-client resolver in between. Loopback only.
  */
 import { jest } from '@jest/globals';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
 import { createOboTokenResolver } from '../../src/auth/oboTokenResolver.js';
 import type { OboTokenResolver } from '../../src/auth/oboTypes.js';
 import { OboError } from '../../src/errors.js';
-import type { OboExchangeEvent } from '../../src/events.js';
+import { DIAGNOSTICS_CHANNELS, type OboExchangeEvent } from '../../src/events.js';
 import { MCPManager, type MCPManagerOptions } from '../../src/MCPManager.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMcpServer.js';
@@ -136,9 +137,34 @@ describe('OBO end to end', () => {
     await m.callTool({ user, serverName: 'graph', toolName: 'whoami' });
     expect(events.length).toBeGreaterThan(0);
     expect(events.every((e) => e.ok && e.serverName === 'graph' && e.userId === 'dave' && e.tenantId === 'contoso')).toBe(true);
+    // One lookup per HTTP request: the first one exchanged at the IdP, the others came from the cache.
+    expect(events[0]!.cacheHit).toBe(false);
+    expect(events.slice(1).every((e) => e.cacheHit === true)).toBe(true);
+    expect(events.length).toBe(server.requests.length);
     const dump = JSON.stringify(events);
     expect(dump).not.toContain(user.upstreamToken as string);
     for (const s of seen) expect(dump).not.toContain(s.token);
+  });
+
+  it('publishes every event on node:diagnostics_channel when someone subscribes', async () => {
+    const got: Record<string, object[]> = {};
+    const subs = Object.entries(DIAGNOSTICS_CHANNELS).map(([event, name]) => {
+      const fn = (msg: unknown) => void (got[event] ??= []).push(msg as object);
+      diagnosticsChannel.subscribe(name, fn);
+      return () => diagnosticsChannel.unsubscribe(name, fn);
+    });
+    try {
+      const m = makeManager();
+      const user = await userFor('dora');
+      await m.callTool({ user, serverName: 'graph', toolName: 'whoami' });
+      await m.close();
+    } finally {
+      subs.forEach((u) => u());
+    }
+    expect(got.connect).toEqual([expect.objectContaining({ serverName: 'graph', scope: 'user', userId: 'dora', tenantId: 'contoso' })]);
+    expect(got.oboExchange?.length).toBeGreaterThan(0);
+    expect(got.evict).toEqual([expect.objectContaining({ reason: 'closed' })]);
+    expect(got.disconnect).toEqual([expect.objectContaining({ reason: 'closed' })]);
   });
 
   it('IdP 503 once → success after one retry', async () => {

@@ -111,7 +111,8 @@ describe('createOboTokenResolver against a real IdP', () => {
     const req = await requestFor('u-cache');
     const a = await resolve(req);
     const b = await resolve({ ...req, scopes: [scope] });
-    expect(b).toEqual(a);
+    expect(b).toEqual({ ...a, cacheHit: true });
+    expect(a.cacheHit).toBe(false);
     expect(idp.stats().tokenRequests).toBe(1);
     expect(events.map((e) => e.cacheHit)).toEqual([false, true]);
     expect(events[0]).toMatchObject({ serverName: 'files', userId: 'u-cache', tenantId: 'tenant-a' });
@@ -158,7 +159,7 @@ describe('createOboTokenResolver against a real IdP', () => {
     const first = await resolve(req);
     expect(first.expiresAt).toBe(start + 300_000);
     now = start + 239_000;
-    expect(await resolve(req)).toEqual(first);
+    expect(await resolve(req)).toEqual({ ...first, cacheHit: true });
     now = start + 240_000;
     const second = await resolve(req);
     expect(second.accessToken).not.toBe(first.accessToken);

@@ -170,7 +170,7 @@ describe('createOboTokenResolver cache', () => {
     idpAnswers(ok('a', null), ok('b', null));
     const resolve = resolverFor();
     const first = await resolve(request());
-    expect(first).toEqual({ accessToken: 'a' });
+    expect(first).toEqual({ accessToken: 'a', cacheHit: false });
     expect((await resolve(request())).accessToken).toBe('b');
   });
 

@@ -136,7 +136,7 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
       report(started, false, undefined, e.reason);
       throw e;
     }
-    const cacheHit = (token as { cacheHit?: boolean } | undefined)?.cacheHit;
+    const cacheHit = token?.cacheHit;
     if (!token || typeof token.accessToken !== 'string' || token.accessToken === '') {
       report(started, false, cacheHit, 'empty_exchange_response');
       throw new OboError('empty_exchange_response', `The token resolver returned no access token for "${serverName}"`, { serverName, retryable: true });

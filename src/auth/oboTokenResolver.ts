@@ -238,7 +238,7 @@ class OboResolver {
       const hit = this.#cache.get(key);
       if (hit) {
         this.#emit(req, true, false, started);
-        return Promise.resolve({ ...hit });
+        return Promise.resolve({ ...hit, cacheHit: true });
       }
     }
 
@@ -259,7 +259,7 @@ class OboResolver {
     }
     return raceAbort(flight.promise, req.signal, serverName).then((token) => {
       this.#emit(req, false, coalesced, started);
-      return { ...token };
+      return { ...token, cacheHit: false };
     });
   }
 

@@ -50,6 +50,8 @@ export interface OboToken {
   accessToken: string;
   /** When the token expires, epoch ms (when the IdP said). */
   expiresAt?: number;
+  /** Whether the resolver answered from its cache; optional, reported in the manager's `oboExchange` event. */
+  cacheHit?: boolean;
 }
 
 /**
