@@ -63,6 +63,8 @@ function makeManager(opts: Partial<MCPManagerOptions> & { resolver?: OboTokenRes
       clientSecret: idp.client.clientSecret,
       allowInsecureRequests: true,
       retryDelayMs: 1,
+      // These tests count exchanges: a slow, loaded machine must not turn into timeouts and retried exchanges.
+      timeoutMs: 60_000,
       ...(opts.now ? { now: opts.now } : {}),
     });
   const m = new MCPManager({
