@@ -10,7 +10,14 @@ import type { MCPConnection } from './MCPConnection.js';
 import { ConnectionPool, type Lease, type PoolCounters, type PoolKey } from './pool/ConnectionPool.js';
 import type { UserContext } from './types.js';
 
-/** Default idle timeout of a user connection: 15 minutes. */
+/**
+ * Default idle timeout of a user connection: 15 minutes.
+ *
+ * @example
+ * ```ts
+ * new UserConnectionManager({ connect, getServerConfig, idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS / 3 });
+ * ```
+ */
 export const DEFAULT_IDLE_TIMEOUT_MS = 15 * 60_000;
 
 /** Identifies a user connection in hooks and events. */
@@ -80,7 +87,14 @@ export interface UserPoolStats {
   counters: PoolCounters;
 }
 
-/** Validates a user context; a missing id is an error, never "anonymous". */
+/**
+ * Validates a user context; a missing id is an error, never "anonymous".
+ *
+ * @example
+ * ```ts
+ * assertUser(args.user, 'github'); // throws SwitchboardError('user_required') for a missing or blank id
+ * ```
+ */
 export function assertUser(user: UserContext | undefined, serverName: string): asserts user is UserContext {
   if (!user || typeof user.id !== 'string' || user.id.trim() === '') {
     throw new SwitchboardError('user_required', `"${serverName}" needs a user connection, and no user (with a non-empty id) was given`, { serverName });
@@ -90,7 +104,14 @@ export function assertUser(user: UserContext | undefined, serverName: string): a
   }
 }
 
-/** The owner key of a user: tenant and id, unambiguous whatever characters they contain. */
+/**
+ * The owner key of a user: tenant and id, unambiguous whatever characters they contain.
+ *
+ * @example
+ * ```ts
+ * userOwnerKey({ id: 'u1', tenantId: 't1' }); // '["t1","u1"]'
+ * ```
+ */
 export function userOwnerKey(user: Pick<UserContext, 'id' | 'tenantId'>): string {
   return JSON.stringify([user.tenantId ?? null, user.id]);
 }

@@ -97,7 +97,15 @@ export interface MCPManagerEvents {
 /** Names of {@link MCPManagerEvents}. */
 export type MCPManagerEventName = keyof MCPManagerEvents;
 
-/** The `diagnostics_channel` name of each manager event. */
+/**
+ * The `diagnostics_channel` name of each manager event.
+ *
+ * @example
+ * ```ts
+ * import diagnosticsChannel from 'node:diagnostics_channel';
+ * diagnosticsChannel.subscribe(DIAGNOSTICS_CHANNELS.evict, (e) => console.log('evicted', e));
+ * ```
+ */
 export const DIAGNOSTICS_CHANNELS: { readonly [K in MCPManagerEventName]: string } = Object.freeze({
   connect: 'mcp-switchboard:connect',
   disconnect: 'mcp-switchboard:disconnect',
@@ -108,7 +116,14 @@ export const DIAGNOSTICS_CHANNELS: { readonly [K in MCPManagerEventName]: string
 
 const channels = new Map<string, diagnosticsChannel.Channel>();
 
-/** Publishes on the event's diagnostics channel when it has subscribers. */
+/**
+ * Publishes on the event's diagnostics channel when it has subscribers.
+ *
+ * @example
+ * ```ts
+ * publishDiagnostics('evict', { serverName: 'github', scope: 'user', userId: 'u1', reason: 'idle' });
+ * ```
+ */
 export function publishDiagnostics(event: MCPManagerEventName, payload: object): void {
   const name = DIAGNOSTICS_CHANNELS[event];
   let ch = channels.get(name);

@@ -53,7 +53,14 @@ export interface Logger {
   error(obj: unknown, msg?: string): void;
 }
 
-/** A logger that drops everything: the default. */
+/**
+ * A logger that drops everything: the default.
+ *
+ * @example
+ * ```ts
+ * const logger: Logger = options.logger ?? silentLogger;
+ * ```
+ */
 export const silentLogger: Logger = Object.freeze({
   debug() {},
   info() {},

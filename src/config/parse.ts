@@ -214,7 +214,14 @@ function mapValues(obj: Record<string, string>, fn: (v: string, k: string) => st
   return out;
 }
 
-/** Epoch ms of a config's `updatedAt`, or `undefined`. */
+/**
+ * Epoch ms of a config's `updatedAt`, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * updatedAtMs(parseServerConfig('s', { command: 'x', updatedAt: '2026-01-01T00:00:00Z' })); // 1767225600000
+ * ```
+ */
 export function updatedAtMs(config: ServerConfig): number | undefined {
   const u = config.updatedAt;
   if (u === undefined) return undefined;

@@ -17,7 +17,14 @@ export interface PlaceholderRef {
   name: string;
 }
 
-/** The user fields a `{{user.*}}` placeholder may name. */
+/**
+ * The user fields a `{{user.*}}` placeholder may name.
+ *
+ * @example
+ * ```ts
+ * USER_PLACEHOLDER_FIELDS.includes('email'); // true: {{user.email}} is a placeholder
+ * ```
+ */
 export const USER_PLACEHOLDER_FIELDS = ['id', 'email', 'tenantId'] as const;
 
 const PATTERN = /\{\{\s*([^{}]*?)\s*\}\}|\$\{([^{}]*)\}/g;
@@ -73,6 +80,13 @@ export interface PlaceholderContext {
  * In a URL, user and variable values are percent-encoded so they cannot change the URL's structure;
  * `${ENV}` values are operator-controlled and inserted as they are (so `${MCP_BASE_URL}/mcp` works).
  * In a header, a resolved value containing CR, LF or NUL is rejected (header injection).
+ *
+ * @example
+ * ```ts
+ * const issues: ConfigIssue[] = [];
+ * const url = resolvePlaceholders('https://x/{{user.id}}', { user, env: process.env }, 'url', 'github.url', issues);
+ * if (issues.length) throw new ConfigError(issues);
+ * ```
  */
 export function resolvePlaceholders(
   value: string,
@@ -136,7 +150,15 @@ export function resolvePlaceholderString(
   return out;
 }
 
-/** True when `value` contains a `{{user.*}}` or `{{var.*}}` placeholder. */
+/**
+ * True when `value` contains a `{{user.*}}` or `{{var.*}}` placeholder.
+ *
+ * @example
+ * ```ts
+ * hasUserPlaceholder('Bearer {{var.TOKEN}}'); // true
+ * hasUserPlaceholder('${API_KEY}'); // false
+ * ```
+ */
 export function hasUserPlaceholder(value: string): boolean {
   return findPlaceholders(value).some((p) => p.kind === 'user' || p.kind === 'var');
 }

@@ -6,7 +6,14 @@
 import { z } from 'zod';
 import { findPlaceholders } from './placeholders.js';
 
-/** Transport types after normalisation (`'http'` is accepted as an alias of `'streamable-http'`). */
+/**
+ * Transport types after normalisation (`'http'` is accepted as an alias of `'streamable-http'`).
+ *
+ * @example
+ * ```ts
+ * for (const type of TRANSPORT_TYPES) console.log(type); // stdio, sse, streamable-http, websocket
+ * ```
+ */
 export const TRANSPORT_TYPES = ['stdio', 'sse', 'streamable-http', 'websocket'] as const;
 /** One of {@link TRANSPORT_TYPES}. */
 export type TransportType = (typeof TRANSPORT_TYPES)[number];
@@ -65,7 +72,14 @@ const scopesSchema = z.union([nonEmpty, z.array(nonEmpty).min(1, 'must list at l
   (Array.isArray(s) ? s : s.split(/\s+/)).map((x) => x.trim()).filter(Boolean),
 );
 
-/** On-Behalf-Of settings of a server: which scopes (and optionally audience) the exchanged token is for. */
+/**
+ * On-Behalf-Of settings of a server: which scopes (and optionally audience) the exchanged token is for.
+ *
+ * @example
+ * ```ts
+ * oboSchema.parse({ scopes: 'api://graph/.default offline_access' }); // { scopes: ['api://graph/.default', 'offline_access'] }
+ * ```
+ */
 export const oboSchema = z.strictObject({
   /** Scopes of the downstream token, as a space-separated string or an array. Normalised to an array. */
   scopes: scopesSchema,
@@ -73,7 +87,14 @@ export const oboSchema = z.strictObject({
   audience: nonEmpty.optional(),
 });
 
-/** Per-user OAuth: the bearer comes from the host's `userAuthProvider`, one per user. */
+/**
+ * Per-user OAuth: the bearer comes from the host's `userAuthProvider`, one per user.
+ *
+ * @example
+ * ```ts
+ * oauthSchema.parse({ scopes: ['repo'], clientId: 'my-app' });
+ * ```
+ */
 export const oauthSchema = z.strictObject({
   /** Scopes to request for this server. */
   scopes: scopesSchema.optional(),
@@ -107,7 +128,14 @@ const commonShape = {
   description: z.string().optional(),
 };
 
-/** stdio: a local child process speaking MCP on stdin/stdout. */
+/**
+ * stdio: a local child process speaking MCP on stdin/stdout.
+ *
+ * @example
+ * ```ts
+ * stdioSchema.shape.command; // the zod schema of the `command` field
+ * ```
+ */
 export const stdioSchema = z.strictObject({
   type: z.literal('stdio'),
   /** Executable to run. */
@@ -137,11 +165,32 @@ const httpShape = {
   ...commonShape,
 };
 
-/** Server-sent events (the 2024-11-05 HTTP+SSE transport). */
+/**
+ * Server-sent events (the 2024-11-05 HTTP+SSE transport).
+ *
+ * @example
+ * ```ts
+ * sseSchema.safeParse({ type: 'sse', url: 'https://mcp.example.com/sse' }).success; // true
+ * ```
+ */
 export const sseSchema = z.strictObject({ type: z.literal('sse'), ...httpShape });
-/** Streamable HTTP (the 2025-03-26+ transport). */
+/**
+ * Streamable HTTP (the 2025-03-26+ transport).
+ *
+ * @example
+ * ```ts
+ * streamableHttpSchema.safeParse({ type: 'streamable-http', url: 'https://mcp.example.com/mcp' }).success; // true
+ * ```
+ */
 export const streamableHttpSchema = z.strictObject({ type: z.literal('streamable-http'), ...httpShape });
-/** WebSocket (subprotocol `mcp`). */
+/**
+ * WebSocket (subprotocol `mcp`).
+ *
+ * @example
+ * ```ts
+ * websocketSchema.safeParse({ type: 'websocket', url: 'wss://mcp.example.com/ws' }).success; // true
+ * ```
+ */
 export const websocketSchema = z.strictObject({
   type: z.literal('websocket'),
   /** The server's `ws:` or `wss:` endpoint. */
@@ -164,7 +213,14 @@ export type HttpServerConfig = SseServerConfig | StreamableHttpServerConfig;
 /** A validated OBO block (scopes normalised to an array). */
 export type OboConfig = z.output<typeof oboSchema>;
 
-/** The schema for each transport type. */
+/**
+ * The schema for each transport type.
+ *
+ * @example
+ * ```ts
+ * Object.keys(SCHEMAS.stdio.shape); // every field a stdio config may have
+ * ```
+ */
 export const SCHEMAS = {
   stdio: stdioSchema,
   sse: sseSchema,

@@ -29,7 +29,14 @@ interface ServerCircuit {
   open: boolean;
 }
 
-/** Principal used for shared app-level connections. */
+/**
+ * Principal used for shared app-level connections.
+ *
+ * @example
+ * ```ts
+ * breaker.failure('time', APP_PRINCIPAL, err); // a shared connection failed
+ * ```
+ */
 export const APP_PRINCIPAL = '\u0000app';
 
 const NOT_SERVER_LEVEL = new Set(['aborted', 'limit_reached', 'config_invalid', 'ssrf_blocked', 'manager_closed', 'circuit_open', 'user_required', 'unknown_server']);
@@ -37,6 +44,12 @@ const NOT_SERVER_LEVEL = new Set(['aborted', 'limit_reached', 'config_invalid', 
 /**
  * True for failures that say something about the server for everyone (unreachable, timing out, failing
  * initialize), false for failures specific to a caller (OBO, bad user config, a 401/403 for that user).
+ *
+ * @example
+ * ```ts
+ * isServerLevelFailure(new OboError('untrusted', 'no')); // false: says nothing about the server
+ * isServerLevelFailure(new SwitchboardError('connect_timeout', 'slow')); // true
+ * ```
  */
 export function isServerLevelFailure(err: unknown): boolean {
   if (!(err instanceof SwitchboardError)) return true;
