@@ -148,6 +148,18 @@ export function parseServersConfig(input: unknown): Record<string, ServerConfig>
  * ```
  */
 export function requiresUserScopedConnection(config: ServerConfig): boolean {
+  // On every call's path: computed once per config object.
+  let scoped = userScoped.get(config);
+  if (scoped === undefined) {
+    scoped = computeUserScoped(config);
+    userScoped.set(config, scoped);
+  }
+  return scoped;
+}
+
+const userScoped = new WeakMap<ServerConfig, boolean>();
+
+function computeUserScoped(config: ServerConfig): boolean {
   if (config.source === 'user') return true;
   if (config.customUserVars && Object.keys(config.customUserVars).length > 0) return true;
   if (config.type === 'sse' || config.type === 'streamable-http') {
