@@ -425,11 +425,22 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       await scope.race(client.connect(transport, { signal: scope.signal, timeout: scope.remaining() }));
       scope.throwIfEnded();
     } catch (err) {
+      // Read before disposing (which closes the transport too): did the peer go away during initialize? The
+      // SDK then rejects with McpError(ConnectionClosed), which must not pass for a server's JSON-RPC error.
+      const lost = client !== undefined && this.#lostClients.has(client);
       if (client) await this.#disposeClient(client, false);
       else if (transport) await transport.close().catch(() => {});
       // A transport that arrives after the scope ended is closed as soon as it exists.
       else transportPromise.then((t) => t.close()).catch(() => {});
-      throw this.#toError(err, scope, 'connect');
+      const error = this.#toError(err, scope, 'connect');
+      if (lost && error.code === 'server_error' && !(err instanceof SwitchboardError)) {
+        throw new SwitchboardError('connect_failed', `MCP server "${this.serverName}" closed the connection during initialize`, {
+          cause: err,
+          retryable: true,
+          serverName: this.serverName,
+        });
+      }
+      throw error;
     }
     this.#client = client;
     this.#dropTools();
