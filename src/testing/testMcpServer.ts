@@ -162,7 +162,10 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
 
   const countInitialize = (body: unknown) => {
     for (const msg of Array.isArray(body) ? body : [body]) {
-      if (msg && typeof msg === 'object' && (msg as { method?: unknown }).method === 'initialize') counters.initializeCount++;
+      if (msg && typeof msg === 'object' && (msg as { method?: unknown }).method === 'initialize') {
+        counters.initializeCount++;
+        changed();
+      }
     }
   };
 
@@ -190,7 +193,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
     if (req.method !== 'POST' || !isInitialize(body)) {
       return json(res, 400, { jsonrpc: '2.0', error: { code: -32000, message: 'Bad Request: no session id' }, id: null });
     }
-    const server = buildServer(counters);
+    const server = buildServer(counters, changed);
     const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
@@ -207,7 +210,7 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
 
   const handleSse = async (req: IncomingMessage & { auth?: AuthInfo }, res: ServerResponse, path: string, sessionId: string | undefined) => {
     if (req.method === 'GET' && path === '/sse') {
-      const server = buildServer(counters);
+      const server = buildServer(counters, changed);
       const transport = new SSEServerTransport('/messages', res);
       const id = transport.sessionId;
       sseTransports.set(id, transport);
@@ -319,8 +322,8 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
   };
 }
 
-/** One McpServer per session, with the test tools. */
-function buildServer(counters: TestMcpServerStats): McpServer {
+/** One McpServer per session, with the test tools; `changed` wakes `waitForStats` waiters. */
+function buildServer(counters: TestMcpServerStats, changed: () => void): McpServer {
   const server = new McpServer({ name: 'mcp-switchboard-test-server', version: '1.0.0' });
   server.registerTool(
     'echo',
@@ -348,7 +351,10 @@ function buildServer(counters: TestMcpServerStats): McpServer {
         };
         extra.signal.addEventListener('abort', onAbort, { once: true });
       });
-      if (cancelled) counters.cancelledCalls++;
+      if (cancelled) {
+        counters.cancelledCalls++;
+        changed();
+      }
       return { content: [{ type: 'text', text: cancelled ? 'cancelled' : `slept ${ms} ms` }] };
     },
   );
