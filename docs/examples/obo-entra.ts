@@ -8,8 +8,10 @@ import {
   OboError,
   createBearerVerifier,
   createOboTokenResolver,
+  defaultOboTrustChecker,
   type OboErrorCause,
   type OboTokenResolver,
+  type OboTrustChecker,
   type UserContext,
   type VerifiedBearer,
 } from '../../src/index.js';
@@ -34,11 +36,16 @@ export const oboTokenResolver = createOboTokenResolver({
   timeoutMs: 5_000,
 });
 
+// Which servers may receive users' tokens: operator-configured ones (the default rule) on an allow-list.
+const OBO_SERVERS = new Set(['files']);
+export const oboTrustChecker: OboTrustChecker = (req) => defaultOboTrustChecker(req) && OBO_SERVERS.has(req.serverName);
+
 export const manager = new MCPManager({
   servers: {
     files: { url: 'https://files-mcp.contoso.com/mcp', obo: { scopes: `api://${FILES_APP_ID}/.default` } },
   },
   oboTokenResolver,
+  oboTrustChecker,
 });
 
 /**

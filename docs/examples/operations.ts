@@ -3,14 +3,19 @@
  * turned into metrics, process-wide diagnostics_channel subscribers, periodic stats, and a graceful shutdown.
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
+import { performance } from 'node:perf_hooks';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import {
   DIAGNOSTICS_CHANNELS,
   HttpClient,
   MCPConnectionFactory,
   MCPManager,
+  SwitchboardError,
   type Logger,
+  type MCPManagerOptions,
   type OboExchangeEvent,
   type OboTokenResolver,
+  type ToolCallContext,
 } from '../../src/index.js';
 
 /** Whatever metrics library you use (prom-client, OpenTelemetry, StatsD…). */
@@ -79,6 +84,35 @@ export function instrument(manager: MCPManager, metrics: Metrics): () => void {
     clearInterval(timer);
     manager.off('connect', onConnect).off('evict', onEvict).off('oboExchange', onObo).off('error', onError);
   };
+}
+
+/**
+ * Per-call metrics through the `wrapToolCall` extension point. It wraps the call itself: failures before it
+ * (unknown server, OBO, connect, limits) reject `callTool` without reaching it, so count those at the call site.
+ */
+export class MeteredManager extends MCPManager {
+  readonly #metrics: Metrics;
+
+  constructor(opts: MCPManagerOptions, metrics: Metrics) {
+    super(opts);
+    this.#metrics = metrics;
+  }
+
+  protected override async wrapToolCall(ctx: ToolCallContext, next: () => Promise<CallToolResult>): Promise<CallToolResult> {
+    const started = performance.now();
+    let outcome = 'ok';
+    try {
+      const result = await next();
+      if (result.isError) outcome = 'tool_error';
+      return result;
+    } catch (err) {
+      outcome = err instanceof SwitchboardError ? err.code : 'error';
+      throw err;
+    } finally {
+      const labels = { server: ctx.serverName, tool: ctx.toolName, scope: ctx.scope, outcome };
+      this.#metrics.observe('mcp_tool_call_seconds', (performance.now() - started) / 1000, labels);
+    }
+  }
 }
 
 /** Every manager in the process, without a reference to any of them (e.g. from an APM agent). */
