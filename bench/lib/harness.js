@@ -74,6 +74,24 @@ export function describeTarget(t, unit) {
 }
 
 /**
+ * Prints each kind of process warning once, with a count at exit. Under load, undici's fetch leaves one abort
+ * listener per request on the SDK transport's long-lived signal until the request object is collected, so
+ * `MaxListenersExceededWarning` fires for raw SDK clients and ours alike; a thousand copies would bury the
+ * results. `run.js` starts benchmarks with `--no-warnings` so that this is the only output.
+ */
+function reportWarningsOnce() {
+  const seen = new Map();
+  process.on('warning', (w) => {
+    const n = (seen.get(w.name) ?? 0) + 1;
+    seen.set(w.name, n);
+    if (n === 1) process.stderr.write(`  (warning) ${w.name}: ${w.message}\n`);
+  });
+  process.on('exit', () => {
+    for (const [name, n] of seen) if (n > 1) process.stderr.write(`  (warning) ${name} seen ${n} times in all\n`);
+  });
+}
+
+/**
  * Makes a `*.bench.js` file runnable on its own (`node --expose-gc bench/x.bench.js`): when the file is the
  * process's entry point, runs the benchmark, prints its rows and, under `run.js` (an IPC channel exists),
  * sends them to the parent.
@@ -89,6 +107,7 @@ export function describeTarget(t, unit) {
  */
 export function runIfMain(moduleUrl, benchmark) {
   if (!process.argv[1] || pathToFileURL(process.argv[1]).href !== moduleUrl) return;
+  reportWarningsOnce();
   const log = (line) => process.stdout.write(`  ${line}\n`);
   benchmark
     .run(log)
