@@ -148,9 +148,19 @@ describe('createOboTokenResolver requests', () => {
 });
 
 describe('createOboTokenResolver cache', () => {
-  it('keys Entra users by tid + oid: a refreshed assertion of the same user hits the cache', async () => {
-    idpAnswers(ok('t-1'));
+  it('binds cache entries to the exchanged assertion by default: another token naming the same user is exchanged', async () => {
+    idpAnswers(ok('t-1'), ok('t-2'));
     const resolve = resolverFor();
+    await resolve(request({ assertion: assertionFor({ sub: 'pairwise-1', tid: 't1', oid: 'o1', jti: 'a' }) }));
+    // An unsigned token claiming the same tid/oid must never be served the cached token.
+    const forged = await resolve(request({ assertion: assertionFor({ sub: 'pairwise-2', tid: 't1', oid: 'o1', jti: 'b' }) }));
+    expect(forged).toMatchObject({ accessToken: 't-2', cacheHit: false });
+    expect(bodies).toHaveLength(2);
+  });
+
+  it('with bindCacheToAssertion: false, keys Entra users by tid + oid: a refreshed assertion of the same user hits the cache', async () => {
+    idpAnswers(ok('t-1'));
+    const resolve = resolverFor({ bindCacheToAssertion: false });
     await resolve(request({ assertion: assertionFor({ sub: 'pairwise-1', tid: 't1', oid: 'o1', jti: 'a' }) }));
     const again = await resolve(request({ assertion: assertionFor({ sub: 'pairwise-2', tid: 't1', oid: 'o1', jti: 'b' }) }));
     expect(again.accessToken).toBe('t-1');

@@ -85,6 +85,8 @@ export interface AssertionInfo {
   tenantId?: string;
   /** The assertion's `exp`, epoch ms. */
   expiresAt?: number;
+  /** SHA-256 of the assertion, base64url: binds cache entries to the token that was actually exchanged. */
+  digest: string;
 }
 
 /**
@@ -125,9 +127,11 @@ function describeAssertion(assertion: string): AssertionInfo {
   const tid = str(claims.tid);
   const oid = str(claims.oid);
   const subject = (tid && oid) || str(claims.sub) || oid;
+  const digest = createHash('sha256').update(assertion).digest('base64url');
   const info: AssertionInfo = {
     // An opaque (non-JWT) assertion still gets a per-user key: a digest of the token itself.
-    subject: subject ? `sub:${subject}` : `hash:${createHash('sha256').update(assertion).digest('base64url')}`,
+    subject: subject ? `sub:${subject}` : `hash:${digest}`,
+    digest,
   };
   if (tid) info.tenantId = tid;
   if (typeof claims.exp === 'number') info.expiresAt = claims.exp * 1000;

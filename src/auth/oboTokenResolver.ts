@@ -77,6 +77,15 @@ export interface OboTokenResolverOptions {
   skewMs?: number;
   /** Most tokens cached (least recently used evicted); default 10 000. */
   maxEntries?: number;
+  /**
+   * Bind each cached token to the assertion it was exchanged for (default `true`). The subject in the cache key
+   * comes from the assertion's claims, which are not verified here (the IdP verifies them on exchange): bound
+   * entries mean a cache hit needs the very token the IdP accepted, so an unverified token naming another user
+   * can never be served that user's cached token. `false` keys by subject only (one exchange per user even
+   * across upstream token refreshes): only for hosts that verify every assertion (e.g. with `createBearerVerifier`)
+   * before passing it on.
+   */
+  bindCacheToAssertion?: boolean;
   /** Budget of each IdP request (discovery or exchange), ms; default 10 000. */
   timeoutMs?: number;
   /** Longest `Retry-After` honoured, ms; a longer one fails at once (retryable). Default 5 000. */
@@ -145,6 +154,7 @@ class OboResolver {
   readonly #now: () => number;
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #keyPrefix: string;
+  readonly #bindToAssertion: boolean;
   readonly #cache: OboTokenCache;
   readonly #assertions: AssertionInfoCache;
   readonly #inflight = new Map<string, Flight>();
@@ -212,6 +222,7 @@ class OboResolver {
     this.#now = opts.now ?? Date.now;
     this.#sleep = opts.sleep ?? sleep;
     this.#keyPrefix = JSON.stringify([issuer.href, opts.clientId, grant]);
+    this.#bindToAssertion = opts.bindCacheToAssertion ?? true;
     this.#cache = new OboTokenCache({ maxEntries, now: this.#now });
     this.#assertions = new AssertionInfoCache(Math.min(maxEntries, 1_000));
   }
@@ -232,7 +243,13 @@ class OboResolver {
 
     const info = this.#assertions.get(req.assertion);
     const sortedScopes = scopes.length === 1 ? scopes : [...scopes].sort();
-    const key = `${this.#keyPrefix}${JSON.stringify([info.tenantId ?? req.user?.tenantId ?? '', info.subject, sortedScopes, req.audience ?? ''])}`;
+    const key = `${this.#keyPrefix}${JSON.stringify([
+      info.tenantId ?? req.user?.tenantId ?? '',
+      info.subject,
+      sortedScopes,
+      req.audience ?? '',
+      this.#bindToAssertion ? info.digest : '',
+    ])}`;
 
     if (!req.forceRefresh) {
       const hit = this.#cache.get(key);
