@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
-import { UnsecuredJWT } from 'jose';
+import { UnsecuredJWT, decodeJwt, decodeProtectedHeader, generateKeyPair } from 'jose';
 import { MockAgent } from 'undici';
 import { parseRetryAfter } from '../../src/auth/idpErrors.js';
 import { createOboTokenResolver, type OboTokenResolverOptions } from '../../src/auth/oboTokenResolver.js';
@@ -144,6 +144,28 @@ describe('createOboTokenResolver requests', () => {
     expect(basic.split(':').map(decodeURIComponent)).toEqual(['runtime', 'runtime-secret']);
     await resolve({ ...req, audience: undefined, assertion: assertionFor({ sub: 'other' }) });
     expect(bodies[1]!.has('audience')).toBe(false);
+  });
+});
+
+describe('createOboTokenResolver private_key_jwt', () => {
+  it('signs the client assertion with kid, and x5t#S256 and the token endpoint as aud when asked (Entra certificates)', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    idpAnswers(ok('a'), ok('b'));
+    const entra = resolverFor({ clientSecret: undefined, clientAuth: 'private_key_jwt', privateKey: { key: privateKey, kid: 'k1', x5tS256: 'thumb-256', assertionAudience: 'token_endpoint' } });
+    await entra(request());
+    const plain = resolverFor({ clientSecret: undefined, privateKey });
+    await plain(request());
+    const [first, second] = bodies.map((b) => b.get('client_assertion')!);
+    expect(decodeProtectedHeader(first!)).toMatchObject({ alg: 'RS256', kid: 'k1', 'x5t#S256': 'thumb-256' });
+    expect(decodeJwt(first!)).toMatchObject({ iss: 'runtime', sub: 'runtime', aud: TOKEN_ENDPOINT });
+    expect(decodeProtectedHeader(second!)).not.toHaveProperty('x5t#S256');
+    expect(decodeJwt(second!).aud).not.toBe(TOKEN_ENDPOINT);
+    expect(bodies[0]!.get('client_assertion_type')).toBe('urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
+  });
+
+  it('rejects an unknown assertionAudience with a TypeError', async () => {
+    const { privateKey } = await generateKeyPair('RS256');
+    expect(() => resolverFor({ clientSecret: undefined, privateKey: { key: privateKey, assertionAudience: 'nope' as never } })).toThrow(/assertionAudience/);
   });
 });
 

@@ -67,8 +67,13 @@ export interface OboTokenResolverOptions {
   grant?: 'jwt-bearer' | 'token-exchange';
   /** Client authentication; default `client_secret_post` with a secret (Entra style), `private_key_jwt` with a key. */
   clientAuth?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
-  /** Signing key for `private_key_jwt` (with its `kid` when the IdP needs one). */
-  privateKey?: oidc.CryptoKey | { key: oidc.CryptoKey; kid?: string };
+  /**
+   * Signing key for `private_key_jwt`, with what the IdP needs in the client assertion: `kid`; `x5tS256`, the
+   * certificate's SHA-256 thumbprint (base64url) as `x5t#S256` header (Microsoft Entra ID identifies
+   * certificate credentials by it); `assertionAudience: 'token_endpoint'` for IdPs that want the token endpoint
+   * as `aud` (Entra ID) rather than the issuer (the default).
+   */
+  privateKey?: oidc.CryptoKey | { key: oidc.CryptoKey; kid?: string; x5tS256?: string; assertionAudience?: 'issuer' | 'token_endpoint' };
   /** The token endpoint: given, discovery is skipped. */
   tokenEndpoint?: string;
   /** Allow plain-http IdP URLs (loopback tests only). */
@@ -155,6 +160,8 @@ class OboResolver {
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #keyPrefix: string;
   readonly #bindToAssertion: boolean;
+  /** The token endpoint of the current exchange, for a client assertion whose `aud` must be it. */
+  #lastTokenEndpoint: string | undefined;
   readonly #cache: OboTokenCache;
   readonly #assertions: AssertionInfoCache;
   readonly #inflight = new Map<string, Flight>();
@@ -198,7 +205,7 @@ class OboResolver {
         break;
       case 'private_key_jwt':
         if (!opts.privateKey) throw new TypeError("createOboTokenResolver: clientAuth 'private_key_jwt' needs privateKey");
-        this.#clientAuth = oidc.PrivateKeyJwt(opts.privateKey);
+        this.#clientAuth = this.#privateKeyJwt(opts.privateKey);
         this.#clientMetadata = {};
         break;
       case undefined:
@@ -298,8 +305,22 @@ class OboResolver {
     throw toOboError(failure, req.serverName);
   }
 
+  #privateKeyJwt(pk: NonNullable<OboTokenResolverOptions['privateKey']>): oidc.ClientAuth {
+    const { key, kid, x5tS256, assertionAudience } = 'key' in pk ? pk : { key: pk, kid: undefined, x5tS256: undefined, assertionAudience: undefined };
+    if (assertionAudience !== undefined && assertionAudience !== 'issuer' && assertionAudience !== 'token_endpoint') {
+      throw new TypeError("createOboTokenResolver: privateKey.assertionAudience must be 'issuer' or 'token_endpoint'");
+    }
+    return oidc.PrivateKeyJwt(kid === undefined ? key : { key, kid }, {
+      [oidc.modifyAssertion]: (header, payload) => {
+        if (x5tS256 !== undefined) header['x5t#S256'] = x5tS256;
+        if (assertionAudience === 'token_endpoint' && this.#lastTokenEndpoint !== undefined) payload.aud = this.#lastTokenEndpoint;
+      },
+    });
+  }
+
   async #request(req: OboRequest): Promise<oidc.TokenEndpointResponse> {
     const metadata = await this.#serverMetadata();
+    this.#lastTokenEndpoint = metadata.token_endpoint;
     const params: Record<string, string> =
       this.#grant === 'jwt-bearer'
         ? { assertion: req.assertion, requested_token_use: 'on_behalf_of', scope: req.scopes.join(' ') }
