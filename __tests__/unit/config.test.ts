@@ -87,6 +87,14 @@ describe('resolveServerConfig', () => {
     expect(out.type === 'streamable-http' && out.headers).toEqual({ 'X-Key': 'k1', 'X-Mail': 'a@example.com' });
   });
 
+  it('resolves ${ENV} in a proxy URL, and names it when unset', () => {
+    const cfg = parseServerConfig('s', { url: 'https://x/mcp', proxy: '${CORP_PROXY}' });
+    const out = resolveServerConfig('s', cfg, { env: { CORP_PROXY: 'http://proxy.corp:3128' } });
+    expect(out.type === 'streamable-http' && out.proxy).toBe('http://proxy.corp:3128');
+    expect(issuesOf(() => resolveServerConfig('s', cfg, { env: {} }))).toEqual([{ path: 's.proxy', message: 'environment variable ${CORP_PROXY} is not set' }]);
+    expect(issuesOf(() => resolveServerConfig('s', cfg, { env: { CORP_PROXY: 'ftp://x' } }))[0]).toMatchObject({ path: 's.proxy' });
+  });
+
   it('names every unresolvable placeholder and rejects CR/LF in headers', () => {
     const cfg = parseServerConfig('s', {
       url: 'https://x/mcp',

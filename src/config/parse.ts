@@ -204,6 +204,7 @@ export function resolveServerConfig<T extends ServerConfig>(name: string, config
       ...config,
       url: checkedUrl(res(config.url, 'url', 'url'), ['http:', 'https:'], `${name}.url`, issues),
       ...(config.headers ? { headers: mapValues(config.headers, (v, k) => res(v, 'header', `headers.${k}`)) } : {}),
+      ...(config.proxy ? { proxy: checkedUrl(res(config.proxy, 'url', 'proxy'), ['http:', 'https:'], `${name}.proxy`, issues) } : {}),
     };
   }
   if (issues.length) throw new ConfigError(issues, { serverName: name });
