@@ -63,7 +63,7 @@ export interface OboExchangeEvent {
   reason?: string;
 }
 
-/** Something failed that no caller will see (a background close, a reconnect that gave up, …). */
+/** Something failed that no caller will see (closing an evicted connection failed, …). A connection that died on its own is reported by `disconnect` with `error`. */
 export interface ErrorEvent {
   /** The server concerned, when known. */
   serverName?: string;
