@@ -16,6 +16,7 @@ import { silentLogger, type Logger, type UserContext } from './types.js';
 import { backoffDelay, resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
 import { classifyError, isSessionExpired, type OperationPhase } from './connection/classifyError.js';
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
+import { exceedsBytes } from './connection/resultSize.js';
 
 export type { ReconnectOptions } from './connection/backoff.js';
 
@@ -33,11 +34,12 @@ export type { ReconnectOptions } from './connection/backoff.js';
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
 /**
- * Caps on `listTools`, so a misbehaving server cannot make the client page forever or hold unbounded lists.
+ * Caps on `listTools` and tool results, so a misbehaving server cannot make the client page forever, hold
+ * unbounded lists or hand an unbounded result on.
  *
  * @example
  * ```ts
- * const limits: ConnectionLimits = { maxToolPages: 10, maxTools: 1_000 };
+ * const limits: ConnectionLimits = { maxToolPages: 10, maxTools: 1_000, maxResultBytes: 4 * 1024 * 1024 };
  * ```
  */
 export interface ConnectionLimits {
@@ -45,6 +47,11 @@ export interface ConnectionLimits {
   maxToolPages?: number;
   /** Most tools accepted (default 5 000). More → `SwitchboardError('too_large')`. */
   maxTools?: number;
+  /**
+   * Largest tool result passed on, in bytes of its JSON (default 16 MiB). More → `SwitchboardError('too_large')`,
+   * so an oversized result never reaches the caller (or a model's context).
+   */
+  maxResultBytes?: number;
 }
 
 /**
@@ -171,6 +178,7 @@ export interface CallToolOptions {
 const DEFAULT_INIT_TIMEOUT_MS = 30_000;
 const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 2_000;
+const DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024;
 
 let packageVersion: string | undefined;
 /** The package version, read once on first use (never at import). */
@@ -239,6 +247,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   readonly #reconnect: ResolvedReconnectOptions;
   readonly #maxToolPages: number;
   readonly #maxTools: number;
+  readonly #maxResultBytes: number;
   readonly #logger: Logger;
   readonly #random: () => number;
   readonly #closeTimeoutMs: number;
@@ -271,6 +280,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.#reconnect = resolveReconnectOptions(opts.reconnect);
     this.#maxToolPages = positiveInt(opts.limits?.maxToolPages ?? 50, 'limits.maxToolPages');
     this.#maxTools = positiveInt(opts.limits?.maxTools ?? 5000, 'limits.maxTools');
+    this.#maxResultBytes = positiveInt(opts.limits?.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES, 'limits.maxResultBytes');
     this.#logger = opts.logger ?? silentLogger;
     this.#random = opts.random ?? Math.random;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
@@ -322,7 +332,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   }
 
   /**
-   * Calls a tool. A tool's own failure (`isError: true`) is a normal result, not an exception.
+   * Calls a tool. A tool's own failure (`isError: true`) is a normal result, not an exception. A result larger than
+   * `limits.maxResultBytes` (default 16 MiB) is refused with `SwitchboardError('too_large')`.
    *
    * @example
    * ```ts
@@ -335,9 +346,15 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     if (typeof name !== 'string' || !name) throw new TypeError('callTool: name must be a non-empty string');
     const scope = this.#scope('call', opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, opts.signal);
     try {
-      return (await this.#request(scope, (client) =>
+      const result = (await this.#request(scope, (client) =>
         client.callTool({ name, arguments: args }, undefined, { signal: scope.signal, timeout: scope.remaining() }),
       )) as CallToolResult;
+      if (exceedsBytes(result, this.#maxResultBytes)) {
+        throw new SwitchboardError('too_large', `Result of tool "${name}" from MCP server "${this.serverName}" is larger than ${this.#maxResultBytes} bytes`, {
+          serverName: this.serverName,
+        });
+      }
+      return result;
     } finally {
       scope.dispose();
     }
