@@ -7,6 +7,7 @@
 import * as oidc from 'openid-client';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { SwitchboardError, type OboErrorCause } from '../errors.js';
+import { fetchWithBodyCap, isResponseTooLarge, MAX_IDP_RESPONSE_BYTES } from './responseCap.js';
 
 /**
  * What kind of failure an IdP request ended in.
@@ -16,7 +17,7 @@ import { SwitchboardError, type OboErrorCause } from '../errors.js';
  * const kind: IdpFailureKind = failure.kind; // 'timeout' | 'network' | 'http' | …
  * ```
  */
-export type IdpFailureKind = 'timeout' | 'network' | 'http' | 'empty_response' | 'invalid_response' | 'unknown';
+export type IdpFailureKind = 'timeout' | 'network' | 'http' | 'empty_response' | 'invalid_response' | 'too_large' | 'unknown';
 
 /**
  * A classified IdP failure.
@@ -74,6 +75,8 @@ export interface IdpRequestOptions {
   dispatcher?: Dispatcher;
   /** Clock for HTTP-date `Retry-After` values; default `Date.now`. */
   now?: () => number;
+  /** Largest response body accepted, in bytes (default {@link MAX_IDP_RESPONSE_BYTES}); more → kind `too_large`. */
+  maxResponseBytes?: number;
 }
 
 /**
@@ -92,6 +95,11 @@ export async function idpRequest<T>(fn: (fetch: oidc.CustomFetch) => Promise<T>,
   const controller = new AbortController();
   let timedOut = false;
   let network: string | undefined;
+  let tooLarge = false;
+  const send = fetchWithBodyCap(
+    (url: string, init: RequestInit) => undiciFetch(url, { ...init, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) } as never) as unknown as Promise<Response>,
+    opts.maxResponseBytes ?? MAX_IDP_RESPONSE_BYTES,
+  );
   const timer = setTimeout(() => {
     timedOut = true;
     controller.abort();
@@ -100,9 +108,12 @@ export async function idpRequest<T>(fn: (fetch: oidc.CustomFetch) => Promise<T>,
   const fetch: oidc.CustomFetch = async (url, init) => {
     const signal = init.signal ? AbortSignal.any([init.signal, controller.signal]) : controller.signal;
     try {
-      const res = await undiciFetch(url, { ...init, signal, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) } as never);
-      return res as unknown as Response;
+      return await send(url, { ...init, signal } as RequestInit);
     } catch (err) {
+      if (isResponseTooLarge(err)) {
+        tooLarge = true;
+        throw err;
+      }
       if (!timedOut) network = init.signal?.aborted ? 'TimeoutError' : networkCode(err);
       throw err;
     }
@@ -110,6 +121,7 @@ export async function idpRequest<T>(fn: (fetch: oidc.CustomFetch) => Promise<T>,
   try {
     return await fn(fetch);
   } catch (err) {
+    if (tooLarge) throw new IdpRequestError({ kind: 'too_large', retryable: false, cause: {} });
     if (timedOut || network === 'TimeoutError') {
       throw new IdpRequestError({ kind: 'timeout', retryable: true, cause: { network: 'TimeoutError' } });
     }

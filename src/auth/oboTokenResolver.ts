@@ -412,6 +412,8 @@ function toOboError(failure: IdpFailure, serverName: string): OboError {
       return new OboError('empty_exchange_response', `${what}: the IdP answered without an access token`, opts);
     case 'network':
       return new OboError('exchange_failed', `${what} failed: IdP unreachable (${failure.cause.network})`, opts);
+    case 'too_large':
+      return new OboError('exchange_failed', `${what} failed: the IdP's response was larger than the size cap`, opts);
     case 'http': {
       const { status, error } = failure.cause;
       return new OboError('exchange_failed', `${what} failed: ${error ?? 'error'} (HTTP ${status})`, opts);

@@ -11,6 +11,7 @@ import { fetch as undiciFetch } from 'undici';
 import { SwitchboardError, UpstreamTokenError } from '../errors.js';
 import type { FetchLike } from '../transport/types.js';
 import { MemoryUpstreamSessionStore, sameSession, type UpstreamSession, type UpstreamSessionStore } from './tokenStore.js';
+import { fetchWithBodyCap, isResponseTooLarge } from './responseCap.js';
 
 /**
  * Who a session belongs to: the user id and, when there is one, the tenant.
@@ -164,7 +165,8 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
       const discoveryOptions: oidc.DiscoveryRequestOptions = {
         timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
         execute: opts.allowInsecureRequests ? [oidc.allowInsecureRequests] : [],
-        [oidc.customFetch]: (opts.fetch ?? undiciFetch) as unknown as oidc.CustomFetch,
+        // Every IdP response is read within a size cap (discovery and refresh alike: the config keeps this fetch).
+        [oidc.customFetch]: fetchWithBodyCap((opts.fetch ?? undiciFetch) as unknown as (url: string, init: RequestInit) => Promise<Response>) as unknown as oidc.CustomFetch,
       };
       return oidc.discovery(issuer, clientId, undefined, auth, discoveryOptions);
     })();
@@ -288,6 +290,7 @@ function reauth(message: string, cause?: unknown): UpstreamTokenError {
  */
 function classify(err: unknown): UpstreamTokenError {
   if (err instanceof UpstreamTokenError) return err;
+  if (isResponseTooLarge(err)) return refreshFailed(false, { code: 'too_large' });
   const e = (err ?? {}) as {
     code?: unknown; status?: unknown; error?: unknown; error_description?: unknown; cause?: unknown; name?: unknown;
   };
