@@ -40,12 +40,14 @@ async function compare(log, label, ours, raw, { seqCalls, concCalls, reps }) {
     { ours: () => timeSequential(ours, seqCalls), baseline: () => timeSequential(raw, seqCalls) },
     { reps, warmup: 1 },
   );
-  log(`${label} sequential: manager ${fmt(seq.medians.ours / 1000)} µs/call, raw SDK ${fmt(seq.medians.baseline / 1000)} µs/call (${reps} × ${seqCalls} calls)`);
+  log(`${label} sequential: manager ${fmt(seq.medians.ours / 1000)} µs/call, raw SDK ${fmt(seq.medians.baseline / 1000)} µs/call (median of ${reps} × ${seqCalls} calls)`);
+  log(`  rounds: manager ${seq.samples.ours.map((ns) => fmt(ns / 1000)).join(', ')}; raw ${seq.samples.baseline.map((ns) => fmt(ns / 1000)).join(', ')}`);
   const conc = await interleave(
     { ours: () => throughput(ours, concCalls, CONCURRENCY), baseline: () => throughput(raw, concCalls, CONCURRENCY) },
     { reps, warmup: 1 },
   );
-  log(`${label} ${CONCURRENCY}-way: manager ${fmt(conc.medians.ours)} calls/s, raw SDK ${fmt(conc.medians.baseline)} calls/s (${reps} × ${concCalls} calls)`);
+  log(`${label} ${CONCURRENCY}-way: manager ${fmt(conc.medians.ours)} calls/s, raw SDK ${fmt(conc.medians.baseline)} calls/s (median of ${reps} × ${concCalls} calls)`);
+  log(`  rounds: manager ${conc.samples.ours.map(fmt).join(', ')}; raw ${conc.samples.baseline.map(fmt).join(', ')}`);
   return { seq: seq.medians, conc: conc.medians };
 }
 

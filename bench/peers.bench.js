@@ -32,7 +32,7 @@ const USERS = 100;
 const CALLS = 4;
 const WARM_PHASES = 3;
 /** The user's bearer changes every this many calls. */
-const ROTATE_EVERY = 2;
+const ROTATE_EVERY = 4;
 const TOKENS_PER_USER = ((1 + WARM_PHASES) * CALLS) / ROTATE_EVERY;
 
 const userId = (i) => `user-${String(i).padStart(3, '0')}`;
