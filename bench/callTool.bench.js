@@ -141,7 +141,16 @@ function round3(n) {
   return Math.round(n * 1000) / 1000;
 }
 
-/** @type {import('./lib/harness.js').Benchmark} */
+/**
+ * This benchmark, for `run.js` (which runs it in its own process) or for a direct run.
+ *
+ * @type {import('./lib/harness.js').Benchmark}
+ * @example
+ * ```sh
+ * node bench/run.js call-tool                      # through the runner, with the table
+ * node --expose-gc bench/callTool.bench.js     # alone
+ * ```
+ */
 export const benchmark = {
   name: 'call-tool',
   title: 'callTool through MCPManager vs raw SDK Client.callTool (in memory and streamable HTTP)',

@@ -128,7 +128,16 @@ async function run(log) {
   }
 }
 
-/** @type {import('./lib/harness.js').Benchmark} */
+/**
+ * This benchmark, for `run.js` (which runs it in its own process) or for a direct run.
+ *
+ * @type {import('./lib/harness.js').Benchmark}
+ * @example
+ * ```sh
+ * node bench/run.js idle-heap                      # through the runner, with the table
+ * node --expose-gc bench/idleHeap.bench.js     # alone
+ * ```
+ */
 export const benchmark = {
   name: 'idle-heap',
   title: `Heap per idle user connection (${N}) vs raw SDK Client + StreamableHTTPClientTransport`,

@@ -67,7 +67,16 @@ async function run(log) {
   }
 }
 
-/** @type {import('./lib/harness.js').Benchmark} */
+/**
+ * This benchmark, for `run.js` (which runs it in its own process) or for a direct run.
+ *
+ * @type {import('./lib/harness.js').Benchmark}
+ * @example
+ * ```sh
+ * node bench/run.js obo-cache                      # through the runner, with the table
+ * node --expose-gc bench/oboCache.bench.js     # alone
+ * ```
+ */
 export const benchmark = {
   name: 'obo-cache',
   title: 'OBO resolver cache hit vs an awaited Map.get of a precomputed key',

@@ -301,7 +301,16 @@ async function run(log) {
   ];
 }
 
-/** @type {import('./lib/harness.js').Benchmark} */
+/**
+ * This benchmark, for `run.js` (which runs it in its own process) or for a direct run.
+ *
+ * @type {import('./lib/harness.js').Benchmark}
+ * @example
+ * ```sh
+ * node bench/run.js peers                      # through the runner, with the table
+ * node --expose-gc bench/peers.bench.js     # alone
+ * ```
+ */
 export const benchmark = {
   name: 'peers',
   title: `${USERS} users with rotating bearers: MCPManager + OBO vs @langchain/mcp-adapters vs raw SDK`,

@@ -113,7 +113,16 @@ async function run(log) {
   }
 }
 
-/** @type {import('./lib/harness.js').Benchmark} */
+/**
+ * This benchmark, for `run.js` (which runs it in its own process) or for a direct run.
+ *
+ * @type {import('./lib/harness.js').Benchmark}
+ * @example
+ * ```sh
+ * node bench/run.js warm-lookup                      # through the runner, with the table
+ * node --expose-gc bench/warmLookup.bench.js     # alone
+ * ```
+ */
 export const benchmark = {
   name: 'warm-lookup',
   title: `Warm getConnection / acquire cost: ${LARGE.toLocaleString('en-US')} vs ${SMALL} tracked user connections`,
