@@ -90,7 +90,43 @@ export interface PoolCounters {
   evictions: Record<EvictReason, number>;
 }
 
-interface Entry<C> {
+interface IdleLinks<T> {
+  idlePrev: T | undefined;
+  idleNext: T | undefined;
+  inIdle: boolean;
+}
+
+/** A doubly linked list threaded through its items: O(1) append, remove and first, no allocation. */
+class IdleList<T extends IdleLinks<T>> {
+  #head: T | undefined;
+  #tail: T | undefined;
+
+  append(item: T): void {
+    if (item.inIdle) this.remove(item);
+    item.inIdle = true;
+    item.idlePrev = this.#tail;
+    item.idleNext = undefined;
+    if (this.#tail) this.#tail.idleNext = item;
+    else this.#head = item;
+    this.#tail = item;
+  }
+
+  remove(item: T): void {
+    if (!item.inIdle) return;
+    item.inIdle = false;
+    if (item.idlePrev) item.idlePrev.idleNext = item.idleNext;
+    else this.#head = item.idleNext;
+    if (item.idleNext) item.idleNext.idlePrev = item.idlePrev;
+    else this.#tail = item.idlePrev;
+    item.idlePrev = item.idleNext = undefined;
+  }
+
+  first(): T | undefined {
+    return this.#head;
+  }
+}
+
+interface Entry<C> extends IdleLinks<Entry<C>> {
   pk: PoolKey;
   conn: C;
   fingerprint: string;
@@ -141,8 +177,12 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry<C>>();
   readonly #pending = new Map<string, Pending<C>>();
-  /** Idle entries (no lease), oldest release first: the LRU order for limit eviction. */
-  readonly #idle = new Map<string, Entry<C>>();
+  /**
+   * Idle entries (no lease), oldest release first: the LRU order for limit eviction. An intrusive linked list,
+   * not a Map: deleting and re-inserting a key on every lease leaves tombstones that slow a large Map down
+   * (a hot key in a pool of 100 000 cost tens of µs per call).
+   */
+  readonly #idle = new IdleList<Entry<C>>();
   /** Owner → keys that have an entry or a pending connect. */
   readonly #owners = new Map<string, Set<string>>();
   /** Retired entries still draining their leases. */
@@ -323,6 +363,9 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
       leases: 0,
       lastUsed: this.#now(),
       seq: ++this.#seq,
+      idlePrev: undefined,
+      idleNext: undefined,
+      inIdle: false,
       timer: undefined,
       retired: undefined,
       closed: false,
@@ -373,7 +416,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   }
 
   #lease(e: Entry<C>): Lease<C> {
-    if (e.leases++ === 0) this.#idle.delete(e.pk.key);
+    if (e.leases++ === 0) this.#idle.remove(e);
     let released = false;
     return {
       connection: e.conn,
@@ -390,7 +433,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   }
 
   #markIdle(e: Entry<C>): void {
-    this.#idle.set(e.pk.key, e);
+    this.#idle.append(e);
     // One timer per entry, re-armed only when it fires: a release on the hot path costs no timer work.
     if (e.timer === undefined && Number.isFinite(this.#opts.idleTimeoutMs)) this.#armIdle(e, this.#opts.idleTimeoutMs);
   }
@@ -412,7 +455,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
     e.retired = reason;
     if (e.timer) clearTimeout(e.timer);
     e.timer = undefined;
-    this.#idle.delete(e.pk.key);
+    this.#idle.remove(e);
     if (this.#entries.get(e.pk.key) === e) this.#entries.delete(e.pk.key);
     this.#unindexIfUnused(e.pk);
     this.#counters.evictions[reason]++;
@@ -444,7 +487,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
       e.retired = 'disconnected';
       if (e.timer) clearTimeout(e.timer);
       e.timer = undefined;
-      this.#idle.delete(e.pk.key);
+      this.#idle.remove(e);
       if (this.#entries.get(e.pk.key) === e) this.#entries.delete(e.pk.key);
       this.#unindexIfUnused(e.pk);
     }
@@ -470,7 +513,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
     }
     if (maxTotal !== undefined) {
       while (this.#entries.size + this.#pendingWithoutEntry() >= maxTotal) {
-        const victim = this.#idle.values().next().value as Entry<C> | undefined;
+        const victim = this.#idle.first();
         if (!victim) throw this.#limitError(pk, names.total, maxTotal);
         void this.#retire(victim, 'limit');
       }
