@@ -18,6 +18,9 @@ import { classifyError, isSessionExpired, type OperationPhase } from './connecti
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
 import { exceedsBytes } from './connection/resultSize.js';
 
+/** Returned by the fast call path when the full path must take over. */
+const SLOW_PATH: unique symbol = Symbol('slow path');
+
 export type { ReconnectOptions } from './connection/backoff.js';
 
 /**
@@ -344,11 +347,23 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    */
   async callTool(name: string, args: Record<string, unknown> = {}, opts: CallToolOptions = {}): Promise<CallToolResult> {
     if (typeof name !== 'string' || !name) throw new TypeError('callTool: name must be a non-empty string');
-    const scope = this.#scope('call', opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, opts.signal);
+    const timeoutMs = opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const params = { name, arguments: args };
+    // Fast path, connected: the SDK's own timeout and the caller's signal suffice (a close rejects the SDK's
+    // pending requests), so no scope, timer or AbortController per call; AbortController costs µs on Node 20.
+    const direct = this.#state === 'connected' && !opts.signal?.aborted ? this.#client : undefined;
+    const fast = direct ? await this.#directCall(direct, params, timeoutMs, opts.signal) : SLOW_PATH;
+    const scope = fast === SLOW_PATH ? this.#scope('call', timeoutMs, opts.signal) : undefined;
     try {
-      const result = (await this.#request(scope, (client) =>
-        client.callTool({ name, arguments: args }, undefined, { signal: scope.signal, timeout: scope.remaining() }),
-      )) as CallToolResult;
+      const result =
+        fast !== SLOW_PATH
+          ? fast
+          : ((await this.#request(
+              scope!,
+              (client) => client.callTool(params, undefined, { signal: scope!.signal, timeout: scope!.remaining() }),
+              // After the fast path met an expired session, this is the one resend.
+              direct !== undefined,
+            )) as CallToolResult);
       if (exceedsBytes(result, this.#maxResultBytes)) {
         throw new SwitchboardError('too_large', `Result of tool "${name}" from MCP server "${this.serverName}" is larger than ${this.#maxResultBytes} bytes`, {
           serverName: this.serverName,
@@ -356,7 +371,35 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       }
       return result;
     } finally {
-      scope.dispose();
+      scope?.dispose();
+    }
+  }
+
+  /**
+   * One call on the current client, with the SDK's timeout and the caller's signal only. Errors are classified
+   * as on the full path; an expired session returns {@link SLOW_PATH}, so the full path re-initializes and
+   * resends (the server did not process the request).
+   */
+  async #directCall(client: Client, params: { name: string; arguments: Record<string, unknown> }, timeoutMs: number, signal: AbortSignal | undefined): Promise<CallToolResult | typeof SLOW_PATH> {
+    try {
+      return (await client.callTool(params, undefined, signal ? { signal, timeout: timeoutMs } : { timeout: timeoutMs })) as CallToolResult;
+    } catch (err) {
+      if (signal?.aborted) throw this.#scopeError('call', 'aborted', signal.reason);
+      if (this.#closeController.signal.aborted && !(err instanceof SwitchboardError)) throw this.#closedError();
+      if (isSessionExpired(err)) {
+        this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
+        void this.#beginReconnect(client, true);
+        return SLOW_PATH;
+      }
+      if (!(err instanceof SwitchboardError) && this.#lostClients.has(client)) {
+        throw new SwitchboardError('transport_error', `Connection to MCP server "${this.serverName}" was lost during the request`, {
+          cause: err,
+          retryable: true,
+          serverName: this.serverName,
+        });
+      }
+      if (this.#state === 'closed' && !(err instanceof SwitchboardError)) throw this.#closedError();
+      throw classifyError(err, 'call', this.serverName);
     }
   }
 
@@ -564,8 +607,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    * Runs one request on the current client, waiting for a connect or reconnect in progress. On a 404 for an
    * expired session it re-initializes once and resends once.
    */
-  async #request<T>(scope: OperationScope, send: (client: Client) => Promise<T>): Promise<T> {
-    let resent = false;
+  async #request<T>(scope: OperationScope, send: (client: Client) => Promise<T>, alreadyResent = false): Promise<T> {
+    let resent = alreadyResent;
     for (;;) {
       const client = await this.#readyClient(scope);
       try {
