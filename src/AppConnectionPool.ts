@@ -10,7 +10,16 @@ import type { EvictReason } from './events.js';
 import type { MCPConnection } from './MCPConnection.js';
 import { ConnectionPool, type Lease, type PoolCounters, type PoolKey } from './pool/ConnectionPool.js';
 
-/** What {@link AppConnectionPoolOptions.connect} is asked to open. */
+/**
+ * What {@link AppConnectionPoolOptions.connect} is asked to open.
+ *
+ * @example
+ * ```ts
+ * const app = new AppConnectionPool({
+ *   connect: ({ serverName, config, signal }: AppConnectRequest) => factory.create({ serverName, config, signal }),
+ * });
+ * ```
+ */
 export interface AppConnectRequest {
   /** The server's name. */
   serverName: string;
@@ -20,7 +29,18 @@ export interface AppConnectRequest {
   signal: AbortSignal;
 }
 
-/** Options of {@link AppConnectionPool}. */
+/**
+ * Options of {@link AppConnectionPool}.
+ *
+ * @example
+ * ```ts
+ * const options: AppConnectionPoolOptions = {
+ *   connect: (req) => factory.create(req),
+ *   idleTimeoutMs: 30 * 60_000,
+ *   hooks: { onEvict: (key, reason) => logger.info({ server: key.serverName, reason }, 'shared connection evicted') },
+ * };
+ * ```
+ */
 export interface AppConnectionPoolOptions {
   /** Opens a connected connection; usually `factory.create` without a user. */
   connect(req: AppConnectRequest): Promise<MCPConnection>;

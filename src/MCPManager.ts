@@ -23,6 +23,15 @@ import { silentLogger, type Logger, type UserContext } from './types.js';
 /**
  * Supplies per-user OAuth headers for servers with an `oauth` block (the host runs the OAuth flow and keeps
  * the tokens). Called for every HTTP request of that user's connection, like the OBO provider.
+ *
+ * @example
+ * ```ts
+ * const userAuthHeaders: UserAuthHeaderProvider = async ({ serverName, user, forceRefresh }) => {
+ *   const token = await oauthTokens.get(user.id, serverName, { refresh: forceRefresh }); // your OAuth token store
+ *   return token ? { Authorization: `Bearer ${token}` } : undefined;
+ * };
+ * const manager = new MCPManager({ servers, userAuthHeaders });
+ * ```
  */
 export type UserAuthHeaderProvider = (req: {
   serverName: string;
@@ -69,7 +78,15 @@ export interface MCPManagerOptions {
   logger?: Logger;
 }
 
-/** Arguments of {@link MCPManager.callTool}. */
+/**
+ * Arguments of {@link MCPManager.callTool}.
+ *
+ * @example
+ * ```ts
+ * const args: CallToolArgs = { user, serverName: 'files', toolName: 'list_files', arguments: { path: '/' }, timeoutMs: 30_000 };
+ * const result = await manager.callTool(args);
+ * ```
+ */
 export interface CallToolArgs {
   /** The user the call is made for; required for user-scoped servers. */
   user?: UserContext;
@@ -85,7 +102,15 @@ export interface CallToolArgs {
   timeoutMs?: number;
 }
 
-/** Arguments of {@link MCPManager.listTools}. */
+/**
+ * Arguments of {@link MCPManager.listTools}.
+ *
+ * @example
+ * ```ts
+ * const tools = await manager.listTools({ user, serverName: 'files', signal: AbortSignal.timeout(10_000) });
+ * console.log(tools.map((t) => t.name));
+ * ```
+ */
 export interface ListToolsArgs {
   /** The user; required for user-scoped servers. */
   user?: UserContext;
@@ -95,7 +120,16 @@ export interface ListToolsArgs {
   signal?: AbortSignal;
 }
 
-/** Arguments of {@link MCPManager.getConnection}. */
+/**
+ * Arguments of {@link MCPManager.getConnection}.
+ *
+ * @example
+ * ```ts
+ * // A server the user added themselves, kept by the host per user (never trusted for OBO).
+ * const args: GetConnectionArgs = { user, serverName: 'my-notes', serverConfig: { url: 'https://notes.example.com/mcp', source: 'user' } };
+ * const connection = await manager.getConnection(args);
+ * ```
+ */
 export interface GetConnectionArgs {
   /** The user; required for user-scoped servers. */
   user?: UserContext;
@@ -109,7 +143,19 @@ export interface GetConnectionArgs {
   serverConfig?: unknown;
 }
 
-/** What a {@link MCPManager.wrapToolCall} override sees of a call. */
+/**
+ * What a {@link MCPManager.wrapToolCall} override sees of a call.
+ *
+ * @example
+ * ```ts
+ * class AuditedManager extends MCPManager {
+ *   protected override wrapToolCall(ctx: ToolCallContext, next: () => Promise<CallToolResult>): Promise<CallToolResult> {
+ *     audit.record({ user: ctx.user?.id, server: ctx.serverName, tool: ctx.toolName, scope: ctx.scope });
+ *     return next();
+ *   }
+ * }
+ * ```
+ */
 export interface ToolCallContext {
   /** The server's name. */
   serverName: string;
@@ -127,7 +173,16 @@ export interface ToolCallContext {
   connection: MCPConnection;
 }
 
-/** Sizes and counters of a manager. */
+/**
+ * Sizes and counters of a manager.
+ *
+ * @example
+ * ```ts
+ * const s: MCPManagerStats = manager.stats();
+ * metrics.gauge('mcp.user_connections', s.userConnections);
+ * metrics.gauge('mcp.connect_failures', s.userPool.connectFailures + s.appPool.connectFailures);
+ * ```
+ */
 export interface MCPManagerStats {
   /** Users with at least one connection or pending connect. */
   users: number;

@@ -20,7 +20,17 @@ import type { UserContext } from './types.js';
  */
 export const DEFAULT_IDLE_TIMEOUT_MS = 15 * 60_000;
 
-/** Identifies a user connection in hooks and events. */
+/**
+ * Identifies a user connection in hooks and events.
+ *
+ * @example
+ * ```ts
+ * const users = new UserConnectionManager({
+ *   connect, getServerConfig,
+ *   hooks: { onEvict: (key: UserPoolKey, reason) => console.log(`${key.tenantId ?? '-'}/${key.userId} → ${key.serverName}: ${reason}`) },
+ * });
+ * ```
+ */
 export interface UserPoolKey extends PoolKey {
   /** The user's id. */
   userId: string;
@@ -28,7 +38,15 @@ export interface UserPoolKey extends PoolKey {
   tenantId?: string;
 }
 
-/** What {@link UserConnectionManagerOptions.connect} is asked to open. */
+/**
+ * What {@link UserConnectionManagerOptions.connect} is asked to open.
+ *
+ * @example
+ * ```ts
+ * const connect = ({ serverName, config, user, signal }: UserConnectRequest) => factory.create({ serverName, config, user, signal });
+ * const users = new UserConnectionManager({ connect, getServerConfig: (name) => servers[name] });
+ * ```
+ */
 export interface UserConnectRequest {
   /** The server's name. */
   serverName: string;
@@ -40,7 +58,19 @@ export interface UserConnectRequest {
   signal: AbortSignal;
 }
 
-/** Options of {@link UserConnectionManager}. */
+/**
+ * Options of {@link UserConnectionManager}.
+ *
+ * @example
+ * ```ts
+ * const options: UserConnectionManagerOptions = {
+ *   connect: (req) => factory.create(req),
+ *   getServerConfig: (name) => servers[name],
+ *   idleTimeoutMs: 5 * 60_000,
+ *   maxConnectionsPerUser: 10,
+ * };
+ * ```
+ */
 export interface UserConnectionManagerOptions {
   /** Opens a connected connection; usually `factory.create`. */
   connect(req: UserConnectRequest): Promise<MCPConnection>;
@@ -63,7 +93,14 @@ export interface UserConnectionManagerOptions {
   now?: () => number;
 }
 
-/** Options of one {@link UserConnectionManager.get} / {@link UserConnectionManager.acquire}. */
+/**
+ * Options of one {@link UserConnectionManager.get} / {@link UserConnectionManager.acquire}.
+ *
+ * @example
+ * ```ts
+ * const connection = await users.get(user, 'github', { forceNew: true, signal: AbortSignal.timeout(10_000) });
+ * ```
+ */
 export interface UserGetOptions {
   /** Open a new connection (never joined) that replaces the current one once its calls end. */
   forceNew?: boolean;
@@ -73,7 +110,15 @@ export interface UserGetOptions {
   config?: ServerConfig;
 }
 
-/** Sizes and counters of the user pool. */
+/**
+ * Sizes and counters of the user pool.
+ *
+ * @example
+ * ```ts
+ * const s: UserPoolStats = users.stats();
+ * console.log(`${s.userConnections} connections for ${s.users} users, ${s.counters.evictions.idle} idle evictions`);
+ * ```
+ */
 export interface UserPoolStats {
   /** Users with at least one connection or pending connect. */
   users: number;

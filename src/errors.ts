@@ -9,6 +9,16 @@
 /**
  * Stable codes for {@link SwitchboardError}. Subclasses add their own (for example {@link OboError} uses
  * `obo_<reason>`, {@link BearerError} uses the RFC 6750-flavoured codes listed on it).
+ *
+ * @example
+ * ```ts
+ * if (err instanceof SwitchboardError) {
+ *   switch (err.code) {
+ *     case 'unknown_server': return res.writeHead(404).end();
+ *     case 'limit_reached': case 'circuit_open': return res.writeHead(503, { 'Retry-After': '5' }).end();
+ *   }
+ * }
+ * ```
  */
 export type SwitchboardErrorCode =
   | 'config_invalid'
@@ -30,7 +40,15 @@ export type SwitchboardErrorCode =
   | 'not_connected'
   | (string & {});
 
-/** Options accepted by every error constructor of this package. */
+/**
+ * Options accepted by every error constructor of this package.
+ *
+ * @example
+ * ```ts
+ * const options: SwitchboardErrorOptions = { serverName: 'files', retryable: true, cause: { status: 503 } };
+ * throw new SwitchboardError('connect_failed', '"files" is unavailable', options);
+ * ```
+ */
 export interface SwitchboardErrorOptions {
   /** The underlying error. Must never contain a token. */
   cause?: unknown;
@@ -81,7 +99,16 @@ export class SwitchboardError extends Error {
   }
 }
 
-/** One problem found in a configuration: where it is and what is wrong. */
+/**
+ * One problem found in a configuration: where it is and what is wrong.
+ *
+ * @example
+ * ```ts
+ * const issues: ConfigIssue[] = [];
+ * if (!allowedHosts.has(new URL(url).host)) issues.push({ path: 'files.url', message: 'host is not on the allow list' });
+ * if (issues.length) throw new ConfigError(issues);
+ * ```
+ */
 export interface ConfigIssue {
   /** Dotted path to the offending field, starting with the server name, e.g. `github.url`. */
   path: string;
@@ -129,6 +156,16 @@ export class ConfigError extends SwitchboardError {
  * - `timeout`: the exchange did not finish in time.
  * - `aborted`: the caller's signal aborted the exchange.
  * - `invalid_request`: the request to the resolver was malformed (for example no scopes).
+ *
+ * @example
+ * ```ts
+ * if (err instanceof OboError) {
+ *   switch (err.reason) {
+ *     case 'missing_upstream_token': return redirectToLogin();
+ *     case 'untrusted': return res.writeHead(403).end();
+ *   }
+ * }
+ * ```
  */
 export type OboErrorReason =
   | 'untrusted'
@@ -142,7 +179,18 @@ export type OboErrorReason =
   | 'invalid_request'
   | (string & {});
 
-/** Details an IdP gave when it refused an exchange. Never contains a token. */
+/**
+ * Details an IdP gave when it refused an exchange. Never contains a token.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof OboError) {
+ *   const cause = (err.cause ?? {}) as OboErrorCause;
+ *   if (cause.error === 'interaction_required' && cause.claims) return challengeClient(cause.claims);
+ *   if (cause.suberror === 'consent_required') return askForConsent();
+ * }
+ * ```
+ */
 export interface OboErrorCause {
   /** HTTP status of the IdP's answer, when there was one. */
   status?: number;
@@ -198,7 +246,18 @@ function safeCause(cause: unknown): unknown {
   return undefined;
 }
 
-/** Codes of {@link BearerError}. */
+/**
+ * Codes of {@link BearerError}.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof BearerError) {
+ *   const code: BearerErrorCode = err.code;
+ *   if (code === 'jwks_unavailable') logger.error({ code }, 'cannot fetch the IdP signing keys');
+ *   res.writeHead(err.httpStatus, { 'WWW-Authenticate': err.wwwAuthenticate }).end();
+ * }
+ * ```
+ */
 export type BearerErrorCode =
   | 'missing_token'
   | 'malformed'
@@ -211,7 +270,16 @@ export type BearerErrorCode =
   | 'insufficient_scope'
   | 'jwks_unavailable';
 
-/** Options of {@link BearerError}. */
+/**
+ * Options of {@link BearerError}.
+ *
+ * @example
+ * ```ts
+ * const err = new BearerError('insufficient_scope', 'The token lacks mcp.call', { realm: 'mcp', scope: 'mcp.call' });
+ * err.httpStatus; // 403
+ * err.wwwAuthenticate; // 'Bearer realm="mcp", error="insufficient_scope", error_description="The token lacks mcp.call", scope="mcp.call"'
+ * ```
+ */
 export interface BearerErrorOptions extends SwitchboardErrorOptions {
   /** `realm` for the `WWW-Authenticate` value. */
   realm?: string;

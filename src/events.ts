@@ -7,13 +7,41 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { SwitchboardError } from './errors.js';
 
-/** Why a connection left a pool. */
+/**
+ * Why a connection left a pool.
+ *
+ * @example
+ * ```ts
+ * manager.on('evict', (e) => {
+ *   const reason: EvictReason = e.reason;
+ *   if (reason === 'limit') logger.warn({ server: e.serverName }, 'connection limit reached; least recently used connection evicted');
+ * });
+ * ```
+ */
 export type EvictReason = 'idle' | 'limit' | 'stale' | 'replaced' | 'removed' | 'disconnected' | 'closed';
 
-/** Which pool a connection belongs to. */
+/**
+ * Which pool a connection belongs to.
+ *
+ * @example
+ * ```ts
+ * manager.on('connect', (e) => {
+ *   const scope: PoolScope = e.scope;
+ *   metrics.histogram(scope === 'user' ? 'mcp.connect.user_ms' : 'mcp.connect.app_ms', e.durationMs);
+ * });
+ * ```
+ */
 export type PoolScope = 'user' | 'app';
 
-/** Fields every connection event has. */
+/**
+ * Fields every connection event has.
+ *
+ * @example
+ * ```ts
+ * const label = (e: ConnectionEventBase) => (e.scope === 'user' ? `${e.tenantId ?? '-'}/${e.userId} → ${e.serverName}` : `app → ${e.serverName}`);
+ * manager.on('connect', (e) => console.log('connected', label(e))).on('evict', (e) => console.log('evicted', label(e)));
+ * ```
+ */
 export interface ConnectionEventBase {
   /** The server's name. */
   serverName: string;
@@ -25,13 +53,29 @@ export interface ConnectionEventBase {
   tenantId?: string;
 }
 
-/** A connection was opened and initialized. */
+/**
+ * A connection was opened and initialized.
+ *
+ * @example
+ * ```ts
+ * manager.on('connect', (e: ConnectEvent) => metrics.histogram('mcp.connect_ms', e.durationMs, { server: e.serverName, scope: e.scope }));
+ * ```
+ */
 export interface ConnectEvent extends ConnectionEventBase {
   /** Connect + initialize time. */
   durationMs: number;
 }
 
-/** A connection was closed (for any reason, including eviction). */
+/**
+ * A connection was closed (for any reason, including eviction).
+ *
+ * @example
+ * ```ts
+ * manager.on('disconnect', (e: DisconnectEvent) => {
+ *   if (e.error) logger.warn({ server: e.serverName, user: e.userId, code: e.error.code }, 'connection died');
+ * });
+ * ```
+ */
 export interface DisconnectEvent extends ConnectionEventBase {
   /** Why, when the pool closed it. */
   reason?: EvictReason;
@@ -39,13 +83,30 @@ export interface DisconnectEvent extends ConnectionEventBase {
   error?: SwitchboardError;
 }
 
-/** A connection was evicted from its pool (it closes once its in-flight calls end). */
+/**
+ * A connection was evicted from its pool (it closes once its in-flight calls end).
+ *
+ * @example
+ * ```ts
+ * manager.on('evict', (e: EvictEvent) => metrics.increment('mcp.evict', { server: e.serverName, reason: e.reason }));
+ * ```
+ */
 export interface EvictEvent extends ConnectionEventBase {
   /** Why it was evicted. */
   reason: EvictReason;
 }
 
-/** One On-Behalf-Of token lookup, for metrics. Never carries a token. */
+/**
+ * One On-Behalf-Of token lookup, for metrics. Never carries a token.
+ *
+ * @example
+ * ```ts
+ * manager.on('oboExchange', (e: OboExchangeEvent) => {
+ *   metrics.histogram('mcp.obo_ms', e.durationMs, { server: e.serverName, ok: e.ok, cacheHit: e.cacheHit === true });
+ *   if (!e.ok) logger.warn({ server: e.serverName, user: e.userId, reason: e.reason }, 'no OBO token');
+ * });
+ * ```
+ */
 export interface OboExchangeEvent {
   /** The server the token is for. */
   serverName: string;
@@ -63,7 +124,14 @@ export interface OboExchangeEvent {
   reason?: string;
 }
 
-/** Something failed that no caller will see (closing an evicted connection failed, …). A connection that died on its own is reported by `disconnect` with `error`. */
+/**
+ * Something failed that no caller will see (closing an evicted connection failed, …). A connection that died on its own is reported by `disconnect` with `error`.
+ *
+ * @example
+ * ```ts
+ * manager.on('error', (e: ErrorEvent) => logger.error({ server: e.serverName, user: e.userId, err: e.error.name }, 'mcp background failure'));
+ * ```
+ */
 export interface ErrorEvent {
   /** The server concerned, when known. */
   serverName?: string;
@@ -94,7 +162,15 @@ export interface MCPManagerEvents {
   error: ErrorEvent;
 }
 
-/** Names of {@link MCPManagerEvents}. */
+/**
+ * Names of {@link MCPManagerEvents}.
+ *
+ * @example
+ * ```ts
+ * const names: MCPManagerEventName[] = ['connect', 'disconnect', 'evict', 'oboExchange', 'error'];
+ * for (const name of names) manager.on(name, (e) => logger.debug({ event: name, server: e.serverName }, 'mcp event'));
+ * ```
+ */
 export type MCPManagerEventName = keyof MCPManagerEvents;
 
 /**

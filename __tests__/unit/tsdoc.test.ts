@@ -1,6 +1,6 @@
 /**
- * Every export of src/ has TSDoc, and every exported function, class and constant has an `@example`:
- * typedoc only checks that something is documented, not that it shows how to use it.
+ * Every export of src/ has TSDoc, and every exported function, class, constant, interface and type alias has
+ * an `@example`: typedoc only checks that something is documented, not that it shows how to use it.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,6 +30,13 @@ describe('TSDoc on every export', () => {
 
   it('gives every exported function, class and constant an @example', () => {
     const missing = found.filter((e) => /function|class|const/.test(e.kind) && !/@example/.test(e.doc ?? ''));
+    expect(missing.map((e) => `${e.file}: ${e.name}`)).toEqual([]);
+  });
+
+  it('gives every exported interface and type alias an @example', () => {
+    const types = found.filter((e) => e.kind === 'interface' || e.kind === 'type');
+    expect(types.length).toBeGreaterThan(50);
+    const missing = types.filter((e) => !/@example/.test(e.doc ?? ''));
     expect(missing.map((e) => `${e.file}: ${e.name}`)).toEqual([]);
   });
 });

@@ -73,7 +73,17 @@ export async function readUpstreamToken(user: UserContext, serverName: string): 
   return token;
 }
 
-/** Options of {@link createOboAuthHeaderProvider}. */
+/**
+ * Options of {@link createOboAuthHeaderProvider}.
+ *
+ * @example
+ * ```ts
+ * const authHeaders = createOboAuthHeaderProvider({
+ *   serverName: 'graph', obo: { scopes: ['api://graph-mcp/.default'] }, user, resolver,
+ *   onExchange: (e) => metrics.increment('obo.lookup', { ok: e.ok, cacheHit: e.cacheHit === true }),
+ * });
+ * ```
+ */
 export interface OboAuthHeaderProviderOptions {
   /** The server the tokens are for. */
   serverName: string;

@@ -21,7 +21,15 @@ import { startTestIdp } from '../testing/testIdp.js';
 import { startTestMcpServer } from '../testing/testMcpServer.js';
 import type { UserContext } from '../types.js';
 
-/** Options of {@link runDemo}. */
+/**
+ * Options of {@link runDemo}.
+ *
+ * @example
+ * ```ts
+ * const options: DemoOptions = { users: 20, calls: 3, rounds: 1, progress: 'none' };
+ * const report = await runDemo(options);
+ * ```
+ */
 export interface DemoOptions {
   /** Simulated users (default 200). */
   users?: number;
@@ -39,7 +47,16 @@ export interface DemoOptions {
   progressStream?: NodeJS.WriteStream | { write(s: string): unknown; isTTY?: boolean };
 }
 
-/** What {@link runDemo} found. */
+/**
+ * What {@link runDemo} found.
+ *
+ * @example
+ * ```ts
+ * const report: DemoReport = await runDemo({ users: 20, progress: 'none' });
+ * console.log(`p95 ${report.latencyMs.p95} ms; ${report.obo.exchanges} exchanges for ${report.obo.lookups} lookups`);
+ * if (report.errors || report.mismatches) console.error(report.sampleErrors);
+ * ```
+ */
 export interface DemoReport {
   /** The scenario. */
   scenario: { users: number; callsPerUser: number; rounds: number; idleMs: number; totalCalls: number };

@@ -168,7 +168,15 @@ function computeUserScoped(config: ServerConfig): boolean {
   return templatedFields(config).some(([, v]) => findPlaceholders(v).some((p) => p.kind === 'user' || p.kind === 'var'));
 }
 
-/** Options of {@link resolveServerConfig}. */
+/**
+ * Options of {@link resolveServerConfig}.
+ *
+ * @example
+ * ```ts
+ * const options: ResolveOptions = { user: { id: 'u1', email: 'ada@example.com' }, env: { GITHUB_HOST: 'api.github.com' } };
+ * const resolved = resolveServerConfig('github', config, options);
+ * ```
+ */
 export interface ResolveOptions {
   /** The user the connection is for. */
   user?: UserContext;

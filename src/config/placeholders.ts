@@ -7,7 +7,16 @@
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import type { UserContext } from '../types.js';
 
-/** One placeholder occurrence found in a string. */
+/**
+ * One placeholder occurrence found in a string.
+ *
+ * @example
+ * ```ts
+ * for (const ref of findPlaceholders('Bearer {{var.API_KEY}}')) {
+ *   if (ref.kind === 'var') console.log(`needs the per-user variable ${ref.name} (written ${ref.raw})`);
+ * }
+ * ```
+ */
 export interface PlaceholderRef {
   /** The text as written, e.g. `{{user.id}}`. */
   raw: string;
@@ -62,10 +71,26 @@ export function findPlaceholders(value: string): PlaceholderRef[] {
   return out;
 }
 
-/** Where a resolved value goes, which decides how it is escaped or checked. */
+/**
+ * Where a resolved value goes, which decides how it is escaped or checked.
+ *
+ * @example
+ * ```ts
+ * const target: PlaceholderTarget = 'url'; // user values are percent-encoded in a URL
+ * resolvePlaceholderString('https://files.example.com/{{user.id}}/mcp', { user, env: process.env }, target, 'files.url');
+ * ```
+ */
 export type PlaceholderTarget = 'url' | 'header' | 'plain';
 
-/** What placeholders resolve against. */
+/**
+ * What placeholders resolve against.
+ *
+ * @example
+ * ```ts
+ * const ctx: PlaceholderContext = { user: { id: 'u1', vars: { API_KEY: apiKey } }, env: process.env };
+ * resolvePlaceholderString('Bearer {{var.API_KEY}}', ctx, 'header', 'search.headers.Authorization');
+ * ```
+ */
 export interface PlaceholderContext {
   /** The user the connection is for; required by `{{user.*}}` and `{{var.*}}`. */
   user?: UserContext;

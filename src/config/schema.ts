@@ -15,7 +15,14 @@ import { findPlaceholders } from './placeholders.js';
  * ```
  */
 export const TRANSPORT_TYPES = ['stdio', 'sse', 'streamable-http', 'websocket'] as const;
-/** One of {@link TRANSPORT_TYPES}. */
+/**
+ * One of {@link TRANSPORT_TYPES}.
+ *
+ * @example
+ * ```ts
+ * const type: TransportType = parseServerConfig('docs', { url: 'https://mcp.example.com/mcp' }).type; // 'streamable-http'
+ * ```
+ */
 export type TransportType = (typeof TRANSPORT_TYPES)[number];
 
 const nonEmpty = z.string().min(1, 'must not be empty');
@@ -198,19 +205,77 @@ export const websocketSchema = z.strictObject({
   ...commonShape,
 });
 
-/** A validated stdio server config. */
+/**
+ * A validated stdio server config.
+ *
+ * @example
+ * ```ts
+ * const config = parseServerConfig('time', { command: 'npx', args: ['-y', '@modelcontextprotocol/server-time'] });
+ * if (config.type === 'stdio') console.log(config.command, config.args); // config: StdioServerConfig
+ * ```
+ */
 export type StdioServerConfig = z.output<typeof stdioSchema>;
-/** A validated SSE server config. */
+/**
+ * A validated SSE server config.
+ *
+ * @example
+ * ```ts
+ * const config = parseServerConfig('legacy', { type: 'sse', url: 'https://mcp.example.com/sse' });
+ * if (config.type === 'sse') console.log(config.url, Object.keys(config.headers ?? {})); // config: SseServerConfig
+ * ```
+ */
 export type SseServerConfig = z.output<typeof sseSchema>;
-/** A validated streamable HTTP server config. */
+/**
+ * A validated streamable HTTP server config.
+ *
+ * @example
+ * ```ts
+ * const config = parseServerConfig('files', { url: 'https://files-mcp.example.com/mcp', obo: { scopes: 'api://files-mcp/.default' } });
+ * if (config.type === 'streamable-http') console.log(config.obo?.scopes); // ['api://files-mcp/.default']
+ * ```
+ */
 export type StreamableHttpServerConfig = z.output<typeof streamableHttpSchema>;
-/** A validated WebSocket server config. */
+/**
+ * A validated WebSocket server config.
+ *
+ * @example
+ * ```ts
+ * const config = parseServerConfig('live', { url: 'wss://mcp.example.com/ws' });
+ * if (config.type === 'websocket') console.log(config.url); // config: WebSocketServerConfig
+ * ```
+ */
 export type WebSocketServerConfig = z.output<typeof websocketSchema>;
-/** A validated server config of any transport. */
+/**
+ * A validated server config of any transport.
+ *
+ * @example
+ * ```ts
+ * const servers: Record<string, ServerConfig> = parseServersConfig(JSON.parse(text));
+ * for (const [name, config] of Object.entries(servers)) console.log(name, config.type, config.timeoutMs ?? 60_000);
+ * ```
+ */
 export type ServerConfig = StdioServerConfig | SseServerConfig | StreamableHttpServerConfig | WebSocketServerConfig;
-/** A config whose transport makes HTTP requests (and can carry headers). */
+/**
+ * A config whose transport makes HTTP requests (and can carry headers).
+ *
+ * @example
+ * ```ts
+ * function isHttp(config: ServerConfig): config is HttpServerConfig {
+ *   return config.type === 'sse' || config.type === 'streamable-http';
+ * }
+ * if (isHttp(config)) console.log(config.url, config.obo ? 'OBO' : 'no OBO');
+ * ```
+ */
 export type HttpServerConfig = SseServerConfig | StreamableHttpServerConfig;
-/** A validated OBO block (scopes normalised to an array). */
+/**
+ * A validated OBO block (scopes normalised to an array).
+ *
+ * @example
+ * ```ts
+ * const obo: OboConfig = oboSchema.parse({ scopes: 'api://graph/.default offline_access' });
+ * obo.scopes; // ['api://graph/.default', 'offline_access']
+ * ```
+ */
 export type OboConfig = z.output<typeof oboSchema>;
 
 /**

@@ -6,7 +6,15 @@
  */
 import { SwitchboardError } from '../errors.js';
 
-/** Options of {@link CircuitBreaker}. */
+/**
+ * Options of {@link CircuitBreaker}.
+ *
+ * @example
+ * ```ts
+ * const circuitBreaker: CircuitBreakerOptions = { failureThreshold: 3, minDistinctUsers: 2, maxBackoffMs: 30_000 };
+ * const manager = new MCPManager({ servers, oboTokenResolver, circuitBreaker });
+ * ```
+ */
 export interface CircuitBreakerOptions {
   /** Consecutive server-level connect failures that open the circuit. Default 5. */
   failureThreshold?: number;

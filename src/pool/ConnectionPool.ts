@@ -8,7 +8,18 @@
 import { SwitchboardError } from '../errors.js';
 import type { EvictReason } from '../events.js';
 
-/** What the pool needs of a connection. `MCPConnection` has it; tests may pass fakes. */
+/**
+ * What the pool needs of a connection. `MCPConnection` has it; tests may pass fakes.
+ *
+ * @example
+ * ```ts
+ * class FakeConnection extends EventEmitter implements PoolableConnection {
+ *   #open = true;
+ *   isConnected() { return this.#open; }
+ *   async close() { if (this.#open) { this.#open = false; this.emit('close', {}); } }
+ * }
+ * ```
+ */
 export interface PoolableConnection {
   /** Whether the connection can take calls now. */
   isConnected(): boolean;
@@ -20,7 +31,17 @@ export interface PoolableConnection {
   off(event: 'close', listener: (e: { error?: SwitchboardError }) => void): unknown;
 }
 
-/** Identifies one pooled connection. */
+/**
+ * Identifies one pooled connection.
+ *
+ * @example
+ * ```ts
+ * const app = new AppConnectionPool({
+ *   connect: (req) => factory.create(req),
+ *   hooks: { onConnect: (key: PoolKey, _connection, ms) => console.log(`shared ${key.serverName} connected in ${ms} ms`) },
+ * });
+ * ```
+ */
 export interface PoolKey {
   /** Unique key of the connection (e.g. tenant, user, server). */
   key: string;
@@ -30,7 +51,15 @@ export interface PoolKey {
   serverName: string;
 }
 
-/** A connection held for the length of one use. Call `release()` exactly once when done (extra calls are ignored). */
+/**
+ * A connection held for the length of one use. Call `release()` exactly once when done (extra calls are ignored).
+ *
+ * @example
+ * ```ts
+ * const lease: Lease<MCPConnection> = await app.acquire('everything', config);
+ * try { await lease.connection.callTool('echo', { message: 'hi' }); } finally { lease.release(); }
+ * ```
+ */
 export interface Lease<C> {
   /** The leased connection. */
   readonly connection: C;
@@ -38,7 +67,18 @@ export interface Lease<C> {
   release(): void;
 }
 
-/** Pool event hooks. */
+/**
+ * Pool event hooks.
+ *
+ * @example
+ * ```ts
+ * const hooks: PoolHooks<MCPConnection> = {
+ *   onEvict: (key, reason) => logger.info({ server: key.serverName, reason }, 'evicted'),
+ *   onError: (key, error) => logger.warn({ server: key.serverName, err: (error as Error).name }, 'closing failed'),
+ * };
+ * const pool = new ConnectionPool({ connect, idleTimeoutMs: 60_000, hooks });
+ * ```
+ */
 export interface PoolHooks<C> {
   /** A connection was installed in the pool. */
   onConnect?(key: PoolKey, connection: C, durationMs: number): void;
@@ -50,7 +90,19 @@ export interface PoolHooks<C> {
   onError?(key: PoolKey, error: unknown): void;
 }
 
-/** Options of {@link ConnectionPool}. */
+/**
+ * Options of {@link ConnectionPool}.
+ *
+ * @example
+ * ```ts
+ * const options: ConnectionPoolOptions<MCPConnection, { config: ServerConfig }> = {
+ *   connect: (pk, { config }, signal) => factory.create({ serverName: pk.serverName, config, signal }),
+ *   idleTimeoutMs: 60_000,
+ *   maxPerOwner: 10,
+ *   limitNames: { perOwner: 'maxConnectionsPerUser', total: 'maxUserConnections' },
+ * };
+ * ```
+ */
 export interface ConnectionPoolOptions<C extends PoolableConnection, Ctx> {
   /** Opens a connection. `signal` aborts when every waiter gave up or the pool closed. */
   connect(key: PoolKey, ctx: Ctx, signal: AbortSignal): Promise<C>;
@@ -68,7 +120,14 @@ export interface ConnectionPoolOptions<C extends PoolableConnection, Ctx> {
   now?: () => number;
 }
 
-/** Options of one acquire. */
+/**
+ * Options of one acquire.
+ *
+ * @example
+ * ```ts
+ * const lease = await app.acquire('everything', config, { forceNew: true, signal: AbortSignal.timeout(5_000) });
+ * ```
+ */
 export interface AcquireOptions {
   /** Never join or reuse: open a new connection that replaces the current one once its calls end. */
   forceNew?: boolean;
@@ -76,7 +135,15 @@ export interface AcquireOptions {
   signal?: AbortSignal;
 }
 
-/** Counters of a pool. */
+/**
+ * Counters of a pool.
+ *
+ * @example
+ * ```ts
+ * const c: PoolCounters = manager.stats().userPool;
+ * console.log(`${c.hits} hits, ${c.joins} joins, ${c.connects} connects, ${c.evictions.idle} idle evictions`);
+ * ```
+ */
 export interface PoolCounters {
   /** Connections opened. */
   connects: number;

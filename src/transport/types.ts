@@ -7,10 +7,28 @@ import type { Dispatcher } from 'undici';
 import type { ServerConfig } from '../config/schema.js';
 import type { UserContext } from '../types.js';
 
-/** A `fetch`-compatible function, as the SDK's HTTP transports accept in their `fetch` option. */
+/**
+ * A `fetch`-compatible function, as the SDK's HTTP transports accept in their `fetch` option.
+ *
+ * @example
+ * ```ts
+ * const fetch: FetchLike = createAuthFetch({ dispatcher, authHeaders });
+ * const res = await fetch('https://mcp.example.com/mcp', { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+ * ```
+ */
 export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
 
-/** What an {@link AuthHeaderProvider} is asked for, once per HTTP request. */
+/**
+ * What an {@link AuthHeaderProvider} is asked for, once per HTTP request.
+ *
+ * @example
+ * ```ts
+ * const authHeaders: AuthHeaderProvider = async ({ url, method, forceRefresh, signal }: AuthHeaderRequest) => {
+ *   const token = await tokens.get(url.origin, { forceRefresh, signal }); // your token cache
+ *   return method === 'DELETE' ? undefined : { Authorization: `Bearer ${token}` };
+ * };
+ * ```
+ */
 export interface AuthHeaderRequest {
   /** The URL the request goes to. */
   url: URL;
@@ -26,6 +44,12 @@ export interface AuthHeaderRequest {
  * Gives the auth headers of one HTTP request (typically `{ Authorization: 'Bearer …' }`). Called for every
  * request, never cached by the transport. If it throws, the request is not sent and the error reaches the
  * caller unchanged.
+ *
+ * @example
+ * ```ts
+ * const apiKeyHeaders: AuthHeaderProvider = async ({ forceRefresh }) => ({ 'X-Api-Key': await secrets.get('search-api-key', { fresh: forceRefresh }) });
+ * const factory = new MCPConnectionFactory({ authHeaders: ({ serverName }) => (serverName === 'search' ? apiKeyHeaders : undefined) });
+ * ```
  */
 export type AuthHeaderProvider = (req: AuthHeaderRequest) => Promise<Record<string, string> | undefined>;
 
@@ -65,7 +89,18 @@ export interface TransportContext {
   signal?: AbortSignal;
 }
 
-/** Creates the transport of one connection attempt (called again for each reconnect). */
+/**
+ * Creates the transport of one connection attempt (called again for each reconnect).
+ *
+ * @example
+ * ```ts
+ * const createTransport: TransportFactory = (ctx) => {
+ *   logger.debug({ server: ctx.serverName, user: ctx.user?.id }, 'opening MCP transport');
+ *   return createDefaultTransport(ctx);
+ * };
+ * const factory = new MCPConnectionFactory({ createTransport });
+ * ```
+ */
 export type TransportFactory = (ctx: TransportContext) => Transport | Promise<Transport>;
 
 export type { Transport };
