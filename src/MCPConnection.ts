@@ -415,15 +415,36 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    */
   async listTools(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Tool[]> {
     if (this.#tools && this.#state === 'connected') return [...this.#tools];
-    const scope = this.#scope('call', opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS, opts.signal);
+    const timeoutMs = opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    // Concurrent callers share one listing; each keeps its own signal and deadline.
+    const flight = this.#listFlight(Math.max(timeoutMs, this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS));
+    const mine = this.#scope('call', timeoutMs, opts.signal);
     try {
-      const generation = this.#toolsGeneration;
-      const tools = await this.#request(scope, (client) => this.#listAllTools(client, scope));
-      if (generation === this.#toolsGeneration && this.#state !== 'closed') this.#tools = tools;
-      return [...tools];
+      return [...(await mine.race(flight))];
     } finally {
-      scope.dispose();
+      mine.dispose();
     }
+  }
+
+  #toolsFlight: { generation: number; promise: Promise<Tool[]> } | undefined;
+
+  #listFlight(timeoutMs: number): Promise<Tool[]> {
+    const generation = this.#toolsGeneration;
+    if (this.#toolsFlight?.generation === generation) return this.#toolsFlight.promise;
+    const scope = this.#scope('call', timeoutMs, undefined);
+    const promise = this.#request(scope, (client) => this.#listAllTools(client, scope))
+      .then((tools) => {
+        if (generation === this.#toolsGeneration && this.#state !== 'closed') this.#tools = tools;
+        return tools;
+      })
+      .finally(() => {
+        scope.dispose();
+        if (this.#toolsFlight === flight) this.#toolsFlight = undefined;
+      });
+    promise.catch(() => {}); // each caller sees the rejection through its own race
+    const flight = { generation, promise };
+    this.#toolsFlight = flight;
+    return promise;
   }
 
   /** True when the connection is `connected`. */

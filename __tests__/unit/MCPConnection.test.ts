@@ -616,6 +616,22 @@ describe('MCPConnection.listTools', () => {
     expect(byCount.isConnected()).toBe(true);
   });
 
+  it('joins concurrent listTools into one listing; one caller aborting does not fail the others', async () => {
+    const state = { pages: [[tool('a')], [tool('b')]], listCalls: 0 } as { pages: Tool[][]; listCalls: number; server?: Server };
+    const servers = createInMemoryServerFactory(pagedServer(state));
+    open.push(servers);
+    const conn = new MCPConnection({ serverName: 'paged', config, createTransport: servers.createTransport });
+    open.push(conn);
+    await conn.connect();
+    const ac = new AbortController();
+    const aborted = conn.listTools({ signal: ac.signal });
+    const others = Array.from({ length: 20 }, () => conn.listTools());
+    ac.abort();
+    expect((await rejection(aborted)).code).toBe('aborted');
+    for (const list of await Promise.all(others)) expect(list.map((t) => t.name)).toEqual(['a', 'b']);
+    expect(state.listCalls).toBe(2); // two pages, read once
+  });
+
   it('an aborted listTools leaves the connection usable', async () => {
     const { conn } = setup();
     await conn.connect();
