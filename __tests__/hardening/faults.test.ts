@@ -7,14 +7,15 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
-import { createOboTokenResolver } from '../../src/auth/oboTokenResolver.js';
 import { OboError, SwitchboardError } from '../../src/errors.js';
 import { MCPManager, type MCPManagerOptions } from '../../src/MCPManager.js';
 import type { MCPConnectionFactoryOptions } from '../../src/MCPConnectionFactory.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer, type TestMcpServerOptions } from '../../src/testing/testMcpServer.js';
 import type { UserContext } from '../../src/types.js';
-import { FAULTY_STDIO, gate, instrumentedFactory, pidAlive, rejection, timed, type InstrumentedFactory } from '../fixtures/hardening/kit.js';
+import { FAULTY_STDIO, gate, instrumentedFactory, pidAlive, timed, type InstrumentedFactory } from '../fixtures/hardening/kit.js';
+import { rejection } from '../support/errors.js';
+import { testIdpResolver } from '../support/idp.js';
 
 const text = (r: CallToolResult) => (r.content[0] as { text: string }).text;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -227,12 +228,7 @@ describe('IdP faults', () => {
   });
 
   function oboManager(resolverOpts: { timeoutMs?: number; now?: () => number } = {}) {
-    const resolver = createOboTokenResolver({
-      issuer: idp.issuer,
-      clientId: idp.client.clientId,
-      clientSecret: idp.client.clientSecret,
-      allowInsecureRequests: true,
-      retryDelayMs: 1,
+    const resolver = testIdpResolver(idp, {
       timeoutMs: resolverOpts.timeoutMs ?? 20_000,
       ...(resolverOpts.now ? { now: resolverOpts.now } : {}),
     });

@@ -21,6 +21,7 @@ import { MCPManager } from '../../src/MCPManager.js';
 import { startTestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer } from '../../src/testing/testMcpServer.js';
 import type { UserContext } from '../../src/types.js';
+import { testIdpResolver } from '../support/idp.js';
 
 const stray: unknown[] = [];
 const onStray = (err: unknown) => void stray.push(err);
@@ -408,13 +409,7 @@ describe('size caps', () => {
   it('an oversized IdP response (2 MiB) → OboError(exchange_failed, not retryable) naming the size cap; nothing sent to the server', async () => {
     const idp = await startTestIdp();
     const server = await startTestMcpServer({ transport: 'streamable-http' });
-    const resolver = createOboTokenResolver({
-      issuer: idp.issuer,
-      clientId: idp.client.clientId,
-      clientSecret: idp.client.clientSecret,
-      allowInsecureRequests: true,
-      retryDelayMs: 1,
-    });
+    const resolver = testIdpResolver(idp);
     const m = new MCPManager({ servers: { graph: { url: server.url, obo: { scopes: `${idp.downstreamAudience}/.default` } } }, oboTokenResolver: resolver });
     try {
       const user = { id: 'big', upstreamToken: await idp.mintAccessToken({ sub: 'big' }) };

@@ -5,7 +5,6 @@
  * DNS lookup, no real traffic).
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { LookupAddress } from 'node:dns';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
@@ -20,6 +19,8 @@ import { createAuthFetch } from '../../src/transport/authFetch.js';
 import { HttpClient } from '../../src/transport/httpClient.js';
 import type { LookupFunction } from '../../src/transport/ssrf.js';
 import type { UserContext } from '../../src/types.js';
+import { testIdpClient } from '../support/idp.js';
+import { listenOnLoopback } from '../support/http.js';
 
 const text = (r: CallToolResult) => (r.content[0] as { text: string }).text;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -59,13 +60,7 @@ describe('per-user isolation under load', () => {
         },
       });
       cleanups.push(() => server.close());
-      const resolver = createOboTokenResolver({
-        issuer: idp.issuer,
-        clientId: idp.client.clientId,
-        clientSecret: idp.client.clientSecret,
-        allowInsecureRequests: true,
-        timeoutMs: 60_000,
-      });
+      const resolver = createOboTokenResolver({ ...testIdpClient(idp), timeoutMs: 60_000 });
       const m = new MCPManager({ servers: { graph: { url: server.url, obo: { scopes: `${idp.downstreamAudience}/.default` } } }, oboTokenResolver: resolver, circuitBreaker: false });
       cleanups.push(() => m.close());
       const users = await Promise.all(
@@ -149,12 +144,9 @@ describe('OBO trust', () => {
 describe('redirects', () => {
   async function listen(handler: Parameters<typeof createServer>[1]): Promise<{ server: Server; origin: string }> {
     const server = createServer(handler);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    });
-    return { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    const { origin, close } = await listenOnLoopback(server);
+    cleanups.push(close);
+    return { server, origin };
   }
 
   async function redirectingPair() {

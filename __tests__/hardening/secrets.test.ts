@@ -9,7 +9,6 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { inspect } from 'node:util';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
-import { createOboTokenResolver } from '../../src/auth/oboTokenResolver.js';
 import { MemoryUpstreamSessionStore, type UpstreamSession } from '../../src/auth/tokenStore.js';
 import { createUpstreamTokenProvider } from '../../src/auth/upstreamToken.js';
 import { SwitchboardError } from '../../src/errors.js';
@@ -18,6 +17,7 @@ import { MCPManager } from '../../src/MCPManager.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMcpServer.js';
 import type { Logger, UserContext } from '../../src/types.js';
+import { testIdpClient, testIdpResolver } from '../support/idp.js';
 
 const text = (r: CallToolResult) => (r.content[0] as { text: string }).text;
 
@@ -85,19 +85,8 @@ it('no secret in any log line, event, error message, cause or serialization acro
     set: async (k: string, s: UpstreamSession) => (record(s), store.set(k, s)),
     compareAndSet: async (k: string, e: UpstreamSession, n: UpstreamSession | undefined) => (record(n), store.compareAndSet(k, e, n)),
   };
-  const upstream = createUpstreamTokenProvider({
-    issuer: idp.issuer,
-    clientId: idp.client.clientId,
-    clientSecret: idp.client.clientSecret,
-    allowInsecureRequests: true,
-    store: watchedStore,
-  });
-  const resolver = createOboTokenResolver({
-    issuer: idp.issuer,
-    clientId: idp.client.clientId,
-    clientSecret: idp.client.clientSecret,
-    allowInsecureRequests: true,
-    retryDelayMs: 1,
+  const upstream = createUpstreamTokenProvider({ ...testIdpClient(idp), store: watchedStore });
+  const resolver = testIdpResolver(idp, {
     timeoutMs: 20_000,
     onExchange: (e) => observed.push({ where: 'resolver.onExchange', value: e }),
   });

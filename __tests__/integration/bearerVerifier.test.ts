@@ -5,6 +5,7 @@ import { BearerError } from '../../src/errors.js';
 import { createBearerVerifier, type BearerVerifierOptions } from '../../src/auth/bearerVerifier.js';
 import { authenticateRequest, createBearerMiddleware, type AuthenticatedRequest } from '../../src/auth/httpAdapter.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
+import { rejectionOf } from '../support/errors.js';
 
 type KeyPair = Awaited<ReturnType<typeof generateKeyPair>>;
 
@@ -73,15 +74,8 @@ class KeyServer {
   }
 }
 
-async function rejection(p: Promise<unknown>): Promise<BearerError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(BearerError);
-    return err as BearerError;
-  }
-  throw new Error('expected a BearerError');
-}
+/** The rejection of `p`, checked to be a `BearerError`. */
+const rejection = (p: Promise<unknown>) => rejectionOf(p, BearerError);
 
 describe('createBearerVerifier against a loopback issuer', () => {
   let ks: KeyServer;

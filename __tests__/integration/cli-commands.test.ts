@@ -4,22 +4,11 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main, type CliIo } from '../../src/cli/main.js';
+import { main } from '../../src/cli/main.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMcpServer.js';
 import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
-
-function capture(env: Record<string, string> = {}): CliIo & { out: () => string; err: () => string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    stdout: { write: (s: string) => out.push(s) },
-    stderr: { write: (s: string) => err.push(s) },
-    env,
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
+import { capturedIo } from '../support/cli.js';
 
 let dir: string;
 let idp: TestIdp;
@@ -55,13 +44,13 @@ afterAll(async () => {
 
 describe('mcp-switchboard tools / call', () => {
   it('lists the tools of a server', async () => {
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['tools', configFile, '--server', 'plain'], io)).toBe(0);
     expect(io.out().split('\n').map((l) => l.split(':')[0])).toEqual(expect.arrayContaining(['echo', 'whoami', 'slow', 'fail']));
   });
 
   it('calls a tool with JSON arguments and prints its text', async () => {
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['call', configFile, '--server', 'plain', '--tool', 'echo', '--args', '{"text":"hello"}'], io)).toBe(0);
     expect(io.out()).toBe('hello\n');
   });
@@ -75,21 +64,21 @@ describe('mcp-switchboard tools / call', () => {
       MCP_SWITCHBOARD_OBO_INSECURE: '1',
       MCP_SWITCHBOARD_UPSTREAM_TOKEN: token,
     };
-    const io = capture(env);
+    const io = capturedIo({ env });
     expect(await main(['call', configFile, '--server', 'graph', '--tool', 'whoami', '--user', 'cli-user', '--tenant', 't1'], io)).toBe(0);
     expect(io.out()).toBe('cli-user\n');
     expect(io.err()).toBe('');
   });
 
   it('explains a missing resolver for an OBO server, naming the field, with exit 2', async () => {
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['tools', configFile, '--server', 'graph', '--user', 'u'], io)).toBe(2);
     expect(io.err()).toContain('graph.obo: On-Behalf-Of needs the oboTokenResolver option');
   });
 
   it('reports a typed error without the token when the upstream token is missing', async () => {
     const env = { MCP_SWITCHBOARD_OBO_ISSUER: idp.issuer, MCP_SWITCHBOARD_OBO_CLIENT_ID: idp.client.clientId, MCP_SWITCHBOARD_OBO_CLIENT_SECRET: idp.client.clientSecret, MCP_SWITCHBOARD_OBO_INSECURE: '1' };
-    const io = capture(env);
+    const io = capturedIo({ env });
     expect(await main(['tools', configFile, '--server', 'graph', '--user', 'u'], io)).toBe(1);
     expect(io.err()).toMatch(/^error \[obo_missing_upstream_token\]: /);
   });
@@ -101,7 +90,7 @@ describe('mcp-switchboard tools / call', () => {
       ['tools', configFile, '--server', 'nope'],
       ['tools', configFile],
     ]) {
-      const io = capture();
+      const io = capturedIo();
       expect(await main(argv, io)).toBe(2);
     }
   });
@@ -109,7 +98,7 @@ describe('mcp-switchboard tools / call', () => {
 
 describe('mcp-switchboard demo', () => {
   it('runs a small scenario end to end and reports no errors and no mismatches as JSON', async () => {
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['demo', '--users', '6', '--calls', '3', '--idle-ms', '50', '--json'], io)).toBe(0);
     const report = JSON.parse(io.out());
     expect(report).toMatchObject({ errors: 0, mismatches: 0, scenario: { users: 6, callsPerUser: 3, rounds: 2, totalCalls: 54 } });
@@ -121,7 +110,7 @@ describe('mcp-switchboard demo', () => {
   }, 60_000);
 
   it('rejects a bad flag value', async () => {
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['demo', '--users', 'many'], io)).toBe(2);
     expect(io.err()).toContain('--users takes a positive whole number');
   });

@@ -12,10 +12,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
-import type { ConnectionState, MCPConnection } from '../../src/MCPConnection.js';
+import type { MCPConnection } from '../../src/MCPConnection.js';
 import { parseServerConfig } from '../../src/config/index.js';
 import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import type { Transport } from '../../src/transport/types.js';
+import { firstText, nextState } from '../support/mcp.js';
 
 const require = createRequire(import.meta.url);
 const EVERYTHING = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
@@ -70,11 +71,6 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function text(result: { content?: unknown }): string | undefined {
-  const first = (result.content as { type: string; text?: string }[] | undefined)?.[0];
-  return first?.type === 'text' ? first.text : undefined;
-}
-
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -82,17 +78,6 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-
-function nextState(conn: MCPConnection, state: ConnectionState): Promise<void> {
-  return new Promise((resolve) => {
-    const onState = ({ to }: { to: ConnectionState }) => {
-      if (to !== state) return;
-      conn.off('state', onState);
-      resolve();
-    };
-    conn.on('state', onState);
-  });
 }
 
 describe('server-everything over stdio', () => {
@@ -113,7 +98,7 @@ describe('server-everything over stdio', () => {
 
     const names = (await conn.listTools()).map((t) => t.name);
     expect(names).toEqual(expect.arrayContaining(['echo', 'get-sum']));
-    expect(text(await conn.callTool('echo', { message: 'hi' }))).toBe('Echo: hi');
+    expect(firstText(await conn.callTool('echo', { message: 'hi' }))).toBe('Echo: hi');
 
     const firstPid = (transports[0] as StdioClientTransport).pid!;
     expect(isAlive(firstPid)).toBe(true);
@@ -125,7 +110,7 @@ describe('server-everything over stdio', () => {
     expect(transports).toHaveLength(2);
     const secondPid = (transports[1] as StdioClientTransport).pid!;
     expect(secondPid).not.toBe(firstPid);
-    expect(text(await conn.callTool('echo', { message: 'again' }))).toBe('Echo: again');
+    expect(firstText(await conn.callTool('echo', { message: 'again' }))).toBe('Echo: again');
 
     await conn.close();
     expect(isAlive(firstPid)).toBe(false);
@@ -147,9 +132,9 @@ describe.each([
     cleanups.push(() => conn.close());
 
     expect((await conn.listTools()).map((t) => t.name)).toEqual(expect.arrayContaining(['echo', 'get-sum']));
-    expect(text(await conn.callTool('echo', { message: 'over http' }))).toBe('Echo: over http');
+    expect(firstText(await conn.callTool('echo', { message: 'over http' }))).toBe('Echo: over http');
     const sum = await conn.callTool('get-sum', { a: 2, b: 3 });
-    expect(text(sum)).toContain('5');
+    expect(firstText(sum)).toContain('5');
     if (type === 'streamable-http') expect(conn.sessionId).toEqual(expect.any(String));
 
     await conn.close();

@@ -7,6 +7,8 @@ import type { ConnectionState, MCPConnection } from '../../src/MCPConnection.js'
 import { parseServerConfig } from '../../src/config/index.js';
 import { ConfigError, OboError, SwitchboardError } from '../../src/errors.js';
 import { startTestMcpServer, type TestMcpServer, type TestMcpServerOptions } from '../../src/testing/testMcpServer.js';
+import { rejectionOf } from '../support/errors.js';
+import { firstText, nextState } from '../support/mcp.js';
 
 type Kind = TestMcpServerOptions['transport'];
 
@@ -33,30 +35,8 @@ async function connect(f: MCPConnectionFactory, kind: Kind, url: string): Promis
   return conn;
 }
 
-function text(result: { content?: unknown }): string | undefined {
-  const first = (result.content as { type: string; text?: string }[] | undefined)?.[0];
-  return first?.type === 'text' ? first.text : undefined;
-}
-
-function nextState(conn: MCPConnection, state: ConnectionState): Promise<void> {
-  return new Promise((resolve) => {
-    const onState = ({ to }: { to: ConnectionState }) => {
-      if (to !== state) return;
-      conn.off('state', onState);
-      resolve();
-    };
-    conn.on('state', onState);
-  });
-}
-
-async function rejection(p: Promise<unknown>): Promise<SwitchboardError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as SwitchboardError;
-  }
-  throw new Error('expected a rejection');
-}
+/** The rejection of `p`, checked to be a `SwitchboardError`. */
+const rejection = (p: Promise<unknown>) => rejectionOf(p, SwitchboardError);
 
 describe.each<Kind>(['streamable-http', 'sse'])('over %s', (kind) => {
   it('connects, lists and calls tools, and ends the session on close', async () => {
@@ -66,8 +46,8 @@ describe.each<Kind>(['streamable-http', 'sse'])('over %s', (kind) => {
     expect(conn.state).toBe('connected');
     const names = (await conn.listTools()).map((t) => t.name).sort();
     expect(names).toEqual(['echo', 'fail', 'slow', 'whoami']);
-    expect(text(await conn.callTool('echo', { text: 'hello' }))).toBe('hello');
-    expect(text(await conn.callTool('whoami'))).toBe('anonymous');
+    expect(firstText(await conn.callTool('echo', { text: 'hello' }))).toBe('hello');
+    expect(firstText(await conn.callTool('whoami'))).toBe('anonymous');
     expect((await conn.callTool('fail')).isError).toBe(true);
     expect((await conn.callTool('fail', { mode: 'throw' })).isError).toBe(true);
     if (kind === 'streamable-http') expect(conn.sessionId).toEqual(expect.any(String));
@@ -96,7 +76,7 @@ describe.each<Kind>(['streamable-http', 'sse'])('over %s', (kind) => {
     const timedOut = await rejection(conn.callTool('slow', { ms: 60_000 }, { timeoutMs: 100 }));
     expect(timedOut.code).toBe('call_timeout');
     expect(timedOut.retryable).toBe(true);
-    expect(text(await conn.callTool('echo', { text: 'still here' }))).toBe('still here');
+    expect(firstText(await conn.callTool('echo', { text: 'still here' }))).toBe('still here');
   });
 
   it('asks the auth header provider for every request: two calls carry two different bearers', async () => {
@@ -116,8 +96,8 @@ describe.each<Kind>(['streamable-http', 'sse'])('over %s', (kind) => {
       },
     });
     const conn = await connect(f, kind, s.url);
-    const first = text(await conn.callTool('whoami'));
-    const second = text(await conn.callTool('whoami'));
+    const first = firstText(await conn.callTool('whoami'));
+    const second = firstText(await conn.callTool('whoami'));
     expect(first).toMatch(/^tok-\d+$/);
     expect(second).toMatch(/^tok-\d+$/);
     expect(first).not.toBe(second);
@@ -150,7 +130,7 @@ describe.each<Kind>(['streamable-http', 'sse'])('over %s', (kind) => {
     fail = true;
     expect(await rejection(conn.callTool('echo', { text: 'x' }))).toBe(later);
     fail = false;
-    expect(text(await conn.callTool('echo', { text: 'y' }))).toBe('y');
+    expect(firstText(await conn.callTool('echo', { text: 'y' }))).toBe('y');
   });
 
   it('reconnects after the server restarts on the same port', async () => {
@@ -161,7 +141,7 @@ describe.each<Kind>(['streamable-http', 'sse'])('over %s', (kind) => {
     const conn = await connect(factory(), kind, first.url);
     const states: ConnectionState[] = [];
     conn.on('state', ({ to }) => states.push(to));
-    expect(text(await conn.callTool('echo', { text: 'before' }))).toBe('before');
+    expect(firstText(await conn.callTool('echo', { text: 'before' }))).toBe('before');
 
     // SSE notices the broken event stream at once; streamable HTTP notices on the next request (404).
     const lost = kind === 'sse' ? nextState(conn, 'reconnecting') : Promise.resolve();
@@ -169,7 +149,7 @@ describe.each<Kind>(['streamable-http', 'sse'])('over %s', (kind) => {
     await lost;
     const second = await server({ transport: kind, port: first.port });
     const reconnected = nextState(conn, 'connected');
-    expect(text(await conn.callTool('echo', { text: 'after' }))).toBe('after');
+    expect(firstText(await conn.callTool('echo', { text: 'after' }))).toBe('after');
     await reconnected;
     expect(second.stats().initializeCount).toBe(1);
     expect(states).toEqual(['reconnecting', 'connected']);
@@ -182,7 +162,7 @@ describe('streamable HTTP sessions', () => {
     const conn = await connect(factory(), 'streamable-http', s.url);
     const oldSession = conn.sessionId;
     s.expireSessions();
-    expect(text(await conn.callTool('echo', { text: 'again' }))).toBe('again');
+    expect(firstText(await conn.callTool('echo', { text: 'again' }))).toBe('again');
     expect(conn.sessionId).not.toBe(oldSession);
     expect(s.stats()).toMatchObject({ initializeCount: 2, sessionsExpired: 1, liveSessions: 1 });
     const rejected = s.requests.findIndex((r) => r.rejectedWith === 404 && r.method === 'POST');

@@ -15,6 +15,7 @@ import { MCPManager, type MCPManagerOptions } from '../../src/MCPManager.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMcpServer.js';
 import type { UserContext } from '../../src/types.js';
+import { testIdpClient, testIdpResolver } from '../support/idp.js';
 
 const text = (r: CallToolResult) => (r.content[0] as { text: string }).text;
 
@@ -57,12 +58,7 @@ afterEach(async () => {
 function makeManager(opts: Partial<MCPManagerOptions> & { resolver?: OboTokenResolver; now?: () => number } = {}) {
   const resolver =
     opts.resolver ??
-    createOboTokenResolver({
-      issuer: idp.issuer,
-      clientId: idp.client.clientId,
-      clientSecret: idp.client.clientSecret,
-      allowInsecureRequests: true,
-      retryDelayMs: 1,
+    testIdpResolver(idp, {
       // These tests count exchanges: a slow, loaded machine must not turn into timeouts and retried exchanges.
       timeoutMs: 60_000,
       ...(opts.now ? { now: opts.now } : {}),
@@ -244,7 +240,7 @@ describe('OBO end to end', () => {
 
   it('server 401 → drop the cached token, exchange again with forceRefresh, resend once', async () => {
     // A resolver whose first token for a user is one the server does not accept (wrong audience).
-    const real = createOboTokenResolver({ issuer: idp.issuer, clientId: idp.client.clientId, clientSecret: idp.client.clientSecret, allowInsecureRequests: true });
+    const real = createOboTokenResolver(testIdpClient(idp));
     const bad = await idp.mintAccessToken({ sub: 'jack', tenantId: 'contoso', audience: 'api://somewhere-else' });
     const calls: boolean[] = [];
     let served = false;

@@ -5,6 +5,8 @@ import { createOboTokenResolver, type OboExchangeInfo, type OboTokenResolverOpti
 import type { OboRequest } from '../../src/auth/oboTypes.js';
 import { OboError } from '../../src/errors.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
+import { rejectionOf } from '../support/errors.js';
+import { testIdpClient } from '../support/idp.js';
 
 let idp: TestIdp;
 const agents: Agent[] = [];
@@ -35,10 +37,7 @@ function resolverFor(extra: Partial<OboTokenResolverOptions> = {}) {
   const agent = new Agent();
   agents.push(agent);
   return createOboTokenResolver({
-    issuer: idp.issuer,
-    clientId: idp.client.clientId,
-    clientSecret: idp.client.clientSecret,
-    allowInsecureRequests: true,
+    ...testIdpClient(idp),
     retryDelayMs: 0,
     dispatcher: agent,
     ...extra,
@@ -51,16 +50,8 @@ async function requestFor(sub: string, extra: Partial<OboRequest> & { tenantId?:
   return { user: { id: sub, tenantId }, assertion, scopes: [scope], serverName: 'files', ...rest };
 }
 
-async function rejection(p: Promise<unknown>): Promise<OboError> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(OboError);
-  return err as OboError;
-}
+/** The rejection of `p`, checked to be a `OboError`. */
+const rejection = (p: Promise<unknown>) => rejectionOf(p, OboError);
 
 describe('createOboTokenResolver against a real IdP', () => {
   it('exchanges with jwt-bearer (client_secret_post by default) for the downstream audience', async () => {

@@ -5,7 +5,6 @@
  */
 import { EventEmitter, once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Agent } from 'undici';
 import { z } from 'zod';
@@ -18,6 +17,7 @@ import { createAuthFetch } from '../../src/transport/authFetch.js';
 import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import type { AuthHeaderProvider, AuthHeaderRequest, TransportContext } from '../../src/transport/types.js';
 import type { ServerConfig } from '../../src/config/schema.js';
+import { listenOnLoopback } from '../support/http.js';
 
 function echoServer(): McpServer {
   const server = new McpServer({ name: 'echo', version: '1.0.0' });
@@ -37,17 +37,8 @@ async function listen(route: (req: IncomingMessage, res: ServerResponse) => void
     seen.push({ method: req.method ?? '', authorization: req.headers.authorization });
     route(req, res);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    server,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  const { origin, close } = await listenOnLoopback(server);
+  return { origin, seen, server, close };
 }
 
 /** An auth provider handing out token-1, token-2, …; emits 'call' per request; `fail` makes it throw. */

@@ -6,6 +6,8 @@ import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
 import { MemoryUpstreamSessionStore, type UpstreamSession, type UpstreamSessionStore } from '../../src/auth/tokenStore.js';
 import { createUpstreamTokenProvider, type UpstreamTokenProviderOptions } from '../../src/auth/upstreamToken.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
+import { rejectionOf } from '../support/errors.js';
+import { testIdpClient } from '../support/idp.js';
 
 let idp: TestIdp;
 
@@ -18,13 +20,7 @@ afterAll(async () => {
 beforeEach(() => idp.resetStats());
 
 function provider(extra: Partial<UpstreamTokenProviderOptions> = {}) {
-  return createUpstreamTokenProvider({
-    issuer: idp.issuer,
-    clientId: idp.client.clientId,
-    clientSecret: idp.client.clientSecret,
-    allowInsecureRequests: true,
-    ...extra,
-  });
+  return createUpstreamTokenProvider({ ...testIdpClient(idp), ...extra });
 }
 
 /** A session whose access token is already expired, so the next use must refresh. */
@@ -33,15 +29,8 @@ async function expiredSession(sub: string, tenantId?: string): Promise<UpstreamS
   return { ...s, expiresAt: Date.now() - 1_000 };
 }
 
-async function rejection(p: Promise<unknown>): Promise<UpstreamTokenError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(UpstreamTokenError);
-    return err as UpstreamTokenError;
-  }
-  throw new Error('expected an UpstreamTokenError');
-}
+/** The rejection of `p`, checked to be a `UpstreamTokenError`. */
+const rejection = (p: Promise<unknown>) => rejectionOf(p, UpstreamTokenError);
 
 describe('createUpstreamTokenProvider with the test IdP', () => {
   it('returns the stored token while it is valid, without calling the IdP', async () => {

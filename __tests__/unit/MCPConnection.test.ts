@@ -11,6 +11,7 @@ import { OperationScope } from '../../src/connection/operationScope.js';
 import { OboError, SwitchboardError } from '../../src/errors.js';
 import { parseServerConfig } from '../../src/config/index.js';
 import { createInMemoryServerFactory, type InMemoryServerFactory } from '../../src/testing/inMemory.js';
+import { rejectionOf } from '../support/errors.js';
 
 const config = parseServerConfig('mem', { type: 'stdio', command: 'unused' });
 
@@ -58,13 +59,27 @@ function recordStates(conn: MCPConnection): ConnectionState[] {
   return states;
 }
 
-async function rejection(p: Promise<unknown>): Promise<SwitchboardError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as SwitchboardError;
-  }
-  throw new Error('expected a rejection');
+/** The rejection of `p`, checked to be a `SwitchboardError`. */
+const rejection = (p: Promise<unknown>) => rejectionOf(p, SwitchboardError);
+
+/**
+ * A transport factory over `servers` whose first `times` tools/call sends (across all its transports) throw
+ * `error()` instead of reaching the server; everything else goes through.
+ */
+function failingToolsCalls(servers: InMemoryServerFactory, times: number, error: () => Error): () => Promise<Transport> {
+  let left = times;
+  return async () => {
+    const t = await servers.createTransport();
+    const send = t.send.bind(t);
+    t.send = async (message: JSONRPCMessage, opts) => {
+      if (left > 0 && 'method' in message && message.method === 'tools/call') {
+        left--;
+        throw error();
+      }
+      return send(message, opts);
+    };
+    return t;
+  };
 }
 
 const open: { close(): Promise<void> }[] = [];
@@ -297,15 +312,7 @@ describe('MCPConnection', () => {
     const conn = new MCPConnection({
       serverName: 'obo',
       config,
-      createTransport: async () => {
-        const t = await servers.createTransport();
-        const send = t.send.bind(t);
-        t.send = async (message: JSONRPCMessage, opts) => {
-          if ('method' in message && message.method === 'tools/call') throw callError;
-          return send(message, opts);
-        };
-        return t;
-      },
+      createTransport: failingToolsCalls(servers, Infinity, () => callError),
     });
     open.push(conn);
     await conn.connect();
@@ -317,22 +324,10 @@ describe('MCPConnection', () => {
     const hooks = newHooks();
     const servers = createInMemoryServerFactory(() => makeServer(hooks));
     open.push(servers);
-    let expireNext = true;
     const conn = new MCPConnection({
       serverName: 'http',
       config,
-      createTransport: async () => {
-        const t = await servers.createTransport();
-        const send = t.send.bind(t);
-        t.send = async (message: JSONRPCMessage, opts) => {
-          if (expireNext && 'method' in message && message.method === 'tools/call') {
-            expireNext = false;
-            throw new StreamableHTTPError(404, 'Session not found');
-          }
-          return send(message, opts);
-        };
-        return t;
-      },
+      createTransport: failingToolsCalls(servers, 1, () => new StreamableHTTPError(404, 'Session not found')),
     });
     open.push(conn);
     const states = recordStates(conn);
@@ -347,23 +342,11 @@ describe('MCPConnection', () => {
     const hooks = newHooks();
     const servers = createInMemoryServerFactory(() => makeServer(hooks));
     open.push(servers);
-    let expireNext = true;
     const conn = new MCPConnection({
       serverName: 'http',
       config,
       reconnect: { maxAttempts: 0 },
-      createTransport: async () => {
-        const t = await servers.createTransport();
-        const send = t.send.bind(t);
-        t.send = async (message: JSONRPCMessage, opts) => {
-          if (expireNext && 'method' in message && message.method === 'tools/call') {
-            expireNext = false;
-            throw new StreamableHTTPError(404, 'Session not found');
-          }
-          return send(message, opts);
-        };
-        return t;
-      },
+      createTransport: failingToolsCalls(servers, 1, () => new StreamableHTTPError(404, 'Session not found')),
     });
     open.push(conn);
     const closed = new Promise<{ error?: SwitchboardError }>((resolve) => conn.once('close', resolve));
@@ -381,15 +364,7 @@ describe('MCPConnection', () => {
     const conn = new MCPConnection({
       serverName: 'http',
       config,
-      createTransport: async () => {
-        const t = await servers.createTransport();
-        const send = t.send.bind(t);
-        t.send = async (message: JSONRPCMessage, opts) => {
-          if ('method' in message && message.method === 'tools/call') throw new StreamableHTTPError(404, 'Session not found');
-          return send(message, opts);
-        };
-        return t;
-      },
+      createTransport: failingToolsCalls(servers, Infinity, () => new StreamableHTTPError(404, 'Session not found')),
     });
     open.push(conn);
     await conn.connect();

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Agent } from 'undici';
 import { SwitchboardError } from '../../src/errors.js';
 import { createAuthFetch } from '../../src/transport/authFetch.js';
 import type { AuthHeaderRequest } from '../../src/transport/types.js';
+import { listenOnLoopback } from '../support/http.js';
 
 interface Seen {
   method: string;
@@ -31,18 +31,8 @@ async function startServer(): Promise<{ origin: string; seen: Seen[]; connection
     });
   });
   server.on('connection', () => connections++);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    seen,
-    connections: () => connections,
-    handle: (h) => (handler = h),
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  const { origin, close } = await listenOnLoopback(server);
+  return { origin, seen, connections: () => connections, handle: (h) => (handler = h), close };
 }
 
 describe('createAuthFetch', () => {

@@ -4,6 +4,7 @@ import { createBearerVerifier, type BearerVerifierOptions } from '../../src/auth
 import { JwksCache } from '../../src/auth/jwks.js';
 import { checkScopeList, missingScopes, normalizeScopes } from '../../src/auth/scopes.js';
 import type { FetchLike } from '../../src/transport/types.js';
+import { rejectionOf } from '../support/errors.js';
 
 const ISSUER = 'https://idp.test/tenant/v2.0';
 const AUDIENCE = 'api://runtime';
@@ -84,15 +85,8 @@ function b64url(s: string | Uint8Array): string {
   return Buffer.from(s).toString('base64url');
 }
 
-async function rejection(p: Promise<unknown>): Promise<BearerError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(BearerError);
-    return err as BearerError;
-  }
-  throw new Error('expected a BearerError');
-}
+/** The rejection of `p`, checked to be a `BearerError`. */
+const rejection = (p: Promise<unknown>) => rejectionOf(p, BearerError);
 
 describe('createBearerVerifier (unit, injected fetch and clock)', () => {
   let server: FakeKeyServer;

@@ -1,32 +1,20 @@
 import { join } from 'node:path';
 import { parseArgs, UsageError, type FlagSpec } from '../../src/cli/args.js';
-import { COMMANDS, main, type CliCommand, type CliIo } from '../../src/cli/main.js';
+import { COMMANDS, main, type CliCommand } from '../../src/cli/main.js';
+import { capturedIo } from '../support/cli.js';
 
 const FIXTURES = join(process.cwd(), '__tests__/fixtures/configs');
 
-function capture(cwd?: string): CliIo & { out: () => string; err: () => string } {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    stdout: { write: (s: string) => out.push(s) },
-    stderr: { write: (s: string) => err.push(s) },
-    env: {},
-    ...(cwd ? { cwd } : {}),
-    out: () => out.join(''),
-    err: () => err.join(''),
-  };
-}
-
 describe('mcp-switchboard validate', () => {
   it('prints the servers of a valid file and exits 0', async () => {
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['validate', join(FIXTURES, 'switchboard.yaml')], io)).toBe(0);
     expect(io.out()).toBe(['ok: 3 servers (switchboard)', '  everything: stdio', '  graph: streamable-http, per-user', '  github: streamable-http, per-user', ''].join('\n'));
     expect(io.err()).toBe('');
   });
 
   it('prints import warnings with their paths, resolving a relative path against cwd', async () => {
-    const io = capture(FIXTURES);
+    const io = capturedIo({ cwd: FIXTURES });
     expect(await main(['validate', 'librechat.yaml'], io)).toBe(0);
     const lines = io.out().trimEnd().split('\n');
     expect(lines[0]).toBe('ok: 7 servers (librechat)');
@@ -35,7 +23,7 @@ describe('mcp-switchboard validate', () => {
   });
 
   it('prints each problem of an invalid file as `path: message` on its own line and exits 2', async () => {
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['validate', join(FIXTURES, 'invalid.yaml')], io)).toBe(2);
     expect(io.err().split('\n')).toEqual([
       'servers.github.url: Invalid URL',
@@ -47,27 +35,27 @@ describe('mcp-switchboard validate', () => {
   });
 
   it('reports syntax errors and unreadable files under (file), exit 2', async () => {
-    const broken = capture();
+    const broken = capturedIo();
     expect(await main(['validate', join(FIXTURES, 'broken.yaml')], broken)).toBe(2);
     expect(broken.err()).toMatch(/^\(file\): YAML line \d+, column \d+: /);
     expect(broken.err()).not.toContain('secret-in-broken-file');
-    const missing = capture(FIXTURES);
+    const missing = capturedIo({ cwd: FIXTURES });
     expect(await main(['validate', 'missing.yaml'], missing)).toBe(2);
     expect(missing.err()).toBe(`(file): cannot read ${join(FIXTURES, 'missing.yaml')} (ENOENT)\n`);
   });
 
   it('--format overrides detection', async () => {
-    const io = capture(FIXTURES);
+    const io = capturedIo({ cwd: FIXTURES });
     expect(await main(['validate', '--format', 'switchboard', 'librechat.yaml'], io)).toBe(2);
     expect(io.err()).toBe('servers: is missing\n');
-    const io2 = capture(FIXTURES);
+    const io2 = capturedIo({ cwd: FIXTURES });
     expect(await main(['validate', 'claude_desktop_config.json', '--format=claude-desktop'], io2)).toBe(0);
     expect(io2.out()).toMatch(/^ok: 3 servers \(claude-desktop\)\n/);
   });
 
   it('wrong usage exits 2 with a usage line', async () => {
     for (const argv of [['validate'], ['validate', 'a', 'b'], ['validate', 'a', '--nope'], ['validate', 'a', '--format', 'cursor'], ['validate', 'a', '--format']]) {
-      const io = capture();
+      const io = capturedIo();
       expect(await main(argv, io)).toBe(2);
       expect(io.err()).toMatch(/^mcp-switchboard: .+\nusage: mcp-switchboard validate <file> \[--format FORMAT\]\n$/);
       expect(io.out()).toBe('');
@@ -77,17 +65,17 @@ describe('mcp-switchboard validate', () => {
 
 describe('mcp-switchboard', () => {
   it('an unknown command exits 2', async () => {
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['deploy', 'x'], io)).toBe(2);
     expect(io.err()).toBe('mcp-switchboard: unknown command "deploy"\nrun `mcp-switchboard help` for the list of commands\n');
   });
 
   it('no command prints the overview on stderr and exits 2; help prints it on stdout and exits 0', async () => {
-    const none = capture();
+    const none = capturedIo();
     expect(await main([], none)).toBe(2);
     expect(none.err()).toMatch(/^usage: mcp-switchboard <command>/);
     for (const argv of [['help'], ['--help'], ['-h']]) {
-      const io = capture();
+      const io = capturedIo();
       expect(await main(argv, io)).toBe(0);
       expect(io.out()).toMatch(/commands:\n(  \S+ +.*\n)*  validate  check a config file/);
     }
@@ -95,12 +83,12 @@ describe('mcp-switchboard', () => {
 
   it('help for one command lists its options', async () => {
     for (const argv of [['help', 'validate'], ['validate', '--help'], ['validate', '-h']]) {
-      const io = capture();
+      const io = capturedIo();
       expect(await main(argv, io)).toBe(0);
       expect(io.out()).toMatch(/^usage: mcp-switchboard validate <file> \[--format FORMAT\]\n/);
       expect(io.out()).toMatch(/--format FORMAT {2}file format: auto \(default\), switchboard, librechat, claude-desktop, vscode/);
     }
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['help', 'nope'], io)).toBe(2);
   });
 
@@ -115,7 +103,7 @@ describe('mcp-switchboard', () => {
         throw new Error('upstream unreachable');
       },
     };
-    const io = capture();
+    const io = capturedIo();
     expect(await main(['boom'], io, [...COMMANDS, boom])).toBe(1);
     expect(io.err()).toBe('error: upstream unreachable\n');
   });

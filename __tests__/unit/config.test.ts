@@ -1,15 +1,5 @@
-import { ConfigError } from '../../src/errors.js';
 import { parseServersConfig, parseServerConfig, requiresUserScopedConnection, resolveServerConfig } from '../../src/config/index.js';
-
-function issuesOf(fn: () => unknown): { path: string; message: string }[] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
+import { issuesOf } from '../support/errors.js';
 
 describe('parseServersConfig', () => {
   it('infers the transport and normalises http and obo scopes', () => {

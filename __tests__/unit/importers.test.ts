@@ -5,18 +5,9 @@ import { requiresUserScopedConnection } from '../../src/config/parse.js';
 import { loadConfigFile, parseConfigText } from '../../src/config/loadConfigFile.js';
 import { detectConfigFormat, importClaudeDesktop, importLibreChat, importVsCode } from '../../src/config/importers/index.js';
 import { ConfigError } from '../../src/errors.js';
+import { issuesOf } from '../support/errors.js';
 
 const FIXTURES = join(process.cwd(), '__tests__/fixtures/configs');
-
-function issuesOf(fn: () => unknown): { path: string; message: string }[] {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).issues;
-  }
-  throw new Error('expected a ConfigError');
-}
 
 async function asyncIssuesOf(p: Promise<unknown>): Promise<{ path: string; message: string }[]> {
   const err = await p.then(

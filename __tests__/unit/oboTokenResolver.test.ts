@@ -5,6 +5,7 @@ import { parseRetryAfter } from '../../src/auth/idpErrors.js';
 import { createOboTokenResolver, type OboTokenResolverOptions } from '../../src/auth/oboTokenResolver.js';
 import type { OboRequest } from '../../src/auth/oboTypes.js';
 import { OboError } from '../../src/errors.js';
+import { rejectionOf } from '../support/errors.js';
 
 // The IdP is an undici MockAgent: nothing leaves the process (net connect disabled).
 const ISSUER = 'https://idp.test';
@@ -77,16 +78,8 @@ function request(extra: Partial<OboRequest> = {}): OboRequest {
   };
 }
 
-async function rejection(p: Promise<unknown>): Promise<OboError> {
-  const err = await p.then(
-    () => {
-      throw new Error('expected a rejection');
-    },
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(OboError);
-  return err as OboError;
-}
+/** The rejection of `p`, checked to be a `OboError`. */
+const rejection = (p: Promise<unknown>) => rejectionOf(p, OboError);
 
 describe('createOboTokenResolver options', () => {
   const base = { issuer: ISSUER, clientId: 'c', clientSecret: 's' };

@@ -13,6 +13,7 @@ import {
 } from '../../src/transport/ssrf.js';
 import { HttpClient } from '../../src/transport/httpClient.js';
 import { createAuthFetch } from '../../src/transport/authFetch.js';
+import { listenOnLoopback } from '../support/http.js';
 
 describe('classifyAddress', () => {
   it.each([
@@ -186,19 +187,8 @@ async function startCountingServer(): Promise<{ server: Server; port: number; so
     res.end('ok');
   });
   server.on('connection', (s) => sockets.push(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as AddressInfo).port;
-  return {
-    server,
-    port,
-    sockets,
-    requests,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  const { port, close } = await listenOnLoopback(server);
+  return { server, port, sockets, requests, close };
 }
 
 describe('HttpClient guarded dispatcher (loopback only)', () => {

@@ -2,6 +2,7 @@ import { SwitchboardError, UpstreamTokenError } from '../../src/errors.js';
 import { MemoryUpstreamSessionStore, sameSession, type UpstreamSession, type UpstreamSessionStore } from '../../src/auth/tokenStore.js';
 import { createUpstreamTokenProvider, type UpstreamTokenProviderOptions } from '../../src/auth/upstreamToken.js';
 import type { FetchLike } from '../../src/transport/types.js';
+import { rejectionOf } from '../support/errors.js';
 
 const ISSUER = 'https://idp.test/tenant';
 const T0 = Date.UTC(2030, 0, 1);
@@ -61,15 +62,8 @@ function make(extra: Partial<UpstreamTokenProviderOptions> = {}) {
 }
 const expired = (refreshToken = 'rt-0'): UpstreamSession => ({ accessToken: 'at-0', refreshToken, expiresAt: clock.t - 1 });
 
-async function rejection(p: Promise<unknown>): Promise<UpstreamTokenError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(UpstreamTokenError);
-    return err as UpstreamTokenError;
-  }
-  throw new Error('expected an UpstreamTokenError');
-}
+/** The rejection of `p`, checked to be a `UpstreamTokenError`. */
+const rejection = (p: Promise<unknown>) => rejectionOf(p, UpstreamTokenError);
 
 beforeEach(() => {
   idp = new FakeIdp();

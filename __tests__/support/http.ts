@@ -1,0 +1,29 @@
+/**
+ * Loopback HTTP servers for tests.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A server listening on 127.0.0.1 and how to reach and close it. */
+export interface Listening {
+  port: number;
+  /** `http://127.0.0.1:<port>` */
+  origin: string;
+  /** Drops open connections and stops listening. */
+  close(): Promise<void>;
+}
+
+/** Starts `server` on an ephemeral port of 127.0.0.1. */
+export async function listenOnLoopback(server: Server): Promise<Listening> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    port,
+    origin: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
