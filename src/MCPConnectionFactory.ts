@@ -4,12 +4,14 @@
  * is the job of the connection managers above it.
  * @module
  */
+import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config/schema.js';
 import { resolveServerConfig } from './config/parse.js';
 import { SwitchboardError } from './errors.js';
 import type { Logger, UserContext } from './types.js';
 import { MCPConnection, type ConnectionLimits } from './MCPConnection.js';
 import type { ReconnectOptions } from './connection/backoff.js';
+import { RESPONSE_STREAM_LOST } from './connection/classifyError.js';
 import { HttpClient } from './transport/httpClient.js';
 import { createAuthFetch } from './transport/authFetch.js';
 import { createDefaultTransport } from './transport/createTransport.js';
@@ -235,13 +237,21 @@ export class MCPConnectionFactory {
     // The SSE transport turns a failed event-stream fetch into a generic SseError; remember an error of ours
     // (the auth provider's, the SSRF guard's) so that connect rejects with that very object.
     let ownError: SwitchboardError | undefined;
+    let created: Transport | undefined;
     const fetch: FetchLike = async (url, init) => {
+      let res: Response;
       try {
-        return await http.fetch(url, init);
+        res = await http.fetch(url, init);
       } catch (err) {
         if (err instanceof SwitchboardError) ownError = err;
         throw err;
       }
+      // The response stream of a request that ends or breaks before the response (the server died mid-call)
+      // is reported by the SDK only as a message-only onerror, and the call would hang until its timeout:
+      // answer that one request with an error of ours instead, so it fails now (retryable).
+      const id = init?.method === 'POST' ? requestIdOf(init.body) : undefined;
+      if (id !== undefined) return watchEventStream(res, id, () => created?.onmessage?.(responseStreamLost(id)));
+      return res;
     };
     const transport = await this.#createTransport({
       ...target,
@@ -250,6 +260,7 @@ export class MCPConnectionFactory {
       ...(http.dispatcher ? { dispatcher: http.dispatcher } : {}),
       ...(signal ? { signal } : {}),
     });
+    created = transport;
     const start = transport.start.bind(transport);
     transport.start = async () => {
       try {
@@ -259,6 +270,86 @@ export class MCPConnectionFactory {
       }
     };
     return transport;
+  }
+}
+
+/** The JSON-RPC id of a request body (a single request, not a notification or a batch), if any. */
+function requestIdOf(body: RequestInit['body'] | undefined): string | number | undefined {
+  if (typeof body !== 'string') return undefined;
+  try {
+    const msg = JSON.parse(body) as { id?: unknown; method?: unknown };
+    if (typeof msg?.method !== 'string') return undefined;
+    return typeof msg.id === 'string' || typeof msg.id === 'number' ? msg.id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The error answer given locally to a request whose response stream was lost (see classifyError). */
+function responseStreamLost(id: string | number): JSONRPCMessage {
+  return {
+    jsonrpc: '2.0',
+    id,
+    error: { code: ErrorCode.ConnectionClosed, message: 'The response stream ended before the response arrived', data: { reason: RESPONSE_STREAM_LOST } },
+  };
+}
+
+/**
+ * Watches the `text/event-stream` answer to request `id`. When the stream ends or breaks before an event
+ * carried the response to `id`, and the server made it resumable by no event id (the SDK resumes those itself),
+ * `onLost` is called once. Other responses are returned as they are.
+ */
+function watchEventStream(res: Response, id: string | number, onLost: () => void): Response {
+  if (!res.body || !(res.headers.get('content-type') ?? '').includes('text/event-stream')) return res;
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let pending = '';
+  let answered = false;
+  let resumable = false;
+  const scan = (text: string) => {
+    const lines = (pending + text).split(/\r\n|\r|\n/);
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line.startsWith('id:')) resumable = true;
+      else if (!answered && line.startsWith('data:')) answered = answers(line.slice(5).trim(), id);
+    }
+  };
+  const lost = () => {
+    if (!answered && !resumable) onLost();
+  };
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        lost();
+        controller.error(err);
+        return;
+      }
+      if (chunk.done) {
+        scan(decoder.decode());
+        if (pending) scan('\n');
+        lost();
+        controller.close();
+        return;
+      }
+      if (!answered) scan(decoder.decode(chunk.value, { stream: true }));
+      controller.enqueue(chunk.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
+/** Whether an SSE data payload is the response (result or error) to request `id`. */
+function answers(data: string, id: string | number): boolean {
+  if (!data.includes('"id"')) return false;
+  try {
+    const msg = JSON.parse(data) as { id?: unknown; result?: unknown; error?: unknown; method?: unknown };
+    return msg.id === id && msg.method === undefined && ('result' in msg || 'error' in msg);
+  } catch {
+    return false;
   }
 }
 

@@ -59,9 +59,10 @@ describe('MCP server killed mid-call, then restarted', () => {
     const died = await inFlight;
     expect(died.ok).toBe(false);
     expect(died.error).toBeInstanceOf(SwitchboardError);
-    expect(['transport_error', 'call_timeout', 'connection_closed']).toContain((died.error as SwitchboardError).code);
+    // Both transports see the response stream break at once: no waiting for the call's timeout.
+    expect((died.error as SwitchboardError).code).toBe('transport_error');
     expect((died.error as SwitchboardError).retryable).toBe(true);
-    expect(died.ms).toBeLessThan(timeoutMs + 1_000);
+    expect(died.ms).toBeLessThan(timeoutMs / 2);
     console.log(`[faults] ${kind}: call in flight when the server died rejected with ${(died.error as SwitchboardError).code} after ${died.ms.toFixed(0)} ms (timeout ${timeoutMs} ms)`);
 
     // Restart on the same port: the same manager (and, for SSE, the same reconnecting connection) uses it.

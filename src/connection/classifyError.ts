@@ -33,6 +33,17 @@ export function isSessionExpired(err: unknown): boolean {
 }
 
 /**
+ * Marks the local error answer given to a request whose `text/event-stream` response ended or broke before the
+ * response arrived (the server died mid-call): classified as a retryable `transport_error`.
+ *
+ * @example
+ * ```ts
+ * const lost = { jsonrpc: '2.0', id, error: { code: ErrorCode.ConnectionClosed, message: 'lost', data: { reason: RESPONSE_STREAM_LOST } } };
+ * ```
+ */
+export const RESPONSE_STREAM_LOST = 'mcp-switchboard/response-stream-lost';
+
+/**
  * Wraps a raw error from the SDK or a transport in a {@link SwitchboardError}:
  * - a `SwitchboardError` is returned unchanged (same object);
  * - a JSON-RPC error from the server → `server_error` (the `McpError` is the `cause`), except the SDK's own
@@ -51,6 +62,13 @@ export function isSessionExpired(err: unknown): boolean {
  */
 export function classifyError(err: unknown, phase: OperationPhase, serverName: string): SwitchboardError {
   if (err instanceof SwitchboardError) return err;
+  if (err instanceof McpError && (err.data as { reason?: unknown } | undefined)?.reason === RESPONSE_STREAM_LOST) {
+    return new SwitchboardError('transport_error', `The response stream from MCP server "${serverName}" ended before the response`, {
+      cause: err,
+      retryable: true,
+      serverName,
+    });
+  }
   if (err instanceof McpError) {
     if (err.code === ErrorCode.RequestTimeout) {
       return phase === 'connect'
