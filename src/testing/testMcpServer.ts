@@ -277,7 +277,9 @@ export async function startTestMcpServer(opts: TestMcpServerOptions): Promise<Te
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(opts.port ?? 0, '127.0.0.1', () => {
+    // A deep accept queue: load tests open thousands of connections at once (one socket per concurrent
+    // request), and Node's default backlog of 511 drops the rest into connect timeouts.
+    http.listen({ port: opts.port ?? 0, host: '127.0.0.1', backlog: 4096 }, () => {
       http.off('error', reject);
       resolve();
     });
