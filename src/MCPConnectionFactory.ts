@@ -73,6 +73,13 @@ export interface MCPConnectionFactoryOptions {
   limits?: ConnectionLimits;
   /** Diagnostics (never a token); default silent. */
   logger?: Logger;
+  /**
+   * Watch each streamable HTTP request's `text/event-stream` response (default `true`): when it ends or breaks
+   * before the response arrived (the server died mid-call), that call fails at once with a retryable
+   * `transport_error` instead of waiting for its timeout. Costs about 0.1–0.3 ms of CPU per call (web streams);
+   * `false` trades that fast failure for the last bit of loopback throughput.
+   */
+  watchResponseStreams?: boolean;
 }
 
 /**
@@ -238,6 +245,7 @@ export class MCPConnectionFactory {
     // (the auth provider's, the SSRF guard's) so that connect rejects with that very object.
     let ownError: SwitchboardError | undefined;
     let created: Transport | undefined;
+    const watch = this.#opts.watchResponseStreams ?? true;
     const fetch: FetchLike = async (url, init) => {
       let res: Response;
       try {
@@ -249,7 +257,7 @@ export class MCPConnectionFactory {
       // The response stream of a request that ends or breaks before the response (the server died mid-call)
       // is reported by the SDK only as a message-only onerror, and the call would hang until its timeout:
       // answer that one request with an error of ours instead, so it fails now (retryable).
-      const id = init?.method === 'POST' ? requestIdOf(init.body) : undefined;
+      const id = watch && init?.method === 'POST' ? requestIdOf(init.body) : undefined;
       if (id !== undefined) return watchEventStream(res, id, () => created?.onmessage?.(responseStreamLost(id)));
       return res;
     };
