@@ -43,9 +43,25 @@ function managerWith(servers: Record<string, unknown>, factoryOpts: MCPConnectio
 const PATIENT_RECONNECT = { maxAttempts: 10_000, baseDelayMs: 5, maxDelayMs: 40 };
 
 describe('MCP server killed mid-call, then restarted', () => {
+  it('streamable-http without watchResponseStreams: the call still rejects typed, at its timeout', async () => {
+    const first = await server({ transport: 'streamable-http', keepAlive: false });
+    const { m, inst } = managerWith({ svc: { type: 'streamable-http', url: first.url } }, { reconnect: PATIENT_RECONNECT });
+    await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'before' } });
+    const reached = inst.nextCallReached();
+    const timeoutMs = 500;
+    const inFlight = timed(m.callTool({ serverName: 'svc', toolName: 'slow', arguments: { ms: 60_000 }, timeoutMs }));
+    await reached;
+    await first.close();
+    const died = await inFlight;
+    expect(died.error).toBeInstanceOf(SwitchboardError);
+    expect(died.error).toMatchObject({ code: 'call_timeout', retryable: true });
+    expect(died.ms).toBeLessThan(timeoutMs + 1_000);
+  });
+
   it.each(['sse', 'streamable-http'] as const)('%s: the call rejects typed within its timeout; the same manager uses the restarted server', async (kind) => {
     const first = await server({ transport: kind, keepAlive: false });
-    const { m, inst } = managerWith({ svc: { type: kind, url: first.url } }, { reconnect: PATIENT_RECONNECT });
+    // Streamable HTTP sees the broken response stream only with watchResponseStreams (off by default).
+    const { m, inst } = managerWith({ svc: { type: kind, url: first.url } }, { reconnect: PATIENT_RECONNECT, watchResponseStreams: true });
     expect(text(await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'before' } }))).toBe('before');
     const conn = await m.getConnection({ serverName: 'svc' });
     const reconnects: number[] = [];
