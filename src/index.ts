@@ -5,9 +5,22 @@
  * Named exports only; `__tests__/unit/exports.test.ts` pins this surface.
  * @module mcp-switchboard
  */
-export * from './errors.js';
+export { SwitchboardError, ConfigError, OboError, BearerError, UpstreamTokenError } from './errors.js';
+export type {
+  SwitchboardErrorCode,
+  SwitchboardErrorOptions,
+  ConfigIssue,
+  OboErrorReason,
+  OboErrorCause,
+  BearerErrorCode,
+  BearerErrorOptions,
+} from './errors.js';
 export * from './types.js';
-export * from './config/index.js';
+export { parseServersConfig, parseServerConfig, requiresUserScopedConnection, resolveServerConfig, updatedAtMs } from './config/parse.js';
+export type { ResolveOptions } from './config/parse.js';
+export * from './config/schema.js';
+export * from './config/placeholders.js';
+export * from './config/fingerprint.js';
 export type * from './transport/types.js';
 export * from './transport/index.js';
 export { createOboTokenResolver } from './auth/oboTokenResolver.js';
