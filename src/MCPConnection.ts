@@ -387,17 +387,11 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       if (signal?.aborted) throw this.#scopeError('call', 'aborted', signal.reason);
       if (this.#closeController.signal.aborted && !(err instanceof SwitchboardError)) throw this.#closedError();
       if (isSessionExpired(err)) {
-        this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
-        void this.#beginReconnect(client, true);
+        this.#reinitialize(client);
         return SLOW_PATH;
       }
-      if (!(err instanceof SwitchboardError) && this.#lostClients.has(client)) {
-        throw new SwitchboardError('transport_error', `Connection to MCP server "${this.serverName}" was lost during the request`, {
-          cause: err,
-          retryable: true,
-          serverName: this.serverName,
-        });
-      }
+      const lost = this.#lostDuringRequest(err, client);
+      if (lost) throw lost;
       if (this.#state === 'closed' && !(err instanceof SwitchboardError)) throw this.#closedError();
       throw classifyError(err, 'call', this.serverName);
     }
@@ -637,21 +631,29 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       } catch (err) {
         if (!resent && !scope.endedBy && isSessionExpired(err)) {
           resent = true;
-          this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
-          // Joins a re-initialize already started by a concurrent call; failure shows up in #readyClient.
-          void this.#beginReconnect(client, true);
+          this.#reinitialize(client);
           continue;
         }
-        if (!scope.endedBy && !(err instanceof SwitchboardError) && this.#lostClients.has(client)) {
-          throw new SwitchboardError('transport_error', `Connection to MCP server "${this.serverName}" was lost during the request`, {
-            cause: err,
-            retryable: true,
-            serverName: this.serverName,
-          });
-        }
-        throw this.#toError(err, scope, 'call');
+        throw (!scope.endedBy && this.#lostDuringRequest(err, client)) || this.#toError(err, scope, 'call');
       }
     }
+  }
+
+  /** The server forgot the session (404): start a re-initialize, or join one a concurrent call started. */
+  #reinitialize(client: Client): void {
+    this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
+    // Failure shows up in #readyClient of the resend.
+    void this.#beginReconnect(client, true);
+  }
+
+  /** A request that failed because its client's transport was lost (it may have run): retryable `transport_error`. */
+  #lostDuringRequest(err: unknown, client: Client): SwitchboardError | undefined {
+    if (err instanceof SwitchboardError || !this.#lostClients.has(client)) return undefined;
+    return new SwitchboardError('transport_error', `Connection to MCP server "${this.serverName}" was lost during the request`, {
+      cause: err,
+      retryable: true,
+      serverName: this.serverName,
+    });
   }
 
   async #readyClient(scope: OperationScope): Promise<Client> {
