@@ -237,7 +237,7 @@ export class MCPManager {
   readonly #app: AppConnectionPool;
   readonly #breaker: CircuitBreaker | undefined;
   readonly #logger: Logger;
-  #closed = false;
+  /** Set by close(); its presence is what "closed" means. */
   #closing: Promise<void> | undefined;
 
   constructor(opts: MCPManagerOptions) {
@@ -395,7 +395,6 @@ export class MCPManager {
    */
   close(): Promise<void> {
     if (!this.#closing) {
-      this.#closed = true;
       this.#closing = (async () => {
         await Promise.all([this.#users.close(), this.#app.close()]);
         if (this.#ownsFactory) await this.#factory.close();
@@ -504,7 +503,7 @@ export class MCPManager {
   }
 
   #assertOpen(serverName: string): void {
-    if (this.#closed) throw new SwitchboardError('manager_closed', `The MCPManager is closed (server "${serverName}")`, { serverName });
+    if (this.#closing) throw new SwitchboardError('manager_closed', `The MCPManager is closed (server "${serverName}")`, { serverName });
   }
 
   #emit<K extends MCPManagerEventName>(event: K, payload: MCPManagerEvents[K]): void {
