@@ -17,6 +17,7 @@ import { backoffDelay, resolveReconnectOptions, type ReconnectOptions, type Reso
 import { classifyError, isSessionExpired, type OperationPhase } from './connection/classifyError.js';
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
 import { exceedsBytes } from './connection/resultSize.js';
+import type { CallerContext } from './connection/callerContext.js';
 
 /** Returned by the fast call path when the full path must take over. */
 const SLOW_PATH: unique symbol = Symbol('slow path');
@@ -95,6 +96,11 @@ export interface MCPConnectionOptions {
   random?: () => number;
   /** Bound on the wait for the session DELETE in `close()`, in ms (default 2 000). */
   closeTimeoutMs?: number;
+  /**
+   * Who each request is made for, on user connections (set by {@link MCPConnectionFactory}): a call's requests
+   * carry the credentials of the `user` passed to that call.
+   */
+  callers?: CallerContext;
 }
 
 /**
@@ -176,6 +182,12 @@ export interface CallToolOptions {
   signal?: AbortSignal;
   /** Deadline of the call in ms, including any wait for a reconnect; default `config.timeoutMs` or 60 000. */
   timeoutMs?: number;
+  /**
+   * The caller, on a user connection: the call's requests carry this context's credentials (its upstream
+   * assertion, `vars`, OAuth grant), not the ones seen when the connection was opened. Must be the same
+   * (tenant, user) as the connection's. Default: the most recent caller of the connection.
+   */
+  user?: UserContext;
 }
 
 const DEFAULT_INIT_TIMEOUT_MS = 30_000;
@@ -254,6 +266,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   readonly #logger: Logger;
   readonly #random: () => number;
   readonly #closeTimeoutMs: number;
+  readonly #callers: CallerContext | undefined;
   /** Aborted by `close()` or a final failure: ends every scope and backoff wait at once. */
   readonly #closeController = new AbortController();
 
@@ -287,6 +300,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.#logger = opts.logger ?? silentLogger;
     this.#random = opts.random ?? Math.random;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.#callers = opts.callers;
     // Every in-flight call listens on the close signal: hundreds of concurrent calls are normal, not a leak.
     setMaxListeners(0, this.#closeController.signal);
   }
@@ -352,7 +366,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     // Fast path, connected: the SDK's own timeout and the caller's signal suffice (a close rejects the SDK's
     // pending requests), so no scope, timer or AbortController per call; AbortController costs µs on Node 20.
     const direct = this.#state === 'connected' && !opts.signal?.aborted ? this.#client : undefined;
-    const fast = direct ? await this.#directCall(direct, params, timeoutMs, opts.signal) : SLOW_PATH;
+    const fast = direct ? await this.#directCall(direct, params, timeoutMs, opts.signal, opts.user) : SLOW_PATH;
     const scope = fast === SLOW_PATH ? this.#scope('call', timeoutMs, opts.signal) : undefined;
     try {
       const result =
@@ -363,6 +377,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
               (client) => client.callTool(params, undefined, { signal: scope!.signal, timeout: scope!.remaining() }),
               // After the fast path met an expired session, this is the one resend.
               direct !== undefined,
+              opts.user,
             )) as CallToolResult);
       if (exceedsBytes(result, this.#maxResultBytes)) {
         throw new SwitchboardError('too_large', `Result of tool "${name}" from MCP server "${this.serverName}" is larger than ${this.#maxResultBytes} bytes`, {
@@ -380,9 +395,17 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    * as on the full path; an expired session returns {@link SLOW_PATH}, so the full path re-initializes and
    * resends (the server did not process the request).
    */
-  async #directCall(client: Client, params: { name: string; arguments: Record<string, unknown> }, timeoutMs: number, signal: AbortSignal | undefined): Promise<CallToolResult | typeof SLOW_PATH> {
+  async #directCall(
+    client: Client,
+    params: { name: string; arguments: Record<string, unknown> },
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+    user: UserContext | undefined,
+  ): Promise<CallToolResult | typeof SLOW_PATH> {
     try {
-      return (await client.callTool(params, undefined, signal ? { signal, timeout: timeoutMs } : { timeout: timeoutMs })) as CallToolResult;
+      const options = signal ? { signal, timeout: timeoutMs } : { timeout: timeoutMs };
+      const call = this.#callers ? this.#callers.issue(user, () => client.callTool(params, undefined, options)) : client.callTool(params, undefined, options);
+      return (await call) as CallToolResult;
     } catch (err) {
       if (signal?.aborted) throw this.#scopeError('call', 'aborted', signal.reason);
       if (this.#closeController.signal.aborted && !(err instanceof SwitchboardError)) throw this.#closedError();
@@ -407,11 +430,12 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    * const names = (await conn.listTools()).map((t) => t.name);
    * ```
    */
-  async listTools(opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<Tool[]> {
+  async listTools(opts: { signal?: AbortSignal; timeoutMs?: number; user?: UserContext } = {}): Promise<Tool[]> {
     if (this.#tools && this.#state === 'connected') return [...this.#tools];
     const timeoutMs = opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    // Concurrent callers share one listing; each keeps its own signal and deadline.
-    const flight = this.#listFlight(Math.max(timeoutMs, this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS));
+    // Concurrent callers share one listing (made with the credentials of the caller that started it); each
+    // keeps its own signal and deadline.
+    const flight = this.#listFlight(Math.max(timeoutMs, this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS), opts.user);
     const mine = this.#scope('call', timeoutMs, opts.signal);
     try {
       return [...(await mine.race(flight))];
@@ -422,11 +446,11 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
 
   #toolsFlight: { generation: number; promise: Promise<Tool[]> } | undefined;
 
-  #listFlight(timeoutMs: number): Promise<Tool[]> {
+  #listFlight(timeoutMs: number, user: UserContext | undefined): Promise<Tool[]> {
     const generation = this.#toolsGeneration;
     if (this.#toolsFlight?.generation === generation) return this.#toolsFlight.promise;
     const scope = this.#scope('call', timeoutMs, undefined);
-    const promise = this.#request(scope, (client) => this.#listAllTools(client, scope))
+    const promise = this.#request(scope, (client) => this.#listAllTools(client, scope, user), false, undefined)
       .then((tools) => {
         if (generation === this.#toolsGeneration && this.#state !== 'closed') this.#tools = tools;
         return tools;
@@ -622,12 +646,12 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    * Runs one request on the current client, waiting for a connect or reconnect in progress. On a 404 for an
    * expired session it re-initializes once and resends once.
    */
-  async #request<T>(scope: OperationScope, send: (client: Client) => Promise<T>, alreadyResent = false): Promise<T> {
+  async #request<T>(scope: OperationScope, send: (client: Client) => Promise<T>, alreadyResent = false, user?: UserContext): Promise<T> {
     let resent = alreadyResent;
     for (;;) {
       const client = await this.#readyClient(scope);
       try {
-        return await scope.race(send(client));
+        return await scope.race(this.#callers ? this.#callers.issue(user, () => send(client)) : send(client));
       } catch (err) {
         if (!resent && !scope.endedBy && isSessionExpired(err)) {
           resent = true;
@@ -671,11 +695,12 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     }
   }
 
-  async #listAllTools(client: Client, scope: OperationScope): Promise<Tool[]> {
+  async #listAllTools(client: Client, scope: OperationScope, user: UserContext | undefined): Promise<Tool[]> {
     const tools: Tool[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < this.#maxToolPages; page++) {
-      const result = await client.listTools(cursor === undefined ? undefined : { cursor }, { signal: scope.signal, timeout: scope.remaining() });
+      const list = () => client.listTools(cursor === undefined ? undefined : { cursor }, { signal: scope.signal, timeout: scope.remaining() });
+      const result = await (this.#callers ? this.#callers.issue(user, list) : list());
       tools.push(...result.tools);
       if (tools.length > this.#maxTools) {
         throw new SwitchboardError('too_large', `MCP server "${this.serverName}" lists more than ${this.#maxTools} tools`, { serverName: this.serverName });

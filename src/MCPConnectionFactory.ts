@@ -4,10 +4,16 @@
  * is the job of the connection managers above it.
  * @module
  */
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import type { TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config/schema.js';
 import { resolveServerConfig } from './config/parse.js';
-import { SwitchboardError } from './errors.js';
+import { hasUserPlaceholder, resolvePlaceholders } from './config/placeholders.js';
+import { CallerContext, type JsonRpcId } from './connection/callerContext.js';
+import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
 import type { Logger, UserContext } from './types.js';
 import { MCPConnection, type ConnectionLimits } from './MCPConnection.js';
 import type { ReconnectOptions } from './connection/backoff.js';
@@ -15,7 +21,7 @@ import { RESPONSE_STREAM_LOST } from './connection/classifyError.js';
 import { HttpClient } from './transport/httpClient.js';
 import { createAuthFetch } from './transport/authFetch.js';
 import { createDefaultTransport } from './transport/createTransport.js';
-import type { AuthHeaderProvider, FetchLike, Transport, TransportContext, TransportFactory } from './transport/types.js';
+import type { AuthHeaderProvider, AuthHeaderRequest, FetchLike, Transport, TransportContext, TransportFactory } from './transport/types.js';
 
 /**
  * Who and what a connection is for: passed to the factory's auth hooks.
@@ -96,7 +102,10 @@ export interface MCPConnectionFactoryOptions {
  * ```
  */
 export interface ConnectionAuth {
-  /** Called for every HTTP request (POST, GET stream, DELETE, reconnects); its error reaches the caller unchanged. */
+  /**
+   * Called for every HTTP request (POST, GET stream, DELETE, reconnects); its error reaches the caller unchanged.
+   * On user connections `req.user` is the caller the request is made for: read credentials from it.
+   */
   authHeaders: AuthHeaderProvider;
   /** After a 401: ask `authHeaders` again with `forceRefresh: true` and resend once. */
   retryUnauthorized?: boolean;
@@ -118,6 +127,11 @@ export interface CreateConnectionRequest extends ConnectionTarget {
   signal?: AbortSignal;
   /** This connection's credentials; default: from the factory's `authHeaders` hook. */
   auth?: ConnectionAuth;
+  /**
+   * Who each request of the connection is made for (user connections). Default: a new {@link CallerContext}
+   * starting with `user`. The pool passes its own so that it can record each new caller of the key.
+   */
+  callers?: CallerContext;
 }
 
 /**
@@ -167,14 +181,20 @@ export class MCPConnectionFactory {
     if (this.#closing) throw new SwitchboardError('connection_closed', 'MCPConnectionFactory is closed', { serverName: req.serverName });
     const { serverName, config, user, signal } = req;
     const target: ConnectionTarget = { serverName, config, ...(user ? { user } : {}) };
-    const resolved = resolveServerConfig(serverName, config, { ...(user ? { user } : {}), env: this.#opts.env ?? process.env });
-    const http = this.#httpFor(target, resolved, req.auth);
+    const env = this.#opts.env ?? process.env;
+    // Resolved for the connecting user: validates every placeholder now, and fixes what a live connection
+    // cannot change (URL, command, env). Headers that read the user are resolved again for each request.
+    const resolved = resolveServerConfig(serverName, config, { ...(user ? { user } : {}), env });
+    const callers = req.callers ?? (user ? new CallerContext(user) : undefined);
+    const creds = this.#credentialsFor(target, resolved, req.auth, callers, env);
+    const http = this.#httpFor(target, resolved, creds);
 
     const conn = new MCPConnection({
       serverName,
       config,
       ...(user ? { user } : {}),
-      createTransport: (attemptSignal) => this.#transportFor(target, resolved, http, attemptSignal),
+      ...(callers ? { callers } : {}),
+      createTransport: (attemptSignal) => this.#transportFor(target, resolved, http, attemptSignal, creds, callers),
       ...(this.#opts.clientInfo ? { clientInfo: this.#opts.clientInfo } : {}),
       ...(this.#opts.reconnect ? { reconnect: this.#opts.reconnect } : {}),
       ...(this.#opts.limits ? { limits: this.#opts.limits } : {}),
@@ -212,22 +232,66 @@ export class MCPConnectionFactory {
     return { authHeaders, ...(retry ? { retryUnauthorized: true, ...(retry.onRejected ? { onRejected: retry.onRejected } : {}) } : {}) };
   }
 
-  #httpFor(
+  /**
+   * The per-request credentials of a connection: the auth provider (OBO, OAuth) and the config headers that read
+   * the user, both asked with the caller of each request (never the context seen at connect).
+   */
+  #credentialsFor(
     target: ConnectionTarget,
     resolved: ServerConfig,
     explicitAuth: ConnectionAuth | undefined,
-  ): { fetch: FetchLike; dispatcher?: TransportContext['dispatcher'] } {
+    callers: CallerContext | undefined,
+    env: Readonly<Record<string, string | undefined>>,
+  ): RequestCredentials {
+    const { serverName, config } = target;
+    const caller = (req: AuthHeaderRequest) => (callers ? callers.forRequest(req.requestId) : target.user);
+    const auth = explicitAuth ?? this.#authFromHooks(target);
+    const authHeaders: AuthHeaderProvider | undefined = auth
+      ? (req) => {
+          const user = caller(req);
+          return auth.authHeaders(user ? { ...req, user } : req);
+        }
+      : undefined;
+    let staticHeaders: Record<string, string> | undefined;
+    let requestHeaders: RequestCredentials['requestHeaders'];
+    if (resolved.type === 'sse' || resolved.type === 'streamable-http') {
+      const raw = (config as typeof resolved).headers ?? {};
+      const templated = Object.keys(raw).filter((k) => hasUserPlaceholder(raw[k]!));
+      staticHeaders = resolved.headers ? { ...resolved.headers } : undefined;
+      for (const k of templated) delete staticHeaders![k];
+      if (templated.length > 0) {
+        requestHeaders = (req) => {
+          const user = caller(req);
+          const issues: ConfigIssue[] = [];
+          const out: Record<string, string> = {};
+          for (const k of templated) out[k] = resolvePlaceholders(raw[k]!, { ...(user ? { user } : {}), env }, 'header', `${serverName}.headers.${k}`, issues);
+          // A variable the caller no longer has: nothing is sent, and no old value either.
+          if (issues.length) throw new ConfigError(issues, { serverName });
+          return out;
+        };
+      }
+    }
+    return {
+      ...(auth ? { auth } : {}),
+      ...(authHeaders ? { authHeaders } : {}),
+      ...(staticHeaders ? { staticHeaders } : {}),
+      ...(requestHeaders ? { requestHeaders } : {}),
+    };
+  }
+
+  #httpFor(target: ConnectionTarget, resolved: ServerConfig, creds: RequestCredentials): { fetch: FetchLike; dispatcher?: TransportContext['dispatcher'] } {
     if (resolved.type === 'stdio') return { fetch: noHttp(target.serverName) };
     const route = this.#httpClient.forConfig({
       ...(resolved.source ? { source: resolved.source } : {}),
       ...(resolved.type !== 'websocket' && resolved.proxy ? { proxy: resolved.proxy } : {}),
     });
     if (resolved.type === 'websocket') return { fetch: noHttp(target.serverName), dispatcher: route.dispatcher };
-    const auth = explicitAuth ?? this.#authFromHooks(target);
+    const { auth } = creds;
     const fetch = createAuthFetch({
       dispatcher: route.dispatcher,
-      ...(resolved.headers ? { headers: resolved.headers } : {}),
-      ...(auth ? { authHeaders: auth.authHeaders } : {}),
+      ...(creds.staticHeaders ? { headers: creds.staticHeaders } : {}),
+      ...(creds.requestHeaders ? { requestHeaders: creds.requestHeaders } : {}),
+      ...(creds.authHeaders ? { authHeaders: creds.authHeaders } : {}),
       ...(auth?.retryUnauthorized ? { retryUnauthorized: true } : {}),
       ...(auth?.onRejected ? { onRejected: auth.onRejected } : {}),
       ...(route.ssrf ? { ssrf: route.ssrf } : {}),
@@ -240,6 +304,8 @@ export class MCPConnectionFactory {
     resolved: ServerConfig,
     http: { fetch: FetchLike; dispatcher?: TransportContext['dispatcher'] },
     signal: AbortSignal | undefined,
+    creds: RequestCredentials,
+    callers: CallerContext | undefined,
   ): Promise<Transport> {
     // The SSE transport turns a failed event-stream fetch into a generic SseError; remember an error of ours
     // (the auth provider's, the SSRF guard's) so that connect rejects with that very object.
@@ -269,6 +335,7 @@ export class MCPConnectionFactory {
       ...(signal ? { signal } : {}),
     });
     created = transport;
+    if (callers) attachCallers(transport, callers, creds, resolved);
     const start = transport.start.bind(transport);
     transport.start = async () => {
       try {
@@ -279,6 +346,55 @@ export class MCPConnectionFactory {
     };
     return transport;
   }
+}
+
+/** What a connection's requests carry besides the protocol: resolved per request for its caller. */
+interface RequestCredentials {
+  /** The connection's auth (for its retry settings). */
+  auth?: ConnectionAuth;
+  /** `auth.authHeaders`, asked with the request's caller. */
+  authHeaders?: AuthHeaderProvider;
+  /** Config headers that do not read the user (resolved once, at connect). */
+  staticHeaders?: Record<string, string>;
+  /** Config headers that read the user, resolved for the request's caller; throws `ConfigError`. */
+  requestHeaders?: (req: AuthHeaderRequest) => Record<string, string>;
+}
+
+/**
+ * Ties each message a user connection sends to its caller (see {@link CallerContext}). The SDK's HTTP transports
+ * send through our fetch, which finds the caller by the body's JSON-RPC id. Any other transport (an in-memory
+ * pair in a host's tests, a custom one) gets the same credentials here, per message, as the request's auth info
+ * (what an HTTP server's bearer middleware would hand its handlers): a credential failure fails the request
+ * before it is sent, exactly as over HTTP.
+ */
+function attachCallers(transport: Transport, callers: CallerContext, creds: RequestCredentials, resolved: ServerConfig): void {
+  const viaFetch = transport instanceof StreamableHTTPClientTransport || transport instanceof SSEClientTransport;
+  const perMessage = !viaFetch && (creds.authHeaders !== undefined || creds.requestHeaders !== undefined);
+  const url = new URL('url' in resolved ? resolved.url : 'stdio:');
+  const send = transport.send.bind(transport);
+  transport.send = async (message, options) => {
+    const id = 'method' in message && 'id' in message ? (message.id as JsonRpcId) : undefined;
+    callers.onSend(id);
+    try {
+      if (!perMessage) return await send(message, options);
+      const req: AuthHeaderRequest = { url, method: 'POST', forceRefresh: false, ...(id === undefined ? {} : { requestId: id }) };
+      const headers: Record<string, string> = { ...(creds.staticHeaders ?? {}), ...(creds.requestHeaders?.(req) ?? {}) };
+      if (creds.authHeaders) Object.assign(headers, (await creds.authHeaders(req)) ?? {});
+      // `authInfo` is what `InMemoryTransport.send` hands the server as `extra.authInfo`; other transports ignore it.
+      const withAuth: TransportSendOptions & { authInfo: AuthInfo } = { ...options, authInfo: toAuthInfo(headers, callers.forRequest(id).id) };
+      return await send(message, withAuth);
+    } finally {
+      callers.settle(id);
+    }
+  };
+}
+
+/** The request's credentials as the SDK's `AuthInfo`, as a server's bearer middleware would see them. */
+function toAuthInfo(headers: Record<string, string>, userId: string): AuthInfo {
+  let authorization: string | undefined;
+  for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === 'authorization') authorization = v;
+  const bearer = authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
+  return { token: bearer ?? '', clientId: 'mcp-switchboard', scopes: [], extra: { headers, userId } };
 }
 
 /** The JSON-RPC id of a request body (a single request, not a notification or a batch), if any. */

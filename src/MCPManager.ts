@@ -13,6 +13,7 @@ import type { ServerConfig } from './config/schema.js';
 import { ConfigError, OboError, SwitchboardError, type ConfigIssue } from './errors.js';
 import { publishDiagnostics, type MCPManagerEventName, type MCPManagerEvents, type PoolScope } from './events.js';
 import type { MCPConnection } from './MCPConnection.js';
+import { CallerContext } from './connection/callerContext.js';
 import { MCPConnectionFactory, type ConnectionAuth } from './MCPConnectionFactory.js';
 import { APP_PRINCIPAL, CircuitBreaker, type CircuitBreakerOptions } from './pool/CircuitBreaker.js';
 import type { Lease, PoolCounters } from './pool/ConnectionPool.js';
@@ -237,6 +238,8 @@ export class MCPManager {
   readonly #app: AppConnectionPool;
   readonly #breaker: CircuitBreaker | undefined;
   readonly #logger: Logger;
+  /** The caller record of each user connection: every acquire records its caller there. */
+  readonly #callers = new WeakMap<MCPConnection, CallerContext>();
   /** Set by close(); its presence is what "closed" means. */
   #closing: Promise<void> | undefined;
 
@@ -288,26 +291,35 @@ export class MCPManager {
     const { serverName, toolName } = args;
     if (typeof toolName !== 'string' || toolName === '') throw new TypeError('callTool: toolName must be a non-empty string');
     const { lease, config, scope } = await this.#acquire(args.user, serverName, { ...(args.signal ? { signal: args.signal } : {}) });
+    let failure: unknown;
     try {
       const ctx: ToolCallContext = { serverName, toolName, arguments: args.arguments, user: args.user, config, scope, connection: lease.connection };
       return await this.wrapToolCall(ctx, () =>
         lease.connection.callTool(toolName, args.arguments, {
           ...(args.signal ? { signal: args.signal } : {}),
           ...(args.timeoutMs === undefined ? {} : { timeoutMs: args.timeoutMs }),
+          ...(scope === 'user' ? { user: args.user! } : {}),
         }),
       );
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
-      lease.release();
+      lease.release({ touch: !isCredentialFailure(failure) });
     }
   }
 
   /** Lists a server's tools (all pages; cached by the connection until the server says the list changed). */
   async listTools(args: ListToolsArgs): Promise<Tool[]> {
-    const { lease } = await this.#acquire(args.user, args.serverName, { ...(args.signal ? { signal: args.signal } : {}) });
+    const { lease, scope } = await this.#acquire(args.user, args.serverName, { ...(args.signal ? { signal: args.signal } : {}) });
+    let failure: unknown;
     try {
-      return await lease.connection.listTools({ ...(args.signal ? { signal: args.signal } : {}) });
+      return await lease.connection.listTools({ ...(args.signal ? { signal: args.signal } : {}), ...(scope === 'user' ? { user: args.user! } : {}) });
+    } catch (err) {
+      failure = err;
+      throw err;
     } finally {
-      lease.release();
+      lease.release({ touch: !isCredentialFailure(failure) });
     }
   }
 
@@ -445,14 +457,19 @@ export class MCPManager {
     }
     assertUser(user, serverName);
     if (hasObo(config)) await assertOboTrusted(this.#trust, { serverName, config, user });
-    return { lease: await this.#users.acquire(user, serverName, { ...opts, config }), config, scope: 'user' };
+    const lease = await this.#users.acquire(user, serverName, { ...opts, config });
+    // From now on, requests of this connection that belong to no call use this caller's credentials.
+    this.#callers.get(lease.connection)?.observe(user);
+    return { lease, config, scope: 'user' };
   }
 
   async #connect(serverName: string, config: ServerConfig, user: UserContext | undefined, signal: AbortSignal): Promise<MCPConnection> {
     const trial = this.#breaker?.check(serverName) ?? false;
     try {
-      const auth = user ? this.#authFor(serverName, config, user) : undefined;
-      const conn = await this.#factory.create({ serverName, config, ...(user ? { user } : {}), signal, ...(auth ? { auth } : {}) });
+      const auth = user ? this.#authFor(serverName, config) : undefined;
+      const callers = user ? new CallerContext(user) : undefined;
+      const conn = await this.#factory.create({ serverName, config, ...(user ? { user, callers } : {}), signal, ...(auth ? { auth } : {}) });
+      if (callers) this.#callers.set(conn, callers);
       this.#breaker?.success(serverName);
       return conn;
     } catch (err) {
@@ -462,24 +479,24 @@ export class MCPManager {
     }
   }
 
-  /** The per-request credentials of a user connection: OBO, per-user OAuth, or none. */
-  #authFor(serverName: string, config: ServerConfig, user: UserContext): ConnectionAuth | undefined {
+  /**
+   * The per-request credentials of a user connection: OBO, per-user OAuth, or none. Each request is asked with
+   * its own caller (`req.user`): the credentials follow the caller, not the connection.
+   */
+  #authFor(serverName: string, config: ServerConfig): ConnectionAuth | undefined {
     if (hasObo(config)) {
-      if (!this.#resolver) throw new OboError('no_resolver', `"${serverName}" uses On-Behalf-Of but no oboTokenResolver was given`, { serverName });
-      const authHeaders = createOboAuthHeaderProvider({
-        serverName,
-        obo: config.obo,
-        user,
-        resolver: this.#resolver,
-        onExchange: (e) => this.#emit('oboExchange', e),
-      });
+      const resolver = this.#resolver;
+      if (!resolver) throw new OboError('no_resolver', `"${serverName}" uses On-Behalf-Of but no oboTokenResolver was given`, { serverName });
+      const authHeaders = createOboAuthHeaderProvider({ serverName, obo: config.obo, resolver, onExchange: (e) => this.#emit('oboExchange', e) });
       return { authHeaders, retryUnauthorized: true, onRejected: (res: Response) => rejectedByServer(serverName, res.status) };
     }
     if ((config.type === 'sse' || config.type === 'streamable-http') && config.oauth) {
       const provider = this.#userAuth;
       if (!provider) throw new SwitchboardError('config_invalid', `"${serverName}" uses per-user OAuth but no userAuthHeaders provider was given`, { serverName });
-      const authHeaders: AuthHeaderProvider = ({ forceRefresh, signal }) =>
-        provider({ serverName, config, user, forceRefresh, ...(signal ? { signal } : {}) });
+      const authHeaders: AuthHeaderProvider = ({ forceRefresh, signal, user }) => {
+        if (!user) return Promise.reject(new SwitchboardError('user_required', `No user for a per-user OAuth request to "${serverName}"`, { serverName }));
+        return provider({ serverName, config, user, forceRefresh, ...(signal ? { signal } : {}) });
+      };
       return { authHeaders, retryUnauthorized: true };
     }
     return undefined;
@@ -528,6 +545,14 @@ export class MCPManager {
 
 function hasObo(config: ServerConfig): config is Extract<ServerConfig, { type: 'sse' | 'streamable-http' }> & { obo: { scopes: string[]; audience?: string } } {
   return (config.type === 'sse' || config.type === 'streamable-http') && config.obo !== undefined;
+}
+
+/**
+ * A failure for want of credentials (OBO, a user variable, a placeholder): it must not count as activity that
+ * keeps the connection alive.
+ */
+function isCredentialFailure(err: unknown): boolean {
+  return err instanceof OboError || err instanceof ConfigError || (err instanceof SwitchboardError && err.code === 'user_required');
 }
 
 function who(k: { userId: string; tenantId?: string }): { userId: string; tenantId?: string } {

@@ -5,6 +5,7 @@
 import { SwitchboardError } from './errors.js';
 import type { ServerConfig } from './config/schema.js';
 import { configFingerprint } from './config/fingerprint.js';
+import { ConnectionShapes } from './config/connectionShape.js';
 import type { EvictReason } from './events.js';
 import type { MCPConnection } from './MCPConnection.js';
 import { ConnectionPool, type Lease, type PoolCounters, type PoolKey } from './pool/ConnectionPool.js';
@@ -91,6 +92,8 @@ export interface UserConnectionManagerOptions {
   };
   /** Clock for idle accounting; defaults to `Date.now`. */
   now?: () => number;
+  /** Values for `${ENV}` placeholders in what shapes a connection (URL, command, env); default `process.env`, read per acquire. */
+  env?: Record<string, string | undefined>;
 }
 
 /**
@@ -128,6 +131,8 @@ export interface UserPoolStats {
   pendingConnects: number;
   /** Retired connections waiting for their in-flight calls to end. */
   draining: number;
+  /** Connects cancelled or superseded while in flight: they finish their handshake, then are closed. */
+  abandoned: number;
   /** Connects, joins, hits, failures and evictions by reason. */
   counters: PoolCounters;
 }
@@ -179,11 +184,14 @@ export function userOwnerKey(user: Pick<UserContext, 'id' | 'tenantId'>): string
 export class UserConnectionManager {
   readonly #pool: ConnectionPool<MCPConnection, Omit<UserConnectRequest, 'signal'>>;
   readonly #getServerConfig: UserConnectionManagerOptions['getServerConfig'];
+  readonly #shapes = new ConnectionShapes();
+  readonly #env: UserConnectionManagerOptions['env'];
 
   constructor(opts: UserConnectionManagerOptions) {
     if (typeof opts?.connect !== 'function') throw new TypeError('UserConnectionManager: `connect` must be a function');
     if (typeof opts.getServerConfig !== 'function') throw new TypeError('UserConnectionManager: `getServerConfig` must be a function');
     this.#getServerConfig = opts.getServerConfig;
+    this.#env = opts.env;
     const hooks = opts.hooks ?? {};
     this.#pool = new ConnectionPool<MCPConnection, Omit<UserConnectRequest, 'signal'>>({
       connect: (_pk, req, signal) => opts.connect({ ...req, signal }),
@@ -213,6 +221,14 @@ export class UserConnectionManager {
     }
     const config = opts.config ?? this.#getServerConfig(serverName, user);
     if (!config) return Promise.reject(new SwitchboardError('unknown_server', `Unknown MCP server "${serverName}"`, { serverName }));
+    // What a live connection cannot change (URL, command, env) resolved for THIS caller: a change of the
+    // user's values there replaces the connection; a value the user no longer has fails here, before anything is sent.
+    let shape: string;
+    try {
+      shape = this.#shapes.of(serverName, config, user, this.#env ?? process.env);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const ownerKey = userOwnerKey(user);
     const pk: UserPoolKey = {
       key: `${ownerKey}\u0000${serverName}`,
@@ -221,7 +237,8 @@ export class UserConnectionManager {
       userId: user.id,
       ...(user.tenantId === undefined ? {} : { tenantId: user.tenantId }),
     };
-    return this.#pool.acquire(pk, { serverName, config, user }, configFingerprint(config), opts);
+    const fingerprint = shape === '' ? configFingerprint(config) : `${configFingerprint(config)}:${shape}`;
+    return this.#pool.acquire(pk, { serverName, config, user }, fingerprint, opts);
   }
 
   /**
@@ -251,7 +268,7 @@ export class UserConnectionManager {
   /** Sizes and counters. */
   stats(): UserPoolStats {
     const s = this.#pool.stats();
-    return { users: s.owners, userConnections: s.connections, pendingConnects: s.pending, draining: s.draining, counters: s.counters };
+    return { users: s.owners, userConnections: s.connections, pendingConnects: s.pending, draining: s.draining, abandoned: s.abandoned, counters: s.counters };
   }
 
   /** Closes every connection and clears every timer. Idempotent. */

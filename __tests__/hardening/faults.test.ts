@@ -16,6 +16,7 @@ import type { UserContext } from '../../src/types.js';
 import { FAULTY_STDIO, gate, instrumentedFactory, pidAlive, timed, type InstrumentedFactory } from '../fixtures/hardening/kit.js';
 import { rejection } from '../support/errors.js';
 import { testIdpResolver } from '../support/idp.js';
+import { report } from '../support/report.js';
 
 const text = (r: CallToolResult) => (r.content[0] as { text: string }).text;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -79,7 +80,7 @@ describe('MCP server killed mid-call, then restarted', () => {
     expect((died.error as SwitchboardError).code).toBe('transport_error');
     expect((died.error as SwitchboardError).retryable).toBe(true);
     expect(died.ms).toBeLessThan(timeoutMs / 2);
-    console.log(`[faults] ${kind}: call in flight when the server died rejected with ${(died.error as SwitchboardError).code} after ${died.ms.toFixed(0)} ms (timeout ${timeoutMs} ms)`);
+    report('faults', `${kind}: call in flight when the server died rejected with ${(died.error as SwitchboardError).code} after ${died.ms.toFixed(0)} ms (timeout ${timeoutMs} ms)`);
 
     // Restart on the same port: the same manager (and, for SSE, the same reconnecting connection) uses it.
     const second = await server({ transport: kind, port: first.port, keepAlive: false });
@@ -92,7 +93,7 @@ describe('MCP server killed mid-call, then restarted', () => {
       expect(reconnects.length).toBeGreaterThan(0);
       expect(reconnects.every((d) => d >= 0 && d <= PATIENT_RECONNECT.maxDelayMs)).toBe(true);
     }
-    console.log(`[faults] ${kind}: restarted server used by the same manager after ${reconnects.length} reconnect attempt(s); next call took ${after.ms.toFixed(0)} ms`);
+    report('faults', `${kind}: restarted server used by the same manager after ${reconnects.length} reconnect attempt(s); next call took ${after.ms.toFixed(0)} ms`);
     await m.close();
     await second.waitForStats((s) => s.liveSessions === 0);
   });
@@ -132,7 +133,7 @@ describe('servers that hang', () => {
     expect(r2.ms).toBeLessThan(1_100);
     expect(text(await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'still' } }))).toBe('still');
     expect(s.stats().initializeCount).toBe(1);
-    console.log(`[faults] hanging tool: call_timeout after ${r.ms.toFixed(0)} ms (timeoutMs 300), ${r2.ms.toFixed(0)} ms (per-call 100)`);
+    report('faults', `hanging tool: call_timeout after ${r.ms.toFixed(0)} ms (timeoutMs 300), ${r2.ms.toFixed(0)} ms (per-call 100)`);
   });
 
   it('an HTTP server that accepts and never answers initialize: initTimeoutMs holds, sockets are released', async () => {
@@ -155,7 +156,7 @@ describe('servers that hang', () => {
     expect(r.ms).toBeGreaterThanOrEqual(240);
     expect(r.ms).toBeLessThan(1_250);
     expect(m.stats()).toMatchObject({ appConnections: 0, pendingConnects: 0 });
-    console.log(`[faults] silent HTTP server: connect_timeout after ${r.ms.toFixed(0)} ms (initTimeoutMs 250)`);
+    report('faults', `silent HTTP server: connect_timeout after ${r.ms.toFixed(0)} ms (initTimeoutMs 250)`);
     await m.close();
     expect(held.length).toBeGreaterThan(0);
   });
@@ -167,7 +168,7 @@ describe('servers that hang', () => {
     expect(r.ms).toBeLessThan(2_500);
     expect(inst.pids).toHaveLength(1);
     expect(pidAlive(inst.pids[0]!)).toBe(false);
-    console.log(`[faults] stdio hang-init: connect_timeout after ${r.ms.toFixed(0)} ms (initTimeoutMs 250); child ${inst.pids[0]} reaped`);
+    report('faults', `stdio hang-init: connect_timeout after ${r.ms.toFixed(0)} ms (initTimeoutMs 250); child ${inst.pids[0]} reaped`);
   });
 });
 
@@ -179,7 +180,7 @@ describe('stdio servers that exit or write garbage', () => {
     expect((r.error as SwitchboardError).code).toBe('connect_failed');
     expect(r.ms).toBeLessThan(5_000);
     expect(inst.pids.every((pid) => !pidAlive(pid))).toBe(true);
-    console.log(`[faults] stdio exit-at-start: ${(r.error as SwitchboardError).code} after ${r.ms.toFixed(0)} ms`);
+    report('faults', `stdio exit-at-start: ${(r.error as SwitchboardError).code} after ${r.ms.toFixed(0)} ms`);
   });
 
   it('a command that does not exist → connect_failed, typed', async () => {
@@ -195,7 +196,7 @@ describe('stdio servers that exit or write garbage', () => {
     expect(r.error).toMatchObject({ code: 'connect_timeout' });
     expect(inst.pids).toHaveLength(1);
     expect(pidAlive(inst.pids[0]!)).toBe(false);
-    console.log(`[faults] stdio garbage: ${(r.error as SwitchboardError).code} after ${r.ms.toFixed(0)} ms; child reaped`);
+    report('faults', `stdio garbage: ${(r.error as SwitchboardError).code} after ${r.ms.toFixed(0)} ms; child reaped`);
   });
 
   it('exits mid-call → that call fails with transport_error at once; the next call gets a new child', async () => {
@@ -212,7 +213,7 @@ describe('stdio servers that exit or write garbage', () => {
     expect(inst.pids).toHaveLength(2);
     await m.close();
     expect(inst.pids.every((pid) => !pidAlive(pid))).toBe(true);
-    console.log(`[faults] stdio exit mid-call: transport_error after ${r.ms.toFixed(0)} ms; ${inst.pids.length} children, all reaped after close`);
+    report('faults', `stdio exit mid-call: transport_error after ${r.ms.toFixed(0)} ms; ${inst.pids.length} children, all reaped after close`);
   });
 });
 
@@ -270,7 +271,7 @@ describe('IdP faults', () => {
     await idp.up();
     const ok = await Promise.all(users.map((u) => m.callTool({ user: u, serverName: 'graph', toolName: 'whoami' })));
     expect(ok.map(text)).toEqual(users.map((u) => u.id));
-    console.log(`[faults] IdP down: ${results.length}/${results.length} calls failed closed (OboError exchange_failed, retryable), 0 requests reached the MCP server; all ${users.length} users succeed once it is back`);
+    report('faults', `IdP down: ${results.length}/${results.length} calls failed closed (OboError exchange_failed, retryable), 0 requests reached the MCP server; all ${users.length} users succeed once it is back`);
   });
 
   it('IdP slow → the exchange timeout holds (one retry included) and the call fails closed with OboError(timeout)', async () => {
@@ -284,7 +285,7 @@ describe('IdP faults', () => {
     // Discovery + exchange, each bounded; the exchange retried once on timeout.
     expect(r.ms).toBeLessThan(4 * timeoutMs + 1_500);
     expect(s.requests).toHaveLength(0);
-    console.log(`[faults] IdP slow (30 s latency): OboError(timeout) after ${r.ms.toFixed(0)} ms with exchange timeoutMs ${timeoutMs} (one retry)`);
+    report('faults', `IdP slow (30 s latency): OboError(timeout) after ${r.ms.toFixed(0)} ms with exchange timeoutMs ${timeoutMs} (one retry)`);
     idp.setLatency(0);
     expect(text(await m.callTool({ user: u, serverName: 'graph', toolName: 'whoami' }))).toBe('slow-1');
   });
@@ -313,7 +314,7 @@ describe('IdP faults', () => {
     expect(order).toEqual(['a', 'b']);
     expect(idp.stats().exchanges).toBe(1);
     expect(m.stats()).toMatchObject({ userConnections: 1, pendingConnects: 0 });
-    console.log(`[faults] abort during exchange: rejected ${abortLatency.toFixed(1)} ms after abort (exchange held 600 ms); sharer succeeded`);
+    report('faults', `abort during exchange: rejected ${abortLatency.toFixed(1)} ms after abort (exchange held 600 ms); sharer succeeded`);
   });
 });
 
@@ -335,10 +336,10 @@ describe('abort at every stage', () => {
     expect(inst.transports).toBe(1);
     expect(s.stats().initializeCount).toBe(1);
     expect(m.stats()).toMatchObject({ appConnections: 1, pendingConnects: 0 });
-    console.log(`[faults] abort while waiting on a shared connect: rejected in ${ra.ms.toFixed(1)} ms (connect held); sharer unaffected`);
+    report('faults', `abort while waiting on a shared connect: rejected in ${ra.ms.toFixed(1)} ms (connect held); sharer unaffected`);
   });
 
-  it('every waiter of a pending connect aborts: the connect is cancelled and leaves no session behind', async () => {
+  it('every waiter of a pending connect aborts: the handshake still completes (never cut), the connection is kept, and close() leaves no session behind', async () => {
     const s = await server({ transport: 'streamable-http' });
     const { m, inst } = managerWith({ svc: { url: s.url } });
     const hold = gate();
@@ -351,8 +352,10 @@ describe('abort at every stage', () => {
     c2.abort();
     expect(await p1).toMatchObject({ code: 'aborted' });
     expect(await p2).toMatchObject({ code: 'aborted' });
+    const connected = new Promise((resolve) => m.once('connect', resolve));
     hold.open();
-    expect(m.stats()).toMatchObject({ appConnections: 0, pendingConnects: 0 });
+    await connected;
+    expect(m.stats()).toMatchObject({ appConnections: 1, pendingConnects: 0 });
     await m.close();
     // Whatever the cancelled attempt got to do, no session stays open on the server.
     expect(s.stats().liveSessions).toBe(0);
@@ -374,7 +377,7 @@ describe('abort at every stage', () => {
     await s.waitForStats((st) => st.cancelledCalls === 1);
     expect(s.stats().initializeCount).toBe(1);
     expect(text(await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'after' } }))).toBe('after');
-    console.log(`[faults] abort during a call: rejected, server cancelled the tool, concurrent call and the connection unaffected`);
+    report('faults', `abort during a call: rejected, server cancelled the tool, concurrent call and the connection unaffected`);
   });
 
   it('an already-aborted signal rejects before anything is sent', async () => {

@@ -93,7 +93,7 @@ describe('ConnectionPool', () => {
     await pool.close();
   });
 
-  it("one waiter's abort does not abort the shared connect; all aborting cancels it", async () => {
+  it("a waiter's abort never cuts the shared connect; with every waiter gone it still completes and is kept", async () => {
     const { pool, connects } = makePool();
     const ac1 = new AbortController();
     const a = pool.acquire(key('u1'), {}, 'fp', { signal: ac1.signal });
@@ -108,29 +108,57 @@ describe('ConnectionPool', () => {
     const c = pool.acquire(key('u2'), {}, 'fp', { signal: ac2.signal });
     ac2.abort();
     await expect(c).rejects.toMatchObject({ code: 'aborted' });
-    expect(connects[1]!.signal.aborted).toBe(true);
-    // The connection arriving after everyone left is closed, not tracked.
+    // Cutting the handshake would orphan the server's session: the connect goes on, and its connection is
+    // kept for the next call instead of being thrown away.
+    expect(connects[1]!.signal.aborted).toBe(false);
     const late = new FakeConn();
     connects[1]!.d.resolve(late);
-    await Promise.resolve();
     await new Promise(setImmediate);
-    expect(late.closeCalls).toBe(1);
-    expect(pool.stats().connections).toBe(1);
+    expect(late.closeCalls).toBe(0);
+    const again = await pool.acquire(key('u2'), {}, 'fp');
+    expect(again.connection).toBe(late);
+    expect(connects).toHaveLength(2);
+    again.release();
     await pool.close();
   });
 
-  it('closes a connection that arrives after its owner was evicted during connect', async () => {
+  it('a connect cancelled by an eviction completes its handshake, is then closed, and the eviction waits for that', async () => {
     const { pool, connects, events } = makePool();
     const a = pool.acquire(key('u1'), {}, 'fp');
-    await pool.evictOwner('u1', 'disconnected');
+    let evicted = false;
+    const eviction = pool.evictOwner('u1', 'disconnected').then(() => (evicted = true));
     await expect(a).rejects.toMatchObject({ code: 'connection_closed' });
+    expect(connects[0]!.signal.aborted).toBe(false);
+    expect(pool.stats()).toMatchObject({ pending: 0, abandoned: 1 });
+    await new Promise(setImmediate);
+    expect(evicted).toBe(false);
     const late = new FakeConn();
     connects[0]!.d.resolve(late);
-    await new Promise(setImmediate);
+    await eviction;
     expect(late.closeCalls).toBe(1);
-    expect(pool.stats()).toMatchObject({ connections: 0, pending: 0, owners: 0 });
-    expect(events).toEqual([]);
+    expect(pool.stats()).toMatchObject({ connections: 0, pending: 0, owners: 0, abandoned: 0 });
+    expect(events).toEqual([]); // never announced, never handed out
+    // A new acquire after the eviction gets a new connect, never the cancelled one.
+    const b = pool.acquire(key('u1'), {}, 'fp');
+    expect(connects).toHaveLength(2);
+    connects[1]!.d.resolve(new FakeConn());
+    expect((await b).connection).not.toBe(late);
     await pool.close();
+  });
+
+  it('an abandoned connect that hangs is aborted after abandonGraceMs, so close() is bounded', async () => {
+    jest.useFakeTimers();
+    const { pool, connects } = makePool({ abandonGraceMs: 5_000 });
+    const a = pool.acquire(key('u1'), {}, 'fp');
+    const closing = pool.close();
+    await expect(a).rejects.toMatchObject({ code: 'connection_closed' });
+    jest.advanceTimersByTime(4_999);
+    expect(connects[0]!.signal.aborted).toBe(false);
+    jest.advanceTimersByTime(1);
+    expect(connects[0]!.signal.aborted).toBe(true);
+    connects[0]!.d.reject(connects[0]!.signal.reason); // what a connect does when its signal aborts
+    await closing;
+    expect(jest.getTimerCount()).toBe(0);
   });
 
   it('evicts idle connections after idleTimeoutMs of no use, never under an in-flight call', async () => {
@@ -241,17 +269,25 @@ describe('ConnectionPool', () => {
     await pool.close();
   });
 
-  it('close() closes everything, cancels pending connects, is idempotent and rejects later use', async () => {
+  it('close() closes everything, waits for connects in flight and closes them, is idempotent and rejects later use', async () => {
     jest.useFakeTimers();
-    const { pool, connects } = makePool();
+    const { pool, connects, events } = makePool();
     const p = pool.acquire(key('u1'), {}, 'fp');
     const conn = new FakeConn();
     connects[0]!.d.resolve(conn);
     (await p).release();
     const pending = pool.acquire(key('u2'), {}, 'fp');
-    await Promise.all([pool.close(), pool.close()]);
+    let closed = false;
+    const closing = Promise.all([pool.close(), pool.close()]).then(() => (closed = true));
     await expect(pending).rejects.toMatchObject({ code: 'connection_closed' });
+    await Promise.resolve();
+    expect(closed).toBe(false); // the u2 connect is still in its handshake
+    const late = new FakeConn();
+    connects[1]!.d.resolve(late);
+    await closing;
     expect(conn.closeCalls).toBe(1);
+    expect(late.closeCalls).toBe(1);
+    expect(events.filter((e) => e.startsWith('connect'))).toEqual(['connect u1/s']); // no connect event after close
     expect(jest.getTimerCount()).toBe(0);
     await expect(pool.acquire(key('u1'), {}, 'fp')).rejects.toMatchObject({ code: 'manager_closed' });
   });

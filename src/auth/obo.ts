@@ -89,8 +89,12 @@ export interface OboAuthHeaderProviderOptions {
   serverName: string;
   /** The OBO block of its config. */
   obo: { scopes: string[]; audience?: string };
-  /** The user the connection is for. */
-  user: UserContext;
+  /**
+   * The user, when the provider serves one fixed context. On user connections leave it out: each request's
+   * `req.user` (its caller) is used, so a rotated assertion or a changed context applies on the next request.
+   * A request with neither fails with `OboError('missing_upstream_token')`.
+   */
+  user?: UserContext;
   /** Mints the tokens. */
   resolver: OboTokenResolver;
   /** Called after each lookup, for metrics (no token in it). */
@@ -113,9 +117,10 @@ const TOKEN_CHARS = /^[\x21-\x7e]+$/;
  * ```
  */
 export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions): AuthHeaderProvider {
-  const { serverName, obo, user, resolver, onExchange } = opts;
+  const { serverName, obo, resolver, onExchange } = opts;
   const now = opts.now ?? Date.now;
-  const report = (started: number, ok: boolean, cacheHit?: boolean, reason?: string) =>
+  const report = (user: UserContext | undefined, started: number, ok: boolean, cacheHit?: boolean, reason?: string) =>
+    user &&
     onExchange?.({
       serverName,
       userId: user.id,
@@ -126,10 +131,12 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
       ...(reason === undefined ? {} : { reason }),
     });
 
-  return async ({ forceRefresh, signal }) => {
+  return async ({ forceRefresh, signal, user: caller }) => {
     const started = now();
+    const user = caller ?? opts.user;
     let token: Awaited<ReturnType<OboTokenResolver>>;
     try {
+      if (!user) throw new OboError('missing_upstream_token', `No user for an On-Behalf-Of request to "${serverName}"`, { serverName });
       const assertion = await readUpstreamToken(user, serverName);
       signal?.throwIfAborted();
       token = await resolver({
@@ -143,24 +150,24 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
       });
     } catch (err) {
       const e = toOboError(err, serverName, signal);
-      report(started, false, undefined, e.reason);
+      report(user, started, false, undefined, e.reason);
       throw e;
     }
     const cacheHit = token?.cacheHit;
     if (!token || typeof token.accessToken !== 'string' || token.accessToken === '') {
-      report(started, false, cacheHit, 'empty_exchange_response');
+      report(user, started, false, cacheHit, 'empty_exchange_response');
       throw new OboError('empty_exchange_response', `The token resolver returned no access token for "${serverName}"`, { serverName, retryable: true });
     }
     if (!TOKEN_CHARS.test(token.accessToken)) {
-      report(started, false, cacheHit, 'exchange_failed');
+      report(user, started, false, cacheHit, 'exchange_failed');
       throw new OboError('exchange_failed', `The token resolver returned a malformed access token for "${serverName}"`, { serverName });
     }
     if (token.expiresAt !== undefined && token.expiresAt <= now()) {
       // A stale token is never sent, not even as a fallback.
-      report(started, false, cacheHit, 'exchange_failed');
+      report(user, started, false, cacheHit, 'exchange_failed');
       throw new OboError('exchange_failed', `The token resolver returned an expired token for "${serverName}"`, { serverName, retryable: true });
     }
-    report(started, true, cacheHit);
+    report(user, started, true, cacheHit);
     return { Authorization: `Bearer ${token.accessToken}` };
   };
 }

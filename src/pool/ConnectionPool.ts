@@ -3,6 +3,11 @@
  * key joined into one connect, leases that keep a connection open while calls are in flight, idle eviction by
  * per-entry timers (no sweep), LRU eviction under limits, retirement of stale or replaced connections once
  * their calls end.
+ *
+ * Every connect is owned by the pool until it ends. Each one is a {@link SlotState} machine (see
+ * `TRANSITIONS` below): a connect that was cancelled (`disconnectUser`, `removeServer`, `close()`) or superseded
+ * is not cut mid-handshake, which would orphan the server's session since the client never learns its id; it
+ * completes (within its own init timeout, or `abandonGraceMs`) and is then closed, its session DELETEd.
  * @module
  */
 import { SwitchboardError } from '../errors.js';
@@ -63,9 +68,42 @@ export interface PoolKey {
 export interface Lease<C> {
   /** The leased connection. */
   readonly connection: C;
-  /** Ends the lease; the idle clock of the connection restarts when its last lease ends. */
-  release(): void;
+  /**
+   * Ends the lease; the idle clock of the connection restarts when its last lease ends. Pass
+   * `{ touch: false }` when the use failed for want of credentials: a failure must not extend the
+   * connection's life (the idle clock keeps counting from the last successful use).
+   */
+  release(opts?: LeaseReleaseOptions): void;
 }
+
+/**
+ * Options of {@link Lease.release}.
+ *
+ * @example
+ * ```ts
+ * let ok = false;
+ * try { await lease.connection.callTool('me', {}); ok = true; } finally { lease.release({ touch: ok }); }
+ * ```
+ */
+export interface LeaseReleaseOptions {
+  /** Count this use as activity for idle eviction and LRU order. Default `true`. */
+  touch?: boolean;
+}
+
+/**
+ * The life of one connect attempt and the connection it yields:
+ * - `connecting`: the connect runs; acquires of its key join it;
+ * - `abandoned`: still connecting, but cancelled or superseded with nobody left waiting: closed once it completes;
+ * - `ready`: in the pool, leased or idle;
+ * - `draining`: out of the pool (evicted, stale, replaced); closed when its last lease ends;
+ * - `closing` → `closed`: being closed (session DELETE, process ended) / gone. Also `closed` after a failed connect.
+ *
+ * @example
+ * ```ts
+ * const s: SlotState = 'draining';
+ * ```
+ */
+export type SlotState = 'connecting' | 'abandoned' | 'ready' | 'draining' | 'closing' | 'closed';
 
 /**
  * Pool event hooks.
@@ -104,7 +142,10 @@ export interface PoolHooks<C> {
  * ```
  */
 export interface ConnectionPoolOptions<C extends PoolableConnection, Ctx> {
-  /** Opens a connection. `signal` aborts when every waiter gave up or the pool closed. */
+  /**
+   * Opens a connection. `signal` is aborted only when a cancelled connect is still running `abandonGraceMs`
+   * after it was abandoned: a connect is never cut mid-handshake for a cancellation.
+   */
   connect(key: PoolKey, ctx: Ctx, signal: AbortSignal): Promise<C>;
   /** Idle time after the last lease ends before the connection is evicted; `Infinity` disables it. */
   idleTimeoutMs: number;
@@ -116,6 +157,12 @@ export interface ConnectionPoolOptions<C extends PoolableConnection, Ctx> {
   limitNames?: { perOwner: string; total: string };
   /** Event hooks. */
   hooks?: PoolHooks<C>;
+  /**
+   * How long an abandoned connect (cancelled or superseded while connecting) may still run before its signal is
+   * aborted, in ms. Default 60 000 (connects bound themselves by their `initTimeoutMs` first). `close()` waits
+   * for abandoned connects, so this bounds it too.
+   */
+  abandonGraceMs?: number;
   /** Clock; defaults to `Date.now`. */
   now?: () => number;
 }
@@ -193,18 +240,35 @@ class IdleList<T extends IdleLinks<T>> {
   }
 }
 
-interface Entry<C> extends IdleLinks<Entry<C>> {
-  pk: PoolKey;
-  conn: C;
-  fingerprint: string;
+/** One connect attempt and, once it succeeded, its connection. */
+interface Slot<C> extends IdleLinks<Slot<C>> {
+  state: SlotState;
+  readonly pk: PoolKey;
+  readonly fingerprint: string;
+  readonly forceNew: boolean;
+  /** Aborted only when an abandoned connect outlives `abandonGraceMs`. */
+  readonly controller: AbortController;
+  /** Acquires waiting for this connect. */
+  readonly waiters: Set<Waiter<C>>;
+  /** A newer connect owns the key: this one serves only its own waiters (forceNew), then closes. */
+  superseded: boolean;
+  conn: C | undefined;
+  /** Whether `onConnect` was reported (then `onDisconnect` is too). */
+  announced: boolean;
   leases: number;
   lastUsed: number;
   /** Release order, for LRU choices that must not depend on clock resolution. */
   seq: number;
+  /** The idle timer (ready) or the grace timer (abandoned). */
   timer: NodeJS.Timeout | undefined;
-  retired: EvictReason | undefined;
-  closed: boolean;
-  onClose: (e: { error?: SwitchboardError }) => void;
+  /** Why it left the pool (draining, closing) or was cancelled (abandoned). */
+  reason: EvictReason | undefined;
+  /** What waiters of a cancelled connect are rejected with. */
+  cancelError: SwitchboardError | undefined;
+  onClose: ((e: { error?: SwitchboardError }) => void) | undefined;
+  /** Settles when the slot reaches `closed`. */
+  readonly done: Promise<void>;
+  markDone(): void;
 }
 
 interface Waiter<C> {
@@ -213,20 +277,52 @@ interface Waiter<C> {
   cleanup(): void;
 }
 
-interface Pending<C> {
-  pk: PoolKey;
-  fingerprint: string;
-  controller: AbortController;
-  waiters: Set<Waiter<C>>;
-  cancelled: SwitchboardError | undefined;
-  /** A newer connect of the same key started (config changed or forceNew): this one must not be installed. */
-  superseded: boolean;
-  forceNew: boolean;
-}
+/**
+ * The state machine of a slot, as data: every (state, event) pair the pool handles and the state it leads to.
+ * `ConnectionPool` asserts each transition against it, and the unit tests walk the whole table.
+ *
+ * @example
+ * ```ts
+ * SLOT_TRANSITIONS.connecting.cancel; // 'abandoned': finishes its handshake, then is closed
+ * ```
+ */
+export const SLOT_TRANSITIONS: Readonly<Record<SlotState, Readonly<Partial<Record<SlotEvent, SlotState>>>>> = Object.freeze({
+  connecting: { connected: 'ready', connectedSuperseded: 'draining', failed: 'closed', cancel: 'abandoned', lastWaiterLeftSuperseded: 'abandoned', poolClose: 'abandoned' },
+  abandoned: { connected: 'closing', failed: 'closed', graceExpired: 'abandoned', poolClose: 'abandoned' },
+  ready: { evict: 'draining', idle: 'closing', died: 'closed', poolClose: 'closing', lastRelease: 'ready' },
+  draining: { lastRelease: 'closing', died: 'closed', poolClose: 'closing' },
+  closing: { closed: 'closed' },
+  closed: {},
+});
+
+/**
+ * What happens to a slot: connect results, cancellation (`disconnectUser`, `removeServer`), eviction, the idle
+ * timer, the last lease ending, the connection dying, `close()`.
+ *
+ * @example
+ * ```ts
+ * const e: SlotEvent = 'cancel';
+ * ```
+ */
+export type SlotEvent =
+  | 'connected'
+  | 'connectedSuperseded'
+  | 'failed'
+  | 'cancel'
+  | 'lastWaiterLeftSuperseded'
+  | 'graceExpired'
+  | 'evict'
+  | 'idle'
+  | 'lastRelease'
+  | 'died'
+  | 'closed'
+  | 'poolClose';
 
 function abortError(serverName: string, signal: AbortSignal): SwitchboardError {
   return new SwitchboardError('aborted', `Waiting for a connection to "${serverName}" was aborted`, { serverName, cause: signal.reason });
 }
+
+const DEFAULT_ABANDON_GRACE_MS = 60_000;
 
 /**
  * A keyed pool of connections. Used by {@link UserConnectionManager} (one key per tenant, user and server)
@@ -242,18 +338,21 @@ function abortError(serverName: string, signal: AbortSignal): SwitchboardError {
 export class ConnectionPool<C extends PoolableConnection, Ctx> {
   readonly #opts: ConnectionPoolOptions<C, Ctx>;
   readonly #now: () => number;
-  readonly #entries = new Map<string, Entry<C>>();
-  readonly #pending = new Map<string, Pending<C>>();
+  readonly #abandonGraceMs: number;
+  /** Key → its `ready` slot. */
+  readonly #ready = new Map<string, Slot<C>>();
+  /** Key → the connect that owns the key (`connecting`, not superseded). */
+  readonly #connecting = new Map<string, Slot<C>>();
+  /** Key → every slot of the key that has not reached `closed`, superseded and draining ones included. */
+  readonly #byKey = new Map<string, Set<Slot<C>>>();
   /**
-   * Idle entries (no lease), oldest release first: the LRU order for limit eviction. An intrusive linked list,
+   * Idle slots (no lease), oldest release first: the LRU order for limit eviction. An intrusive linked list,
    * not a Map: deleting and re-inserting a key on every lease leaves tombstones that slow a large Map down
    * (a hot key in a pool of 100 000 cost tens of µs per call).
    */
-  readonly #idle = new IdleList<Entry<C>>();
-  /** Owner → keys that have an entry or a pending connect. */
+  readonly #idle = new IdleList<Slot<C>>();
+  /** Owner → keys that have a live slot. */
   readonly #owners = new Map<string, Set<string>>();
-  /** Retired entries still draining their leases. */
-  readonly #draining = new Set<Entry<C>>();
   readonly #counters: PoolCounters = {
     connects: 0,
     joins: 0,
@@ -261,21 +360,23 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
     connectFailures: 0,
     evictions: { idle: 0, limit: 0, stale: 0, replaced: 0, removed: 0, disconnected: 0, closed: 0 },
   };
-  #closed = false;
+  #closing: Promise<void> | undefined;
   #seq = 0;
 
   constructor(opts: ConnectionPoolOptions<C, Ctx>) {
     if (!(opts.idleTimeoutMs > 0)) throw new TypeError('idleTimeoutMs must be a positive number (or Infinity)');
     for (const [name, v] of [['maxPerOwner', opts.maxPerOwner], ['maxTotal', opts.maxTotal]] as const) {
-      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new TypeError(`${name} must be a positive integer`);
+      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new TypeError(`${opts.limitNames?.[name === 'maxPerOwner' ? 'perOwner' : 'total'] ?? name} must be a positive integer`);
     }
+    if (opts.abandonGraceMs !== undefined && !(opts.abandonGraceMs > 0)) throw new TypeError('abandonGraceMs must be a positive number');
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
+    this.#abandonGraceMs = opts.abandonGraceMs ?? DEFAULT_ABANDON_GRACE_MS;
   }
 
   /** Whether {@link close} was called. */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closing !== undefined;
   }
 
   /**
@@ -283,295 +384,403 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
    * config: an open connection made with another fingerprint is stale and replaced (its calls finish first).
    */
   acquire(pk: PoolKey, ctx: Ctx, fingerprint: string, opts: AcquireOptions = {}): Promise<Lease<C>> {
-    if (this.#closed) return Promise.reject(new SwitchboardError('manager_closed', 'The connection pool is closed', { serverName: pk.serverName }));
+    if (this.#closing) return Promise.reject(new SwitchboardError('manager_closed', 'The connection pool is closed', { serverName: pk.serverName }));
     const { signal, forceNew = false } = opts;
     if (signal?.aborted) return Promise.reject(abortError(pk.serverName, signal));
 
     if (!forceNew) {
-      const e = this.#entries.get(pk.key);
+      const e = this.#ready.get(pk.key);
       if (e) {
-        if (e.fingerprint === fingerprint && e.conn.isConnected()) {
+        if (e.fingerprint === fingerprint && e.conn!.isConnected()) {
           this.#counters.hits++;
           return Promise.resolve(this.#lease(e));
         }
-        this.#retire(e, e.fingerprint === fingerprint ? 'disconnected' : 'stale');
+        void this.#retire(e, e.fingerprint === fingerprint ? 'disconnected' : 'stale');
       }
-      const p = this.#pending.get(pk.key);
-      if (p && p.fingerprint === fingerprint && !p.cancelled) {
+      const p = this.#connecting.get(pk.key);
+      if (p && p.fingerprint === fingerprint) {
         this.#counters.joins++;
         return this.#wait(p, signal);
       }
     }
-    let p: Pending<C>;
+    let slot: Slot<C>;
     try {
-      p = this.#startConnect(pk, ctx, fingerprint, forceNew);
+      slot = this.#startConnect(pk, ctx, fingerprint, forceNew);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#wait(p, signal);
+    return this.#wait(slot, signal);
   }
 
   /** The open connection of `pk`, if any, without leasing it. */
   peek(key: string): C | undefined {
-    return this.#entries.get(key)?.conn;
+    return this.#ready.get(key)?.conn;
   }
 
-  /** Evicts every connection (and cancels every pending connect) of an owner. */
+  /**
+   * Evicts every connection (and cancels every connect) of an owner. Resolves when idle connections and cancelled
+   * connects are closed; connections with calls in flight close when those end.
+   */
   async evictOwner(ownerKey: string, reason: EvictReason): Promise<void> {
     const keys = this.#owners.get(ownerKey);
     if (!keys) return;
     await Promise.all([...keys].map((k) => this.evictKey(k, reason)));
   }
 
-  /** Evicts every connection (and cancels every pending connect) matching `pred`. Not for hot paths. */
+  /** Evicts every connection (and cancels every connect) matching `pred`. Not for hot paths: it scans the pool. */
   async evictWhere(pred: (pk: PoolKey) => boolean, reason: EvictReason): Promise<void> {
-    const keys = new Set<string>();
-    for (const [k, e] of this.#entries) if (pred(e.pk)) keys.add(k);
-    for (const [k, p] of this.#pending) if (pred(p.pk)) keys.add(k);
-    await Promise.all([...keys].map((k) => this.evictKey(k, reason)));
+    const keys: string[] = [];
+    for (const [k, slots] of this.#byKey) {
+      const first = slots.values().next().value as Slot<C> | undefined;
+      if (first && pred(first.pk)) keys.push(k);
+    }
+    await Promise.all(keys.map((k) => this.evictKey(k, reason)));
   }
 
-  /** Evicts one key's connection and cancels its pending connect. Resolves when closed (after its leases end). */
+  /**
+   * Evicts one key: its connection leaves the pool (closed now if idle, else when its calls end) and every connect
+   * of the key is cancelled (its waiters rejected; the connect completes, then is closed). Resolves when the
+   * idle connection and the cancelled connects are closed.
+   */
   async evictKey(key: string, reason: EvictReason): Promise<void> {
-    const p = this.#pending.get(key);
-    if (p) this.#cancel(p, reason);
-    const e = this.#entries.get(key);
-    if (e) await this.#retire(e, reason);
+    const slots = this.#byKey.get(key);
+    if (!slots) return;
+    const waits: Promise<void>[] = [];
+    for (const s of [...slots]) {
+      if (s.state === 'connecting') {
+        this.#cancel(s, reason);
+        waits.push(s.done);
+      } else if (s.state === 'abandoned') {
+        waits.push(s.done);
+      } else if (s.state === 'ready') {
+        waits.push(this.#retire(s, reason));
+      }
+    }
+    await Promise.all(waits);
   }
 
   /** Sizes and counters. */
-  stats(): { owners: number; connections: number; pending: number; draining: number; counters: PoolCounters } {
+  stats(): { owners: number; connections: number; pending: number; draining: number; abandoned: number; counters: PoolCounters } {
+    let draining = 0;
+    let abandoned = 0;
+    for (const slots of this.#byKey.values()) {
+      for (const s of slots) {
+        if (s.state === 'draining') draining++;
+        else if (s.state === 'abandoned') abandoned++;
+      }
+    }
     return {
       owners: this.#owners.size,
-      connections: this.#entries.size,
-      pending: this.#pending.size,
-      draining: this.#draining.size,
+      connections: this.#ready.size,
+      pending: this.#connecting.size,
+      draining,
+      abandoned,
       counters: { ...this.#counters, evictions: { ...this.#counters.evictions } },
     };
   }
 
   /**
-   * Closes every connection now (in-flight calls on them fail), cancels pending connects (a connection that
-   * arrives late is closed at once) and clears every timer. Idempotent.
+   * Closes every connection now (in-flight calls on them fail), cancels every connect and clears every timer.
+   * Resolves once every connection the pool ever started is closed, connects that were in flight included
+   * (each completes its handshake within its own timeout, at most `abandonGraceMs`, and is then closed).
+   * Idempotent: every call returns the same promise.
    */
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    for (const p of [...this.#pending.values()]) this.#cancel(p, 'closed');
-    const closing: Promise<void>[] = [];
-    for (const e of [...this.#entries.values()]) closing.push(this.#retire(e, 'closed', true));
-    for (const e of [...this.#draining]) closing.push(this.#closeEntry(e, 'closed'));
-    await Promise.all(closing);
+  close(): Promise<void> {
+    this.#closing ??= this.#closeAll();
+    return this.#closing;
   }
 
-  #wait(p: Pending<C>, signal: AbortSignal | undefined): Promise<Lease<C>> {
+  async #closeAll(): Promise<void> {
+    const all: Slot<C>[] = [];
+    for (const slots of this.#byKey.values()) all.push(...slots);
+    for (const s of all) {
+      if (s.state === 'connecting') this.#cancel(s, 'closed');
+      else if (s.state === 'ready') void this.#retire(s, 'closed', true);
+      else if (s.state === 'draining') void this.#closeSlot(s, 'closed');
+    }
+    await Promise.all(all.map((s) => s.done));
+  }
+
+  #transition(s: Slot<C>, event: SlotEvent): void {
+    const to = SLOT_TRANSITIONS[s.state][event];
+    if (to === undefined) throw new Error(`ConnectionPool: no transition from ${s.state} on ${event}`); // a bug of ours
+    s.state = to;
+  }
+
+  #wait(s: Slot<C>, signal: AbortSignal | undefined): Promise<Lease<C>> {
     return new Promise<Lease<C>>((resolve, reject) => {
       const onAbort = () => {
-        p.waiters.delete(waiter);
-        reject(abortError(p.pk.serverName, signal!));
-        // Nobody wants this connection any more: stop connecting.
-        if (p.waiters.size === 0 && this.#pending.get(p.pk.key) === p) {
-          this.#cancel(p, 'disconnected', abortError(p.pk.serverName, signal!));
-        }
+        s.waiters.delete(waiter);
+        reject(abortError(s.pk.serverName, signal!));
+        // A superseded connect nobody waits for any more is of no use: close it once it completes. The current
+        // connect of a key goes on, and its connection is kept for the next call.
+        if (s.waiters.size === 0 && s.superseded && s.state === 'connecting') this.#abandon(s, 'lastWaiterLeftSuperseded', 'replaced');
       };
-      const waiter: Waiter<C> = {
-        resolve,
-        reject,
-        cleanup: () => signal?.removeEventListener('abort', onAbort),
-      };
+      const waiter: Waiter<C> = { resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
       signal?.addEventListener('abort', onAbort, { once: true });
-      p.waiters.add(waiter);
+      s.waiters.add(waiter);
     });
   }
 
-  #startConnect(pk: PoolKey, ctx: Ctx, fingerprint: string, forceNew: boolean): Pending<C> {
+  #startConnect(pk: PoolKey, ctx: Ctx, fingerprint: string, forceNew: boolean): Slot<C> {
     this.#makeRoom(pk);
-    const previous = this.#pending.get(pk.key);
-    if (previous) previous.superseded = true; // it keeps serving its own waiters, then closes
-    const p: Pending<C> = {
+    let markDone!: () => void;
+    const done = new Promise<void>((resolve) => (markDone = resolve));
+    const s: Slot<C> = {
+      state: 'connecting',
       pk,
       fingerprint,
+      forceNew,
       controller: new AbortController(),
       waiters: new Set(),
-      cancelled: undefined,
       superseded: false,
-      forceNew,
-    };
-    this.#pending.set(pk.key, p);
-    this.#index(pk);
-    const started = this.#now();
-    let promise: Promise<C>;
-    try {
-      promise = this.#opts.connect(pk, ctx, p.controller.signal);
-    } catch (err) {
-      promise = Promise.reject(err);
-    }
-    promise.then(
-      (conn) => this.#connected(p, conn, this.#now() - started),
-      (err) => this.#failed(p, err),
-    );
-    return p;
-  }
-
-  #connected(p: Pending<C>, conn: C, durationMs: number): void {
-    if (this.#pending.get(p.pk.key) === p) this.#pending.delete(p.pk.key);
-    if (p.cancelled) {
-      // Disconnected or closed while connecting: never leave it open and untracked.
-      this.#unindexIfUnused(p.pk);
-      void conn.close().catch((err) => this.#opts.hooks?.onError?.(p.pk, err));
-      for (const w of p.waiters) settle(w, () => w.reject(p.cancelled));
-      return;
-    }
-    this.#counters.connects++;
-    const e: Entry<C> = {
-      pk: p.pk,
-      conn,
-      fingerprint: p.fingerprint,
+      conn: undefined,
+      announced: false,
       leases: 0,
       lastUsed: this.#now(),
-      seq: ++this.#seq,
+      seq: 0,
       idlePrev: undefined,
       idleNext: undefined,
       inIdle: false,
       timer: undefined,
-      retired: undefined,
-      closed: false,
-      onClose: (ev) => this.#onConnectionClosed(e, ev.error),
+      reason: undefined,
+      cancelError: undefined,
+      onClose: undefined,
+      done,
+      markDone,
     };
-    conn.on('close', e.onClose);
-    this.#opts.hooks?.onConnect?.(p.pk, conn, durationMs);
-    if (p.superseded) {
-      // A newer connect owns the key: serve this one's waiters once, then close it.
-      e.retired = 'stale';
-      if (p.waiters.size === 0) {
-        void this.#closeEntry(e, 'stale');
-        return;
+    const previous = this.#connecting.get(pk.key);
+    if (previous) {
+      // The newer connect owns the key. Waiters of an older config move to it (they asked for this key's
+      // connection, and the config changed); a forceNew connect keeps its own waiters.
+      previous.superseded = true;
+      if (!previous.forceNew) {
+        for (const w of previous.waiters) s.waiters.add(w);
+        previous.waiters.clear();
       }
-      this.#draining.add(e);
-    } else {
-      const old = this.#entries.get(p.pk.key);
-      if (old) void this.#retire(old, p.forceNew ? 'replaced' : 'stale');
-      this.#entries.set(p.pk.key, e);
-      if (p.waiters.size === 0) this.#markIdle(e);
+      if (previous.waiters.size === 0) this.#abandon(previous, 'lastWaiterLeftSuperseded', 'replaced');
     }
-    for (const w of p.waiters) {
-      const lease = this.#lease(e);
+    this.#connecting.set(pk.key, s);
+    this.#track(s);
+    const started = this.#now();
+    let promise: Promise<C>;
+    try {
+      promise = this.#opts.connect(pk, ctx, s.controller.signal);
+    } catch (err) {
+      promise = Promise.reject(err);
+    }
+    promise.then(
+      (conn) => this.#connected(s, conn, this.#now() - started),
+      (err) => this.#failed(s, err),
+    );
+    return s;
+  }
+
+  #connected(s: Slot<C>, conn: C, durationMs: number): void {
+    this.#clearTimer(s);
+    s.conn = conn;
+    if (this.#connecting.get(s.pk.key) === s) this.#connecting.delete(s.pk.key);
+    if (s.state === 'abandoned') {
+      // Cancelled or superseded while connecting: it completed its handshake, so its session can be ended.
+      this.#transition(s, 'connected');
+      void this.#finishClose(s);
+      return;
+    }
+    this.#counters.connects++;
+    s.announced = true;
+    s.onClose = (ev) => this.#onConnectionClosed(s, ev.error);
+    conn.on('close', s.onClose);
+    s.seq = ++this.#seq;
+    if (s.superseded) {
+      // A forceNew connect overtaken by a newer one: serve its own waiters once, then close.
+      this.#transition(s, 'connectedSuperseded');
+      s.reason = 'replaced';
+      this.#opts.hooks?.onConnect?.(s.pk, conn, durationMs);
+      const waiters = [...s.waiters];
+      s.waiters.clear();
+      for (const w of waiters) {
+        const lease = this.#lease(s);
+        settle(w, () => w.resolve(lease));
+      }
+      if (s.leases === 0) void this.#closeSlot(s, 'replaced');
+      return;
+    }
+    this.#transition(s, 'connected');
+    const old = this.#ready.get(s.pk.key);
+    if (old) void this.#retire(old, s.forceNew ? 'replaced' : 'stale');
+    this.#ready.set(s.pk.key, s);
+    this.#opts.hooks?.onConnect?.(s.pk, conn, durationMs);
+    const waiters = [...s.waiters];
+    s.waiters.clear();
+    if (waiters.length === 0) this.#markIdle(s);
+    for (const w of waiters) {
+      const lease = this.#lease(s);
       settle(w, () => w.resolve(lease));
     }
   }
 
-  #failed(p: Pending<C>, err: unknown): void {
-    if (this.#pending.get(p.pk.key) === p) this.#pending.delete(p.pk.key);
-    this.#unindexIfUnused(p.pk);
+  #failed(s: Slot<C>, err: unknown): void {
+    this.#clearTimer(s);
+    if (this.#connecting.get(s.pk.key) === s) this.#connecting.delete(s.pk.key);
+    this.#transition(s, 'failed');
     this.#counters.connectFailures++;
-    const reason = p.cancelled ?? err;
-    for (const w of p.waiters) settle(w, () => w.reject(reason));
+    const reason = s.cancelError ?? err;
+    for (const w of s.waiters) settle(w, () => w.reject(reason));
+    s.waiters.clear();
+    this.#untrack(s);
   }
 
-  #cancel(p: Pending<C>, reason: EvictReason, error?: SwitchboardError): void {
-    if (p.cancelled) return;
-    p.cancelled =
+  /** Cancels a connect: its waiters are rejected; the connect itself completes and is then closed. */
+  #cancel(s: Slot<C>, reason: EvictReason, error?: SwitchboardError): void {
+    s.cancelError =
       error ??
-      new SwitchboardError('connection_closed', `The connection to "${p.pk.serverName}" was cancelled while connecting (${reason})`, {
-        serverName: p.pk.serverName,
+      new SwitchboardError('connection_closed', `The connection to "${s.pk.serverName}" was cancelled while connecting (${reason})`, {
+        serverName: s.pk.serverName,
       });
-    if (this.#pending.get(p.pk.key) === p) this.#pending.delete(p.pk.key);
-    this.#unindexIfUnused(p.pk);
-    p.controller.abort(p.cancelled);
-    for (const w of p.waiters) settle(w, () => w.reject(p.cancelled));
-    p.waiters.clear();
+    for (const w of s.waiters) settle(w, () => w.reject(s.cancelError));
+    s.waiters.clear();
+    this.#abandon(s, reason === 'closed' ? 'poolClose' : 'cancel', reason);
   }
 
-  #lease(e: Entry<C>): Lease<C> {
-    if (e.leases++ === 0) this.#idle.remove(e);
+  #abandon(s: Slot<C>, event: SlotEvent, reason: EvictReason): void {
+    if (s.state !== 'connecting') return;
+    this.#transition(s, event);
+    s.reason = reason;
+    if (this.#connecting.get(s.pk.key) === s) this.#connecting.delete(s.pk.key);
+    // The bound on how long an abandoned connect may run (a connect bounds itself by its init timeout first).
+    s.timer = setTimeout(() => {
+      s.timer = undefined;
+      this.#transition(s, 'graceExpired');
+      s.controller.abort(
+        s.cancelError ?? new SwitchboardError('connection_closed', `The connect to "${s.pk.serverName}" was abandoned`, { serverName: s.pk.serverName }),
+      );
+    }, this.#abandonGraceMs);
+    s.timer.unref();
+  }
+
+  #lease(s: Slot<C>): Lease<C> {
+    if (s.leases++ === 0) this.#idle.remove(s);
     let released = false;
     return {
-      connection: e.conn,
-      release: () => {
+      connection: s.conn!,
+      release: (opts?: LeaseReleaseOptions) => {
         if (released) return;
         released = true;
-        e.lastUsed = this.#now();
-        e.seq = ++this.#seq;
-        if (--e.leases > 0) return;
-        if (e.retired) void this.#closeEntry(e, e.retired);
-        else this.#markIdle(e);
+        if (opts?.touch !== false) {
+          s.lastUsed = this.#now();
+          s.seq = ++this.#seq;
+        }
+        if (--s.leases > 0) return;
+        if (s.state === 'draining') {
+          this.#transition(s, 'lastRelease');
+          void this.#finishClose(s);
+        } else if (s.state === 'ready') {
+          this.#markIdle(s);
+        }
       },
     };
   }
 
-  #markIdle(e: Entry<C>): void {
-    this.#idle.append(e);
-    // One timer per entry, re-armed only when it fires: a release on the hot path costs no timer work.
-    if (e.timer === undefined && Number.isFinite(this.#opts.idleTimeoutMs)) this.#armIdle(e, this.#opts.idleTimeoutMs);
+  #markIdle(s: Slot<C>): void {
+    this.#idle.append(s);
+    // One timer per slot, re-armed only when it fires: a release on the hot path costs no timer work.
+    if (s.timer === undefined && Number.isFinite(this.#opts.idleTimeoutMs)) {
+      this.#armIdle(s, Math.max(0, s.lastUsed + this.#opts.idleTimeoutMs - this.#now()));
+    }
   }
 
-  #armIdle(e: Entry<C>, ms: number): void {
-    e.timer = setTimeout(() => {
-      e.timer = undefined;
-      if (e.retired || e.leases > 0) return; // the next release re-arms
-      const remaining = e.lastUsed + this.#opts.idleTimeoutMs - this.#now();
-      if (remaining > 0) this.#armIdle(e, remaining);
-      else void this.#retire(e, 'idle');
+  #armIdle(s: Slot<C>, ms: number): void {
+    s.timer = setTimeout(() => {
+      s.timer = undefined;
+      if (s.state !== 'ready' || s.leases > 0) return; // the next release re-arms
+      const remaining = s.lastUsed + this.#opts.idleTimeoutMs - this.#now();
+      if (remaining > 0) this.#armIdle(s, remaining);
+      else void this.#retire(s, 'idle');
     }, ms);
-    e.timer.unref();
+    s.timer.unref();
   }
 
-  /** Removes an entry from the pool; closes it now if idle, else when its last lease ends. */
-  #retire(e: Entry<C>, reason: EvictReason, force = false): Promise<void> {
-    if (e.retired) return force ? this.#closeEntry(e, reason) : Promise.resolve();
-    e.retired = reason;
-    if (e.timer) clearTimeout(e.timer);
-    e.timer = undefined;
-    this.#idle.remove(e);
-    if (this.#entries.get(e.pk.key) === e) this.#entries.delete(e.pk.key);
-    this.#unindexIfUnused(e.pk);
+  /**
+   * Takes a `ready` slot out of the pool; closes it now if idle (or `force`), else when its last lease ends.
+   * Resolves when closed, or at once when it drains.
+   */
+  #retire(s: Slot<C>, reason: EvictReason, force = false): Promise<void> {
+    if (s.state === 'draining') return force ? this.#closeSlot(s, reason) : Promise.resolve();
+    if (s.state !== 'ready') return s.state === 'closing' ? s.done : Promise.resolve();
+    this.#clearTimer(s);
+    this.#idle.remove(s);
+    if (this.#ready.get(s.pk.key) === s) this.#ready.delete(s.pk.key);
     this.#counters.evictions[reason]++;
-    this.#opts.hooks?.onEvict?.(e.pk, reason);
-    if (e.leases === 0 || force) return this.#closeEntry(e, reason);
-    this.#draining.add(e);
+    s.reason = reason;
+    this.#opts.hooks?.onEvict?.(s.pk, reason);
+    if (s.leases === 0 || force) {
+      if (reason === 'closed') this.#transition(s, 'poolClose');
+      else if (reason === 'idle') this.#transition(s, 'idle');
+      else {
+        this.#transition(s, 'evict');
+        this.#transition(s, 'lastRelease');
+      }
+      return this.#finishClose(s);
+    }
+    this.#transition(s, 'evict');
     return Promise.resolve();
   }
 
-  async #closeEntry(e: Entry<C>, reason: EvictReason): Promise<void> {
-    this.#draining.delete(e);
-    if (e.closed) return;
-    e.closed = true;
-    e.conn.off('close', e.onClose);
-    try {
-      await e.conn.close();
-    } catch (err) {
-      this.#opts.hooks?.onError?.(e.pk, err);
-    }
-    this.#opts.hooks?.onDisconnect?.(e.pk, { reason });
+  /** Closes a `draining` slot now (pool close: its calls fail). */
+  #closeSlot(s: Slot<C>, reason: EvictReason): Promise<void> {
+    if (s.state !== 'draining') return s.done;
+    s.reason ??= reason;
+    this.#transition(s, reason === 'closed' ? 'poolClose' : 'lastRelease');
+    return this.#finishClose(s);
   }
 
-  #onConnectionClosed(e: Entry<C>, error: SwitchboardError | undefined): void {
-    if (e.closed) return;
-    e.closed = true;
-    e.conn.off('close', e.onClose);
-    this.#draining.delete(e);
-    if (!e.retired) {
-      e.retired = 'disconnected';
-      if (e.timer) clearTimeout(e.timer);
-      e.timer = undefined;
-      this.#idle.remove(e);
-      if (this.#entries.get(e.pk.key) === e) this.#entries.delete(e.pk.key);
-      this.#unindexIfUnused(e.pk);
+  /** A slot in `closing`: close its connection, then report and untrack it. */
+  async #finishClose(s: Slot<C>): Promise<void> {
+    if (s.onClose) s.conn?.off('close', s.onClose);
+    try {
+      await s.conn?.close();
+    } catch (err) {
+      this.#opts.hooks?.onError?.(s.pk, err);
     }
-    this.#opts.hooks?.onDisconnect?.(e.pk, error ? { error } : {});
+    this.#transition(s, 'closed');
+    this.#untrack(s);
+    if (s.announced) this.#opts.hooks?.onDisconnect?.(s.pk, { reason: s.reason ?? 'closed' });
+  }
+
+  #onConnectionClosed(s: Slot<C>, error: SwitchboardError | undefined): void {
+    if (s.state !== 'ready' && s.state !== 'draining') return;
+    if (s.onClose) s.conn?.off('close', s.onClose);
+    this.#clearTimer(s);
+    this.#idle.remove(s);
+    if (this.#ready.get(s.pk.key) === s) this.#ready.delete(s.pk.key);
+    this.#transition(s, 'died');
+    this.#untrack(s);
+    this.#opts.hooks?.onDisconnect?.(s.pk, error ? { error } : {});
+  }
+
+  #clearTimer(s: Slot<C>): void {
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = undefined;
+  }
+
+  /** Connections (ready, or connecting for the key) of an owner that count against `maxPerOwner`. */
+  #ownerCount(keys: Set<string> | undefined): number {
+    let n = 0;
+    if (keys) for (const k of keys) if (this.#ready.has(k) || this.#connecting.has(k)) n++;
+    return n;
   }
 
   #makeRoom(pk: PoolKey): void {
     const { maxPerOwner, maxTotal } = this.#opts;
     const names = this.#opts.limitNames ?? { perOwner: 'maxPerOwner', total: 'maxTotal' };
-    const replacing = this.#entries.has(pk.key) || this.#pending.has(pk.key);
+    const replacing = this.#ready.has(pk.key) || this.#connecting.has(pk.key);
     if (replacing) return; // a replacement takes the place of the connection it replaces
     if (maxPerOwner !== undefined && pk.ownerKey !== undefined) {
       const keys = this.#owners.get(pk.ownerKey);
-      while (keys && keys.size >= maxPerOwner) {
-        let victim: Entry<C> | undefined;
-        for (const k of keys) {
-          const e = this.#entries.get(k);
+      while (this.#ownerCount(keys) >= maxPerOwner) {
+        let victim: Slot<C> | undefined;
+        for (const k of keys!) {
+          const e = this.#ready.get(k);
           if (e && e.leases === 0 && (!victim || e.seq < victim.seq)) victim = e;
         }
         if (!victim) throw this.#limitError(pk, names.perOwner, maxPerOwner);
@@ -579,7 +788,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
       }
     }
     if (maxTotal !== undefined) {
-      while (this.#entries.size + this.#pendingWithoutEntry() >= maxTotal) {
+      while (this.#ready.size + this.#connectingWithoutReady() >= maxTotal) {
         const victim = this.#idle.first();
         if (!victim) throw this.#limitError(pk, names.total, maxTotal);
         void this.#retire(victim, 'limit');
@@ -587,9 +796,9 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
     }
   }
 
-  #pendingWithoutEntry(): number {
+  #connectingWithoutReady(): number {
     let n = 0;
-    for (const k of this.#pending.keys()) if (!this.#entries.has(k)) n++;
+    for (const k of this.#connecting.keys()) if (!this.#ready.has(k)) n++;
     return n;
   }
 
@@ -600,19 +809,28 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
     });
   }
 
-  #index(pk: PoolKey): void {
-    if (pk.ownerKey === undefined) return;
-    let keys = this.#owners.get(pk.ownerKey);
-    if (!keys) this.#owners.set(pk.ownerKey, (keys = new Set()));
-    keys.add(pk.key);
+  #track(s: Slot<C>): void {
+    let slots = this.#byKey.get(s.pk.key);
+    if (!slots) this.#byKey.set(s.pk.key, (slots = new Set()));
+    slots.add(s);
+    if (s.pk.ownerKey === undefined) return;
+    let keys = this.#owners.get(s.pk.ownerKey);
+    if (!keys) this.#owners.set(s.pk.ownerKey, (keys = new Set()));
+    keys.add(s.pk.key);
   }
 
-  #unindexIfUnused(pk: PoolKey): void {
-    if (pk.ownerKey === undefined || this.#entries.has(pk.key) || this.#pending.has(pk.key)) return;
-    const keys = this.#owners.get(pk.ownerKey);
-    if (!keys) return;
-    keys.delete(pk.key);
-    if (keys.size === 0) this.#owners.delete(pk.ownerKey);
+  #untrack(s: Slot<C>): void {
+    const slots = this.#byKey.get(s.pk.key);
+    slots?.delete(s);
+    if (!slots || slots.size === 0) {
+      this.#byKey.delete(s.pk.key);
+      if (s.pk.ownerKey !== undefined) {
+        const keys = this.#owners.get(s.pk.ownerKey);
+        keys?.delete(s.pk.key);
+        if (keys?.size === 0) this.#owners.delete(s.pk.ownerKey);
+      }
+    }
+    s.markDone();
   }
 }
 

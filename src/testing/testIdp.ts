@@ -432,6 +432,7 @@ class LoopbackTestIdp implements TestIdp {
       azp: this.client.clientId,
       client_id: this.client.clientId,
       iat: now,
+      jti: randomUUID(),
       ...(o.notBeforeSec === undefined ? {} : { nbf: now + o.notBeforeSec }),
       exp: now + (o.expiresInSec ?? this.#accessTtl),
       ...o.claims,
@@ -699,6 +700,9 @@ class LoopbackTestIdp implements TestIdp {
       client_id: clientId,
       iat: now,
       exp: now + this.#exchangedTtl,
+      // Which of the user's tokens this one was exchanged from: lets a test server tell a request carrying a
+      // superseded assertion's descendant from a current one.
+      ...(typeof subject.jti === 'string' ? { assertion_jti: subject.jti } : {}),
     });
     return {
       access_token: accessToken,

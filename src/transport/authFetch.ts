@@ -6,8 +6,9 @@
  */
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { SwitchboardError } from '../errors.js';
+import { requestIdOfBody } from '../connection/callerContext.js';
 import { checkHost, type SsrfOptions } from './ssrf.js';
-import type { AuthHeaderProvider, FetchLike } from './types.js';
+import type { AuthHeaderProvider, AuthHeaderRequest, FetchLike } from './types.js';
 
 /**
  * Options of {@link createAuthFetch}.
@@ -27,6 +28,13 @@ export interface AuthFetchOptions {
   dispatcher: Dispatcher;
   /** Static + placeholder-resolved headers from the config. */
   headers?: Record<string, string>;
+  /**
+   * Per-request headers that are not credentials of a provider (a config's `{{var.*}}` / `{{user.*}}` headers,
+   * resolved for the request's caller). Called for every same-origin request before `authHeaders`; a throw
+   * (e.g. `ConfigError` for a variable the caller no longer has) means the request is not sent, and the error
+   * reaches the caller unchanged. Unlike `authHeaders`, it does not displace a static Authorization header.
+   */
+  requestHeaders?: (req: AuthHeaderRequest) => Record<string, string> | Promise<Record<string, string>>;
   /** Called for EVERY request (POST, GET stream, DELETE, reconnects). Throws → request NOT sent, error reaches the caller unchanged (same object). When present, any Authorization header coming from `headers` or from the SDK's init is dropped first: the provider's answer is the only source of Authorization (no fallback ever). */
   authHeaders?: AuthHeaderProvider;
   /** When true and authHeaders present: a 401 (or 403 whose WWW-Authenticate has error="invalid_token") → call authHeaders again with forceRefresh:true and resend the same request once (bodies are strings from the SDK; make sure a body can be resent). */
@@ -85,6 +93,7 @@ export function createAuthFetch(opts: AuthFetchOptions): FetchLike {
     // A stream body can be sent once only: no resend after 401, no redirect that keeps the body.
     const oneShot = !isResendable(init.body);
     const first: Attempt = { url, method, headers, body: init.body ?? undefined, sameOrigin: true };
+    const requestId = requestIdOfBody(init.body);
 
     let res = await send(first, false);
     if (oneShot || !opts.authHeaders || !opts.retryUnauthorized || !isUnauthorized(res) || !res.sameOrigin) return res.response;
@@ -117,15 +126,17 @@ export function createAuthFetch(opts: AuthFetchOptions): FetchLike {
         if (problem) throw problem;
       }
       const headers = { ...attempt.headers };
-      if (opts.authHeaders && attempt.sameOrigin) {
-        // No try/catch: the provider's error reaches the caller as the same object.
-        const extra = await opts.authHeaders({
+      if ((opts.authHeaders || opts.requestHeaders) && attempt.sameOrigin) {
+        const req: AuthHeaderRequest = {
           url: new URL(attempt.url.href),
           method: attempt.method,
           forceRefresh,
           ...(init.signal ? { signal: init.signal } : {}),
-        });
-        Object.assign(headers, lowerKeys(extra ?? {}));
+          ...(requestId === undefined ? {} : { requestId }),
+        };
+        // No try/catch: a provider's error reaches the caller as the same object.
+        if (opts.requestHeaders) Object.assign(headers, lowerKeys(await opts.requestHeaders(req)));
+        if (opts.authHeaders) Object.assign(headers, lowerKeys((await opts.authHeaders(req)) ?? {}));
       }
       try {
         const response = await undiciFetch(attempt.url, {

@@ -6,6 +6,7 @@ import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Dispatcher } from 'undici';
 import type { ServerConfig } from '../config/schema.js';
 import type { UserContext } from '../types.js';
+import type { JsonRpcId } from '../connection/callerContext.js';
 
 /**
  * A `fetch`-compatible function, as the SDK's HTTP transports accept in their `fetch` option.
@@ -38,6 +39,14 @@ export interface AuthHeaderRequest {
   forceRefresh: boolean;
   /** Aborts the header lookup along with the request. */
   signal?: AbortSignal;
+  /** The JSON-RPC id of the request this HTTP request carries (POST of a request); absent for GET, DELETE and notifications. */
+  requestId?: JsonRpcId;
+  /**
+   * The caller this HTTP request is made for, on user connections: the user of the call that sent it, or the most
+   * recent caller of the connection for requests that belong to no call (standby stream, reconnects, DELETE).
+   * Read the credentials (assertion, vars) from here, never from the context seen at connect.
+   */
+  user?: UserContext;
 }
 
 /**
