@@ -14,6 +14,8 @@ export default {
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
   },
+  // Figures go to reports/test-figures.txt (__tests__/support/report.ts), never the console; emptied per run.
+  globalSetup: '<rootDir>/__tests__/support/reportSetup.js',
   testTimeout: 30000,
   maxWorkers: 2,
 };
