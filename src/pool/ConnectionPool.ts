@@ -86,7 +86,10 @@ export interface Lease<C> {
  * ```
  */
 export interface LeaseReleaseOptions {
-  /** Count this use as activity for idle eviction and LRU order. Default `true`. */
+  /**
+   * Count this use as activity for idle eviction (default `true`). With `false` the idle clock keeps counting from
+   * the last counted use; the connection still moves to the most recently used end of the limit-eviction order.
+   */
   touch?: boolean;
 }
 
@@ -272,6 +275,8 @@ interface Slot<C> extends IdleLinks<Slot<C>> {
 }
 
 interface Waiter<C> {
+  /** The connect it waits for; changes when it is moved to a newer connect of its key. */
+  slot: Slot<C>;
   resolve(lease: Lease<C>): void;
   reject(err: unknown): void;
   cleanup(): void;
@@ -510,13 +515,14 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   #wait(s: Slot<C>, signal: AbortSignal | undefined): Promise<Lease<C>> {
     return new Promise<Lease<C>>((resolve, reject) => {
       const onAbort = () => {
-        s.waiters.delete(waiter);
-        reject(abortError(s.pk.serverName, signal!));
+        const slot = waiter.slot; // it may have been moved to a newer connect
+        slot.waiters.delete(waiter);
+        reject(abortError(slot.pk.serverName, signal!));
         // A superseded connect nobody waits for any more is of no use: close it once it completes. The current
         // connect of a key goes on, and its connection is kept for the next call.
-        if (s.waiters.size === 0 && s.superseded && s.state === 'connecting') this.#abandon(s, 'lastWaiterLeftSuperseded', 'replaced');
+        if (slot.waiters.size === 0 && slot.superseded && slot.state === 'connecting') this.#abandon(slot, 'lastWaiterLeftSuperseded', 'replaced');
       };
-      const waiter: Waiter<C> = { resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
+      const waiter: Waiter<C> = { slot: s, resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
       signal?.addEventListener('abort', onAbort, { once: true });
       s.waiters.add(waiter);
     });
@@ -555,7 +561,10 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
       // connection, and the config changed); a forceNew connect keeps its own waiters.
       previous.superseded = true;
       if (!previous.forceNew) {
-        for (const w of previous.waiters) s.waiters.add(w);
+        for (const w of previous.waiters) {
+          w.slot = s;
+          s.waiters.add(w);
+        }
         previous.waiters.clear();
       }
       if (previous.waiters.size === 0) this.#abandon(previous, 'lastWaiterLeftSuperseded', 'replaced');
