@@ -8,6 +8,8 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   roots: ['<rootDir>/__tests__'],
   testMatch: ['**/*.test.ts'],
+  // Long runs (a 60 s credential day, 1,000-user bursts) are `npm run soak`, not `npm test`.
+  testPathIgnorePatterns: ['/node_modules/', '/__tests__/soak/'],
   moduleNameMapper: {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -13,6 +13,7 @@ import type { ServerConfig } from './config/schema.js';
 import { resolveServerConfig } from './config/parse.js';
 import { hasUserPlaceholder, resolvePlaceholders } from './config/placeholders.js';
 import { CallerContext, type JsonRpcId } from './connection/callerContext.js';
+import { ConnectAdmission } from './connection/admission.js';
 import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
 import type { Logger, UserContext } from './types.js';
 import { MCPConnection, type ConnectionLimits } from './MCPConnection.js';
@@ -86,6 +87,12 @@ export interface MCPConnectionFactoryOptions {
    * about 0.2–0.3 ms per call (~15 % of a loopback call); turn it on where failing fast matters more.
    */
   watchResponseStreams?: boolean;
+  /**
+   * Most handshakes (connect + initialize) in flight at once per origin (per command for stdio). Default 16.
+   * A burst of cold calls queues for admission instead of starting every handshake at once; the wait does not
+   * count against `initTimeoutMs` (the caller's signal still applies). `Infinity` turns the bound off.
+   */
+  maxConcurrentConnects?: number;
 }
 
 /**
@@ -157,6 +164,7 @@ export class MCPConnectionFactory {
   readonly #createTransport: TransportFactory;
   readonly #httpClient: HttpClient;
   readonly #ownsHttpClient: boolean;
+  readonly #admission: ConnectAdmission;
   #closing: Promise<void> | undefined;
 
   constructor(opts: MCPConnectionFactoryOptions = {}) {
@@ -167,6 +175,7 @@ export class MCPConnectionFactory {
     this.#createTransport = opts.createTransport ?? createDefaultTransport;
     this.#ownsHttpClient = !opts.httpClient;
     this.#httpClient = opts.httpClient ?? new HttpClient();
+    this.#admission = new ConnectAdmission(opts.maxConcurrentConnects ?? DEFAULT_MAX_CONCURRENT_CONNECTS);
   }
 
   /**
@@ -200,11 +209,15 @@ export class MCPConnectionFactory {
       ...(this.#opts.limits ? { limits: this.#opts.limits } : {}),
       ...(this.#opts.logger ? { logger: this.#opts.logger } : {}),
     });
+    let release: (() => void) | undefined;
     try {
+      release = await this.#admission.enter(admissionKey(resolved), signal, serverName);
       await conn.connect(signal ? { signal } : {});
     } catch (err) {
       await conn.close();
       throw err;
+    } finally {
+      release?.();
     }
     return conn;
   }
@@ -345,6 +358,18 @@ export class MCPConnectionFactory {
       }
     };
     return transport;
+  }
+}
+
+const DEFAULT_MAX_CONCURRENT_CONNECTS = 16;
+
+/** What handshakes are bounded per: the origin of a URL, or the command of a stdio server. */
+function admissionKey(config: ServerConfig): string {
+  if (config.type === 'stdio') return `stdio:${config.command}`;
+  try {
+    return new URL(config.url).origin;
+  } catch {
+    return config.url;
   }
 }
 

@@ -12,6 +12,7 @@
  */
 import { SwitchboardError } from '../errors.js';
 import type { EvictReason } from '../events.js';
+import { ConnectAdmission } from '../connection/admission.js';
 
 /**
  * What the pool needs of a connection. `MCPConnection` has it; tests may pass fakes.
@@ -367,6 +368,11 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   };
   #closing: Promise<void> | undefined;
   #seq = 0;
+  /**
+   * Closes in flight at once. Each close may DELETE a session within a bounded wait: closing a thousand at once
+   * (a pool close, a server removal) would have most DELETEs wait out their bound and leave sessions behind.
+   */
+  readonly #closes = new ConnectAdmission(32);
 
   constructor(opts: ConnectionPoolOptions<C, Ctx>) {
     if (!(opts.idleTimeoutMs > 0)) throw new TypeError('idleTimeoutMs must be a positive number (or Infinity)');
@@ -746,10 +752,13 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   /** A slot in `closing`: close its connection, then report and untrack it. */
   async #finishClose(s: Slot<C>): Promise<void> {
     if (s.onClose) s.conn?.off('close', s.onClose);
+    const release = await this.#closes.enter('close', undefined, s.pk.serverName);
     try {
       await s.conn?.close();
     } catch (err) {
       this.#opts.hooks?.onError?.(s.pk, err);
+    } finally {
+      release();
     }
     this.#transition(s, 'closed');
     this.#untrack(s);
