@@ -42,6 +42,14 @@ export class ConnectAdmission {
     return { active, waiting };
   }
 
+  /** Takes a place under `key` if one is free now (no microtask spent); `undefined` when the caller must wait. */
+  tryEnter(key: string): (() => void) | undefined {
+    const active = this.#active.get(key) ?? 0;
+    if (active >= this.#limit) return undefined;
+    this.#active.set(key, active + 1);
+    return this.#releaser(key);
+  }
+
   /**
    * Waits for a place under `key`; resolves to the function that gives it back (call it exactly once; extra calls
    * are ignored). Rejects with `SwitchboardError('aborted')` if `signal` aborts first.

@@ -752,7 +752,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   /** A slot in `closing`: close its connection, then report and untrack it. */
   async #finishClose(s: Slot<C>): Promise<void> {
     if (s.onClose) s.conn?.off('close', s.onClose);
-    const release = await this.#closes.enter('close', undefined, s.pk.serverName);
+    const release = this.#closes.tryEnter('close') ?? (await this.#closes.enter('close', undefined, s.pk.serverName));
     try {
       await s.conn?.close();
     } catch (err) {
