@@ -11,13 +11,22 @@ import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ToolListChangedNotificationSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config/schema.js';
-import { SwitchboardError } from './errors.js';
+import { ConfigError, OboError, SwitchboardError } from './errors.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
 import { backoffDelay, resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
 import { classifyError, isSessionExpired, type OperationPhase } from './connection/classifyError.js';
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
 import { exceedsBytes } from './connection/resultSize.js';
 import type { CallerContext } from './connection/callerContext.js';
+import { defaultSchemaValidator } from './connection/schemaValidator.js';
+
+/** One `tools/list` walk over all pages, shared by the callers that join it. */
+interface ToolsFlight {
+  generation: number;
+  promise: Promise<Tool[]>;
+  /** The caller whose credentials it is made with. */
+  user: UserContext | undefined;
+}
 
 /** Returned by the fast call path when the full path must take over. */
 const SLOW_PATH: unique symbol = Symbol('slow path');
@@ -410,7 +419,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       if (signal?.aborted) throw this.#scopeError('call', 'aborted', signal.reason);
       if (this.#closeController.signal.aborted && !(err instanceof SwitchboardError)) throw this.#closedError();
       if (isSessionExpired(err)) {
-        this.#reinitialize(client);
+        this.#reinitialize(client, user);
         return SLOW_PATH;
       }
       const lost = this.#lostDuringRequest(err, client);
@@ -435,22 +444,29 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     const timeoutMs = opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     // Concurrent callers share one listing (made with the credentials of the caller that started it); each
     // keeps its own signal and deadline.
-    const flight = this.#listFlight(Math.max(timeoutMs, this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS), opts.user);
+    const flightTimeout = Math.max(timeoutMs, this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
+    const flight = this.#listFlight(flightTimeout, opts.user, false);
     const mine = this.#scope('call', timeoutMs, opts.signal);
     try {
-      return [...(await mine.race(flight))];
+      try {
+        return [...(await mine.race(flight.promise))];
+      } catch (err) {
+        // Another caller's credentials failed the shared listing: this caller's own may be good.
+        if (!opts.user || flight.user === opts.user || !(err instanceof ConfigError || err instanceof OboError)) throw err;
+        return [...(await mine.race(this.#listFlight(flightTimeout, opts.user, true).promise))];
+      }
     } finally {
       mine.dispose();
     }
   }
 
-  #toolsFlight: { generation: number; promise: Promise<Tool[]> } | undefined;
+  #toolsFlight: ToolsFlight | undefined;
 
-  #listFlight(timeoutMs: number, user: UserContext | undefined): Promise<Tool[]> {
+  #listFlight(timeoutMs: number, user: UserContext | undefined, own: boolean): ToolsFlight {
     const generation = this.#toolsGeneration;
-    if (this.#toolsFlight?.generation === generation) return this.#toolsFlight.promise;
+    if (!own && this.#toolsFlight?.generation === generation) return this.#toolsFlight;
     const scope = this.#scope('call', timeoutMs, undefined);
-    const promise = this.#request(scope, (client) => this.#listAllTools(client, scope, user), false, undefined)
+    const promise = this.#request(scope, (client) => this.#listAllTools(client, scope, user), false, user)
       .then((tools) => {
         if (generation === this.#toolsGeneration && this.#state !== 'closed') this.#tools = tools;
         return tools;
@@ -460,9 +476,9 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
         if (this.#toolsFlight === flight) this.#toolsFlight = undefined;
       });
     promise.catch(() => {}); // each caller sees the rejection through its own race
-    const flight = { generation, promise };
-    this.#toolsFlight = flight;
-    return promise;
+    const flight: ToolsFlight = { generation, promise, user };
+    if (!own) this.#toolsFlight = flight;
+    return flight;
   }
 
   /** True when the connection is `connected`. */
@@ -547,7 +563,9 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   }
 
   #newClient(): Client {
-    const client = new Client(this.#clientInfo, { capabilities: {} });
+    // One JSON Schema validator (ajv, with a bounded cache of compiled tool output schemas) for every
+    // connection, instead of the ajv instance each SDK Client otherwise builds for itself (~19 KB apiece).
+    const client = new Client(this.#clientInfo, { capabilities: {}, jsonSchemaValidator: defaultSchemaValidator() });
     client.onclose = () => this.#onTransportLost(client, undefined);
     client.onerror = (err: Error) => {
       this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP transport error');
@@ -655,7 +673,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       } catch (err) {
         if (!resent && !scope.endedBy && isSessionExpired(err)) {
           resent = true;
-          this.#reinitialize(client);
+          this.#reinitialize(client, user);
           continue;
         }
         throw (!scope.endedBy && this.#lostDuringRequest(err, client)) || this.#toError(err, scope, 'call');
@@ -663,8 +681,13 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     }
   }
 
-  /** The server forgot the session (404): start a re-initialize, or join one a concurrent call started. */
-  #reinitialize(client: Client): void {
+  /**
+   * The server forgot the session (404): start a re-initialize, or join one a concurrent call started. The new
+   * session is opened with the credentials of the caller whose request met the 404 (its `initialize` belongs to
+   * no call, so it uses the most recent caller: this one, from now on).
+   */
+  #reinitialize(client: Client, user?: UserContext): void {
+    if (user && client === this.#client) this.#callers?.observe(user);
     this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
     // Failure shows up in #readyClient of the resend.
     void this.#beginReconnect(client, true);

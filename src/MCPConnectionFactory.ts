@@ -399,7 +399,7 @@ function attachCallers(transport: Transport, callers: CallerContext, creds: Requ
   const send = transport.send.bind(transport);
   transport.send = async (message, options) => {
     const id = 'method' in message && 'id' in message ? (message.id as JsonRpcId) : undefined;
-    callers.onSend(id);
+    const caller = callers.onSend(id);
     try {
       if (!perMessage) return await send(message, options);
       const req: AuthHeaderRequest = { url, method: 'POST', forceRefresh: false, ...(id === undefined ? {} : { requestId: id }) };
@@ -409,7 +409,7 @@ function attachCallers(transport: Transport, callers: CallerContext, creds: Requ
       const withAuth: TransportSendOptions & { authInfo: AuthInfo } = { ...options, authInfo: toAuthInfo(headers, callers.forRequest(id).id) };
       return await send(message, withAuth);
     } finally {
-      callers.settle(id);
+      callers.settle(id, caller);
     }
   };
 }

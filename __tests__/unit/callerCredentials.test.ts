@@ -160,6 +160,7 @@ describe('CallerContext', () => {
     expect(requestIdOfBody('{"method":"notifications/cancelled","params":{"requestId":3,"id":4},"jsonrpc":"2.0"}')).toBeUndefined();
     expect(requestIdOfBody('{"method":"n","params":{"x":{"id":3}}}')).toBeUndefined();
     expect(requestIdOfBody('[{"id":1}]')).toBeUndefined();
+    expect(requestIdOfBody('{"result":{},"jsonrpc":"2.0","id":3}')).toBeUndefined(); // our answer to a server request
     expect(requestIdOfBody(undefined)).toBeUndefined();
   });
 
@@ -172,8 +173,11 @@ describe('CallerContext', () => {
     expect(c.forRequest(2)).toBe(a); // not sent in a window: the most recent caller
     c.observe(b);
     expect(c.onSend(undefined)).toBe(b);
-    c.settle(1);
-    c.observe(a);
+    c.issue(a, () => c.onSend(1)); // a newer client reuses id 1
+    c.settle(1, b); // the older request's settle leaves the newer entry alone
     expect(c.forRequest(1)).toBe(a);
+    c.settle(1, a);
+    c.observe(b);
+    expect(c.forRequest(1)).toBe(b);
   });
 });

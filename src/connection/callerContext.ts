@@ -80,9 +80,12 @@ export class CallerContext {
     return user;
   }
 
-  /** The send of request `id` settled: forget its caller. */
-  settle(id: JsonRpcId | undefined): void {
-    if (id !== undefined) this.#byId.delete(id);
+  /**
+   * The send of request `id` for `user` settled: forget its caller. Ids restart with each SDK client (after a
+   * reconnect), so an entry a newer request of the same id has taken over is left alone.
+   */
+  settle(id: JsonRpcId | undefined, user: UserContext): void {
+    if (id !== undefined && this.#byId.get(id) === user) this.#byId.delete(id);
   }
 
   /** The caller of the request carrying JSON-RPC id `id`; the most recent context for anything else. */
@@ -102,7 +105,9 @@ export class CallerContext {
  * ```
  */
 export function requestIdOfBody(body: unknown): JsonRpcId | undefined {
-  if (typeof body !== 'string' || body.charCodeAt(body.length - 1) !== 125 /* } */ || body.charCodeAt(0) !== 123 /* { */) return undefined;
+  // A request starts with its method (`{...request, jsonrpc, id}`); our responses to server requests
+  // (`{result, jsonrpc, id}`) and notifications carry no caller of their own.
+  if (typeof body !== 'string' || !body.startsWith('{"method":') || body.charCodeAt(body.length - 1) !== 125 /* } */) return undefined;
   const at = body.lastIndexOf('"id":');
   if (at < 0) return undefined;
   const raw = body.slice(at + 5, -1).trim();
