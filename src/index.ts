@@ -44,7 +44,9 @@ export { UserConnectionManager, DEFAULT_IDLE_TIMEOUT_MS } from './UserConnection
 export type { UserConnectionManagerOptions, UserConnectRequest, UserGetOptions, UserPoolKey, UserPoolStats } from './UserConnectionManager.js';
 export { AppConnectionPool } from './AppConnectionPool.js';
 export type { AppConnectionPoolOptions, AppConnectRequest } from './AppConnectionPool.js';
-export type { Lease, PoolCounters, PoolKey, PoolableConnection, AcquireOptions } from './pool/ConnectionPool.js';
+export type { Lease, LeaseReleaseOptions, PoolCounters, PoolKey, PoolableConnection, AcquireOptions } from './pool/ConnectionPool.js';
+export { CallerContext } from './connection/callerContext.js';
+export type { JsonRpcId } from './connection/callerContext.js';
 export { CircuitBreaker, isServerLevelFailure } from './pool/CircuitBreaker.js';
 export type { CircuitBreakerOptions } from './pool/CircuitBreaker.js';
 export { defaultOboTrustChecker, createOboAuthHeaderProvider, readUpstreamToken, assertOboTrusted, rejectedByServer } from './auth/obo.js';
