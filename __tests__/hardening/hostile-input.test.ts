@@ -22,6 +22,7 @@ import { startTestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer } from '../../src/testing/testMcpServer.js';
 import type { UserContext } from '../../src/types.js';
 import { testIdpResolver } from '../support/idp.js';
+import { report as figure } from '../support/report.js';
 
 const stray: unknown[] = [];
 const onStray = (err: unknown) => void stray.push(err);
@@ -44,7 +45,7 @@ function onlyTyped(fn: () => unknown, ...allowed: (abstract new (...a: never[]) 
 }
 
 const runs = (n: number) => ({ numRuns: n, seed: Number(process.env.FC_SEED ?? 20260801) });
-const report = (property: string, n: number) => console.log(`[fuzz] ${property}: ${n} runs, seed ${runs(n).seed}`);
+const report = (property: string, n: number) => figure('fuzz', `${property}: ${n} runs, seed ${runs(n).seed}`);
 
 // Strings that tend to break parsers: control characters, placeholders, URL and header metacharacters.
 const nasty = fc.oneof(
@@ -352,7 +353,7 @@ describe('size caps', () => {
       expect((err as Error).message).toContain(String(16 * 1024 * 1024));
       const fine = await m.callTool({ serverName: 'big', toolName: 'blob', arguments: { mib: 1 } });
       expect((fine.content[0] as { text: string }).text).toHaveLength(1024 * 1024);
-      console.log(`[caps] tool result 17 MiB → ${(err as SwitchboardError).code}: ${(err as Error).message}`);
+      figure('caps', `tool result 17 MiB → ${(err as SwitchboardError).code}: ${(err as Error).message}`);
     } finally {
       await close();
     }
@@ -391,7 +392,7 @@ describe('size caps', () => {
       const err = await many.m.listTools({ serverName: 'big' }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'too_large' });
       expect((err as Error).message).toContain('5000 tools');
-      console.log(`[caps] tools/list with 5001 tools → ${(err as Error).message}`);
+      figure('caps', `tools/list with 5001 tools → ${(err as Error).message}`);
     } finally {
       await many.close();
     }
@@ -400,7 +401,7 @@ describe('size caps', () => {
       const err = await endless.m.listTools({ serverName: 'big' }).catch((e: unknown) => e);
       expect(err).toMatchObject({ code: 'too_large' });
       expect((err as Error).message).toContain('5 pages');
-      console.log(`[caps] endless tools/list pages → ${(err as Error).message}`);
+      figure('caps', `endless tools/list pages → ${(err as Error).message}`);
     } finally {
       await endless.close();
     }
@@ -420,7 +421,7 @@ describe('size caps', () => {
       expect((err as Error).message).toContain('size cap');
       expect(server.requests).toHaveLength(0);
       expect(idp.stats().exchanges).toBe(1); // not retried
-      console.log(`[caps] 2 MiB IdP token response → ${(err as Error).message}`);
+      figure('caps', `2 MiB IdP token response → ${(err as Error).message}`);
     } finally {
       await m.close();
       await server.close();

@@ -1,7 +1,9 @@
 /**
- * Leaks: many connect → call → evict cycles, then the heap after GC, the handles still alive (timers, sockets,
- * child processes, tracked with async_hooks so unref'd timers count too) and, over HTTP, the server's sessions.
- * Figures are printed.
+ * Leaks: connect → call → evict cycles, then the heap after GC, the handles still alive (timers, sockets,
+ * child processes, tracked with async_hooks so unref'd timers count too), the transports still reachable after
+ * GC and, over HTTP, the server's sessions. Short runs (a few seconds in all), so that `npm test` stays fast; the
+ * long runs of the same scenarios (10,000 mocked and 5,000 HTTP cycles, 20 stdio children) are `npm run soak`
+ * (bench/soak.js). Figures go to reports/test-figures.txt, not the console.
  */
 import { createHook } from 'node:async_hooks';
 import { setFlagsFromString } from 'node:v8';
@@ -11,7 +13,9 @@ import type { CallToolResult, JSONRPCMessage } from '@modelcontextprotocol/sdk/t
 import { MCPManager } from '../../src/MCPManager.js';
 import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
 import { startTestMcpServer } from '../../src/testing/testMcpServer.js';
+import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import { FAULTY_STDIO, instrumentedFactory, pidAlive } from '../fixtures/hardening/kit.js';
+import { report } from '../support/report.js';
 
 const MB = 1024 * 1024;
 const text = (r: CallToolResult) => (r.content[0] as { text: string }).text;
@@ -88,9 +92,14 @@ async function cycles(n: number, concurrency: number, one: (i: number) => Promis
   );
 }
 
+/** Weak references to every transport made, to count those still reachable after eviction and GC. */
+function reachable(refs: WeakRef<object>[]): number {
+  return refs.filter((r) => r.deref() !== undefined).length;
+}
+
 /**
- * A mocked transport: answers initialize and tools/call itself (no server object), so 10,000 cycles measure
- * the library and the SDK client, not a server.
+ * A mocked transport: answers initialize and tools/call itself (no server object), so the cycles measure the
+ * library and the SDK client, not a server.
  */
 class MockTransport implements Transport {
   onclose?: () => void;
@@ -127,11 +136,19 @@ function activeResources(): Record<string, number> {
   return out;
 }
 
-it('10,000 connect → call → evict cycles over mocked transports: heap within 5 MB, no resource left', async () => {
-  const N = 10_000;
-  const TRACKED_N = 1_000;
+it('500 connect → call → evict cycles over mocked transports: heap within 5 MB, no resource or transport left', async () => {
+  const N = 500;
+  const WARMUP = 100;
+  const TRACKED_N = 100;
   const counts = { created: 0, closed: 0 };
-  const factory = new MCPConnectionFactory({ createTransport: () => new MockTransport(counts) });
+  const refs: WeakRef<object>[] = [];
+  const factory = new MCPConnectionFactory({
+    createTransport: () => {
+      const t = new MockTransport(counts);
+      refs.push(new WeakRef(t));
+      return t;
+    },
+  });
   const m = new MCPManager({ servers: { mem: { command: 'mem', args: ['{{user.id}}'] } }, connectionFactory: factory });
   let evictions = 0;
   m.on('evict', () => evictions++);
@@ -141,15 +158,13 @@ it('10,000 connect → call → evict cycles over mocked transports: heap within
     if (text(r) !== user.id) throw new Error(`cross-talk: ${text(r)} for ${user.id}`);
     await m.disconnectUser(user.id);
   };
-  await cycles(500, 25, (i) => cycle(10 * N + i)); // warm-up: JIT, module caches, pools at steady size
+  await cycles(WARMUP, 25, (i) => cycle(10 * N + i)); // warm-up: JIT, module caches, pools at steady size
   const activeBefore = activeResources();
   const heapBefore = await settledHeap();
-  const started = performance.now();
   await cycles(N, 25, cycle);
-  const elapsed = performance.now() - started;
   const heapAfter = await settledHeap();
   const activeAfter = activeResources();
-  // async_hooks slow every promise down, so they watch a further 1,000 cycles rather than all 10,000.
+  // A further 100 cycles under async_hooks (they slow every promise down).
   const tracker = trackResources();
   await cycles(TRACKED_N, 25, (i) => cycle(2 * N + i));
   await settledHeap();
@@ -159,27 +174,41 @@ it('10,000 connect → call → evict cycles over mocked transports: heap within
   const stats = m.stats();
   await m.close();
   await factory.close();
+  await settledHeap();
+  const stillReachable = reachable(refs);
 
   const delta = (heapAfter - heapBefore) / MB;
-  console.log(
-    `[leaks] mocked transports: ${N} cycles in ${(elapsed / 1000).toFixed(1)} s; heap after GC ${(heapBefore / MB).toFixed(2)} MB → ${(heapAfter / MB).toFixed(2)} MB ` +
+  report(
+    'leaks',
+    `mocked transports: ${N} cycles; heap after GC ${(heapBefore / MB).toFixed(2)} MB → ${(heapAfter / MB).toFixed(2)} MB ` +
       `(Δ ${delta.toFixed(2)} MB); active resources before ${JSON.stringify(activeBefore)} after ${JSON.stringify(activeAfter)}; ` +
       `resources left after ${TRACKED_N} tracked cycles ${JSON.stringify(live)}; connections left ${stats.userConnections}, pending ${stats.pendingConnects}; ` +
-      `transports created ${counts.created}, closed ${counts.closed}`,
+      `transports created ${counts.created}, closed ${counts.closed}, reachable after GC ${stillReachable}`,
   );
   expect(Math.abs(delta)).toBeLessThan(5);
   for (const [type, n] of Object.entries(activeAfter)) expect([type, n]).toEqual([type, Math.min(n, activeBefore[type] ?? 0)]);
   expect(leftovers).toEqual([]);
   expect(stats).toMatchObject({ users: 0, userConnections: 0, pendingConnects: 0 });
-  expect(evictions).toBe(N + 500 + TRACKED_N);
+  expect(evictions).toBe(N + WARMUP + TRACKED_N);
+  expect(counts.created).toBe(N + WARMUP + TRACKED_N);
   expect(counts.closed).toBe(counts.created);
+  expect(stillReachable).toBe(0);
 }, 60_000);
 
-it('1,000 connect → call → evict cycles over streamable HTTP: heap within 5 MB, no socket or timer left, sessions closed = opened', async () => {
-  const N = 1_000;
+it('100 connect → call → evict cycles over streamable HTTP: heap within 5 MB, no socket, timer or transport left, sessions closed = opened', async () => {
+  const N = 100;
+  const WARMUP = 30;
+  const TRACKED_N = 10;
   const server = await startTestMcpServer({ transport: 'streamable-http' });
   try {
-    const factory = new MCPConnectionFactory();
+    const refs: WeakRef<object>[] = [];
+    const factory = new MCPConnectionFactory({
+      createTransport: (ctx) => {
+        const t = createDefaultTransport(ctx);
+        refs.push(new WeakRef(t));
+        return t;
+      },
+    });
     const m = new MCPManager({ servers: { web: { url: server.url, headers: { 'X-User': '{{user.id}}' } } }, connectionFactory: factory });
     const cycle = async (i: number) => {
       const user = { id: `h${i}` };
@@ -187,19 +216,16 @@ it('1,000 connect → call → evict cycles over streamable HTTP: heap within 5 
       if (text(r) !== user.id) throw new Error(`cross-talk: ${text(r)} for ${user.id}`);
       await m.disconnectUser(user.id);
     };
-    await cycles(100, 10, (i) => cycle(10 * N + i)); // warm-up: the JIT's code alone is a few MB
+    await cycles(WARMUP, 10, (i) => cycle(10 * N + i)); // warm-up: the JIT's code alone is a few MB
     server.requests.length = 0; // the test kit's request log is not the library's memory
     const heapBefore = await settledHeap();
     const opened0 = server.stats().sessionsOpened;
-    const started = performance.now();
     await cycles(N, 10, cycle);
-    const elapsed = performance.now() - started;
     // Every evicted session was DELETEd: the server saw as many closes as opens.
     const st = await server.waitForStats((s) => s.liveSessions === 0);
     server.requests.length = 0;
     const heapAfter = await settledHeap();
-    // A further 100 cycles under async_hooks, then close: no client socket, timer or stream may outlive it.
-    const TRACKED_N = 100;
+    // A few more cycles under async_hooks, then close: no client socket, timer or stream may outlive it.
     const tracker = trackResources();
     await cycles(TRACKED_N, 10, (i) => cycle(2 * N + i));
     await m.close();
@@ -208,38 +234,45 @@ it('1,000 connect → call → evict cycles over streamable HTTP: heap within 5 
     await settledHeap();
     const all = tracker.stacks();
     tracker.stop();
+    const stillReachable = reachable(refs);
     // undici keeps ONE process-wide timer for its timer wheel (FastTimer), whatever the number of requests.
     const undiciWheel = all.filter((st) => st.includes('undici/lib/util/timers.js'));
     const leftovers = all.filter((st) => !undiciWheel.includes(st));
     const live = { left: leftovers.length, undiciTimerWheel: undiciWheel.length };
 
     const delta = (heapAfter - heapBefore) / MB;
-    console.log(
-      `[leaks] streamable HTTP: ${N} cycles in ${(elapsed / 1000).toFixed(1)} s; heap after GC ${(heapBefore / MB).toFixed(2)} MB → ${(heapAfter / MB).toFixed(2)} MB ` +
+    report(
+      'leaks',
+      `streamable HTTP: ${N} cycles; heap after GC ${(heapBefore / MB).toFixed(2)} MB → ${(heapAfter / MB).toFixed(2)} MB ` +
         `(Δ ${delta.toFixed(2)} MB); client resources left after ${TRACKED_N} tracked cycles + close ${JSON.stringify(live)}; ` +
         `sessions opened ${st.sessionsOpened - opened0}, closed ${st.sessionsClosed - opened0 + (st.sessionsOpened - st.sessionsClosed)} ` +
-        `(all-time ${final.sessionsOpened} opened / ${final.sessionsClosed} closed, live ${final.liveSessions}, expired ${final.sessionsExpired})`,
+        `(all-time ${final.sessionsOpened} opened / ${final.sessionsClosed} closed, live ${final.liveSessions}, expired ${final.sessionsExpired}); ` +
+        `transports created ${refs.length}, reachable after GC ${stillReachable}`,
     );
     expect(Math.abs(delta)).toBeLessThan(5);
     expect(st.sessionsOpened - opened0).toBe(N);
     expect(st.sessionsClosed).toBe(st.sessionsOpened);
+    expect(final.sessionsOpened).toBe(N + WARMUP + TRACKED_N);
     expect(final.sessionsClosed).toBe(final.sessionsOpened);
     expect(final.liveSessions).toBe(0);
     expect(leftovers).toEqual([]);
     expect(undiciWheel.length).toBeLessThanOrEqual(1);
+    expect(refs).toHaveLength(N + WARMUP + TRACKED_N);
+    expect(stillReachable).toBe(0);
   } finally {
     await server.close();
   }
-}, 90_000);
+}, 60_000);
 
-it('stdio: 20 spawn → call → evict cycles leave no child process and no pipe', async () => {
+it('stdio: 5 spawn → call → evict cycles leave no child process and no pipe', async () => {
+  const N = 5;
   const inst = instrumentedFactory();
   const m = new MCPManager({
     servers: { kid: { command: process.execPath, args: [FAULTY_STDIO, 'exit-on-call', '{{user.id}}'], stderr: 'ignore' } },
     connectionFactory: inst.factory,
   });
   const tracker = trackResources();
-  await cycles(20, 4, async (i) => {
+  await cycles(N, 5, async (i) => {
     const user = { id: `s${i}` };
     expect(text(await m.callTool({ user, serverName: 'kid', toolName: 'echo', arguments: { text: user.id } }))).toBe(user.id);
     await m.disconnectUser(user.id);
@@ -254,11 +287,12 @@ it('stdio: 20 spawn → call → evict cycles leave no child process and no pipe
   const sdkCloseTimers = all.filter((st) => st.startsWith('Timeout') && st.includes('StdioClientTransport.close'));
   const leftovers = all.filter((st) => !sdkCloseTimers.includes(st));
   const alive = inst.pids.filter(pidAlive);
-  console.log(
-    `[leaks] stdio: ${inst.pids.length} children spawned, ${alive.length} alive after eviction; resources left ${leftovers.length} ` +
+  report(
+    'leaks',
+    `stdio: ${inst.pids.length} children spawned, ${alive.length} alive after eviction; resources left ${leftovers.length} ` +
       `(plus ${sdkCloseTimers.length} bounded 2 s SDK close timers)`,
   );
-  expect(inst.pids).toHaveLength(20);
+  expect(inst.pids).toHaveLength(N);
   expect(alive).toEqual([]);
   expect(leftovers).toEqual([]);
 });

@@ -18,6 +18,7 @@ import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMcpServer.js';
 import type { Logger, UserContext } from '../../src/types.js';
 import { testIdpClient, testIdpResolver } from '../support/idp.js';
+import { report } from '../support/report.js';
 
 const text = (r: CallToolResult) => (r.content[0] as { text: string }).text;
 
@@ -194,8 +195,9 @@ it('no secret in any log line, event, error message, cause or serialization acro
   const leaks = scan(renderings);
   const byKind = new Map<string, number>();
   for (const kind of secrets.values()) byKind.set(kind, (byKind.get(kind) ?? 0) + 1);
-  console.log(
-    `[secrets] ${secrets.size} secrets checked (${[...byKind].map(([k, n]) => `${n} ${k}`).join(', ')}) against ${renderings.length} renderings ` +
+  report(
+    'secrets',
+    `${secrets.size} secrets checked (${[...byKind].map(([k, n]) => `${n} ${k}`).join(', ')}) against ${renderings.length} renderings ` +
       `of ${observed.filter((o) => o.where.startsWith('log.')).length} log lines, ${observed.filter((o) => !o.where.startsWith('log.')).length} event payloads ` +
       `and ${errors.length} errors (codes: ${[...new Set(codes)].join(', ')}); leaks: ${leaks.length}`,
   );

@@ -106,8 +106,11 @@ export async function runCredentialDay(o: { oboUsers: number; varUsers: number; 
     let gen = 0;
     const mint = async () => {
       const token = await idp.mintAccessToken({ sub, expiresInSec: 3 });
-      generationOfJti.set(String(decodeJwt(token).jti), { user: sub, gen: gen++ });
-      return { token, replaceAt: Date.now() + 2_000 };
+      const claims = decodeJwt(token);
+      generationOfJti.set(String(claims.jti), { user: sub, gen: gen++ });
+      // Replaced every 2 s, and always 1.5 s before it expires (`exp` has whole-second precision, so a "3 s"
+      // token may live only 2 s), as a client refreshing ahead of expiry does.
+      return { token, replaceAt: Math.min(Date.now() + 2_000, (claims.exp ?? 0) * 1000 - 1_500) };
     };
     let current = await mint();
     while (Date.now() < deadline) {
