@@ -62,10 +62,12 @@ async function inMemory(log) {
   try {
     const args = { serverName: 'mem', toolName: 'echo', arguments: ECHO };
     const rawArgs = { name: 'echo', arguments: ECHO };
+    // 50-way rounds of 10,000 calls (~0.5 s each) and 7 of them: with rounds of 3,000 calls (~0.15 s) a busy
+    // neighbour on a 2-core machine moved the ratio by ±15 % from run to run, more than our whole overhead.
     return await compare(log, 'in memory', () => manager.callTool(args), () => raw.callTool(rawArgs), {
       seqCalls: 2000,
-      concCalls: 3000,
-      reps: 5,
+      concCalls: 10_000,
+      reps: 7,
     });
   } finally {
     await raw.close();
@@ -123,7 +125,8 @@ async function run(log) {
       baseline: mem.conc.baseline,
       unit: 'calls/s',
       baselineName: base,
-      target: { of: 'ratio', op: '>=', value: round3(1 / 1.2) },
+      // The brief's target, tighter than the latency target turned around (1 / 1.2 = 0.833).
+      target: { of: 'ratio', op: '>=', value: 0.9 },
     }),
     row({ benchmark: 'callTool HTTP, sequential', ours: http.seq.ours, baseline: http.seq.baseline, unit: 'ns/call', baselineName: base, target: { of: 'ratio', op: '<=', value: 1.05 } }),
     row({

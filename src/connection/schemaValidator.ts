@@ -42,10 +42,12 @@ interface AjvLike {
  * ajv compiler (the SDK's own `AjvJsonSchemaValidator`, same options and error messages as a `Client`'s
  * default), and an LRU cache of compiled schemas keyed by the schema's JSON, bounded by count.
  *
- * Each schema is compiled from a private copy and then removed from ajv's own registry, so the LRU cache is
- * the only place compiled schemas live (ajv would otherwise keep every compiled schema for ever), and two
- * servers whose schemas share an `$id` but differ never get each other's validator. A schema that fails to
- * compile throws, as with the SDK's default, and is not cached.
+ * Each schema is compiled from a private copy and then removed from ajv's registry, so two servers whose
+ * schemas share an `$id` but differ never get each other's validator. ajv's code generator still keeps every
+ * schema it compiled: the compiler is replaced after `maxSchemas` compilations, so what is held is bounded by
+ * the cache (whose validators span at most two compilers) and by the open clients' own tools, not by the
+ * number of schemas ever seen. A schema that fails to compile throws, as with the SDK's default, and is not
+ * cached.
  *
  * @example
  * ```ts
