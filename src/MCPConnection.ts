@@ -18,6 +18,7 @@ import { classifyError, isSessionExpired, type OperationPhase } from './connecti
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
 import { exceedsBytes } from './connection/resultSize.js';
 import type { CallerContext } from './connection/callerContext.js';
+import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { defaultSchemaValidator } from './connection/schemaValidator.js';
 
 /** One `tools/list` walk over all pages, shared by the callers that join it. */
@@ -27,9 +28,6 @@ interface ToolsFlight {
   /** The caller whose credentials it is made with. */
   user: UserContext | undefined;
 }
-
-/** Returned by the fast call path when the full path must take over. */
-const SLOW_PATH: unique symbol = Symbol('slow path');
 
 export type { ReconnectOptions } from './connection/backoff.js';
 
@@ -110,6 +108,11 @@ export interface MCPConnectionOptions {
    * carry the credentials of the `user` passed to that call.
    */
   callers?: CallerContext;
+  /**
+   * Validates tool output schemas (the SDK `Client`'s `jsonSchemaValidator`). Default: one validator shared by
+   * every connection, with a bounded cache of compiled schemas, created on first use.
+   */
+  jsonSchemaValidator?: jsonSchemaValidator;
 }
 
 /**
@@ -276,6 +279,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   readonly #random: () => number;
   readonly #closeTimeoutMs: number;
   readonly #callers: CallerContext | undefined;
+  readonly #jsonSchemaValidator: jsonSchemaValidator | undefined;
   /** Aborted by `close()` or a final failure: ends every scope and backoff wait at once. */
   readonly #closeController = new AbortController();
 
@@ -310,6 +314,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.#random = opts.random ?? Math.random;
     this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.#callers = opts.callers;
+    this.#jsonSchemaValidator = opts.jsonSchemaValidator;
     // Every in-flight call listens on the close signal: hundreds of concurrent calls are normal, not a leak.
     setMaxListeners(0, this.#closeController.signal);
   }
@@ -368,65 +373,73 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    * if (result.isError) console.warn(result.content);
    * ```
    */
-  async callTool(name: string, args: Record<string, unknown> = {}, opts: CallToolOptions = {}): Promise<CallToolResult> {
-    if (typeof name !== 'string' || !name) throw new TypeError('callTool: name must be a non-empty string');
+  callTool(name: string, args: Record<string, unknown> = {}, opts: CallToolOptions = {}): Promise<CallToolResult> {
+    if (typeof name !== 'string' || !name) return Promise.reject(new TypeError('callTool: name must be a non-empty string'));
     const timeoutMs = opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const params = { name, arguments: args };
     // Fast path, connected: the SDK's own timeout and the caller's signal suffice (a close rejects the SDK's
     // pending requests), so no scope, timer or AbortController per call; AbortController costs µs on Node 20.
-    const direct = this.#state === 'connected' && !opts.signal?.aborted ? this.#client : undefined;
-    const fast = direct ? await this.#directCall(direct, params, timeoutMs, opts.signal, opts.user) : SLOW_PATH;
-    const scope = fast === SLOW_PATH ? this.#scope('call', timeoutMs, opts.signal) : undefined;
+    // No async frame of its own either: the SDK's promise is chained once.
+    const client = this.#state === 'connected' && !opts.signal?.aborted ? this.#client : undefined;
+    if (!client) return this.#fullCall(params, timeoutMs, opts, false);
+    const options = opts.signal ? { signal: opts.signal, timeout: timeoutMs } : { timeout: timeoutMs };
+    let call: Promise<unknown>;
     try {
-      const result =
-        fast !== SLOW_PATH
-          ? fast
-          : ((await this.#request(
-              scope!,
-              (client) => client.callTool(params, undefined, { signal: scope!.signal, timeout: scope!.remaining() }),
-              // After the fast path met an expired session, this is the one resend.
-              direct !== undefined,
-              opts.user,
-            )) as CallToolResult);
-      if (exceedsBytes(result, this.#maxResultBytes)) {
-        throw new SwitchboardError('too_large', `Result of tool "${name}" from MCP server "${this.serverName}" is larger than ${this.#maxResultBytes} bytes`, {
-          serverName: this.serverName,
-        });
-      }
-      return result;
-    } finally {
-      scope?.dispose();
+      call = this.#callers ? this.#callers.issue(opts.user, () => client.callTool(params, undefined, options)) : client.callTool(params, undefined, options);
+    } catch (err) {
+      call = Promise.reject(err);
     }
+    return call.then(
+      (result) => this.#checkSize(result as CallToolResult, name),
+      (err: unknown) => {
+        this.#directFailed(err, client, opts.signal, opts.user);
+        // An expired session (the server did not process the request): the full path resends it once.
+        return this.#fullCall(params, timeoutMs, opts, true);
+      },
+    );
   }
 
   /**
-   * One call on the current client, with the SDK's timeout and the caller's signal only. Errors are classified
-   * as on the full path; an expired session returns {@link SLOW_PATH}, so the full path re-initializes and
-   * resends (the server did not process the request).
+   * Throws the error of a failed fast-path call, classified as on the full path. Returns only for an expired
+   * session, after starting the re-initialize.
    */
-  async #directCall(
-    client: Client,
-    params: { name: string; arguments: Record<string, unknown> },
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-    user: UserContext | undefined,
-  ): Promise<CallToolResult | typeof SLOW_PATH> {
-    try {
-      const options = signal ? { signal, timeout: timeoutMs } : { timeout: timeoutMs };
-      const call = this.#callers ? this.#callers.issue(user, () => client.callTool(params, undefined, options)) : client.callTool(params, undefined, options);
-      return (await call) as CallToolResult;
-    } catch (err) {
-      if (signal?.aborted) throw this.#scopeError('call', 'aborted', signal.reason);
-      if (this.#closeController.signal.aborted && !(err instanceof SwitchboardError)) throw this.#closedError();
-      if (isSessionExpired(err)) {
-        this.#reinitialize(client, user);
-        return SLOW_PATH;
-      }
-      const lost = this.#lostDuringRequest(err, client);
-      if (lost) throw lost;
-      if (this.#state === 'closed' && !(err instanceof SwitchboardError)) throw this.#closedError();
-      throw classifyError(err, 'call', this.serverName);
+  #directFailed(err: unknown, client: Client, signal: AbortSignal | undefined, user: UserContext | undefined): void {
+    if (signal?.aborted) throw this.#scopeError('call', 'aborted', signal.reason);
+    if (this.#closeController.signal.aborted && !(err instanceof SwitchboardError)) throw this.#closedError();
+    if (isSessionExpired(err)) {
+      this.#reinitialize(client, user);
+      return;
     }
+    const lost = this.#lostDuringRequest(err, client);
+    if (lost) throw lost;
+    if (this.#state === 'closed' && !(err instanceof SwitchboardError)) throw this.#closedError();
+    throw classifyError(err, 'call', this.serverName);
+  }
+
+  /** The full path: a scope (own timer and signal), waiting for a connect or reconnect, one resend after a 404. */
+  async #fullCall(params: { name: string; arguments: Record<string, unknown> }, timeoutMs: number, opts: CallToolOptions, resent: boolean): Promise<CallToolResult> {
+    const scope = this.#scope('call', timeoutMs, opts.signal);
+    try {
+      const result = (await this.#request(
+        scope,
+        (client) => client.callTool(params, undefined, { signal: scope.signal, timeout: scope.remaining() }),
+        resent,
+        opts.user,
+      )) as CallToolResult;
+      return this.#checkSize(result, params.name);
+    } finally {
+      scope.dispose();
+    }
+  }
+
+  /** `result`, unless it is larger than `limits.maxResultBytes`: then `SwitchboardError('too_large')`. */
+  #checkSize(result: CallToolResult, name: string): CallToolResult {
+    if (exceedsBytes(result, this.#maxResultBytes)) {
+      throw new SwitchboardError('too_large', `Result of tool "${name}" from MCP server "${this.serverName}" is larger than ${this.#maxResultBytes} bytes`, {
+        serverName: this.serverName,
+      });
+    }
+    return result;
   }
 
   /**
@@ -565,7 +578,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   #newClient(): Client {
     // One JSON Schema validator (ajv, with a bounded cache of compiled tool output schemas) for every
     // connection, instead of the ajv instance each SDK Client otherwise builds for itself (~19 KB apiece).
-    const client = new Client(this.#clientInfo, { capabilities: {}, jsonSchemaValidator: defaultSchemaValidator() });
+    const client = new Client(this.#clientInfo, { capabilities: {}, jsonSchemaValidator: this.#jsonSchemaValidator ?? defaultSchemaValidator() });
     client.onclose = () => this.#onTransportLost(client, undefined);
     client.onerror = (err: Error) => {
       this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP transport error');

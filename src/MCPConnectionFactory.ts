@@ -16,7 +16,7 @@ import { CallerContext, type JsonRpcId } from './connection/callerContext.js';
 import { ConnectAdmission } from './connection/admission.js';
 import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
 import type { Logger, UserContext } from './types.js';
-import { MCPConnection, type ConnectionLimits } from './MCPConnection.js';
+import { MCPConnection, type ConnectionLimits, type MCPConnectionOptions } from './MCPConnection.js';
 import type { ReconnectOptions } from './connection/backoff.js';
 import { RESPONSE_STREAM_LOST } from './connection/classifyError.js';
 import { HttpClient } from './transport/httpClient.js';
@@ -78,6 +78,8 @@ export interface MCPConnectionFactoryOptions {
   reconnect?: ReconnectOptions;
   /** `listTools` caps of every connection. */
   limits?: ConnectionLimits;
+  /** Tool output-schema validator of every connection; default one shared validator, made on first use. */
+  jsonSchemaValidator?: MCPConnectionOptions['jsonSchemaValidator'];
   /** Diagnostics (never a token); default silent. */
   logger?: Logger;
   /**
@@ -207,6 +209,7 @@ export class MCPConnectionFactory {
       ...(this.#opts.clientInfo ? { clientInfo: this.#opts.clientInfo } : {}),
       ...(this.#opts.reconnect ? { reconnect: this.#opts.reconnect } : {}),
       ...(this.#opts.limits ? { limits: this.#opts.limits } : {}),
+      ...(this.#opts.jsonSchemaValidator ? { jsonSchemaValidator: this.#opts.jsonSchemaValidator } : {}),
       ...(this.#opts.logger ? { logger: this.#opts.logger } : {}),
     });
     let release: (() => void) | undefined;

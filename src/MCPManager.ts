@@ -12,7 +12,7 @@ import { parseServerConfig, parseServersConfig, requiresUserScopedConnection } f
 import type { ServerConfig } from './config/schema.js';
 import { ConfigError, OboError, SwitchboardError, type ConfigIssue } from './errors.js';
 import { publishDiagnostics, type MCPManagerEventName, type MCPManagerEvents, type PoolScope } from './events.js';
-import type { MCPConnection } from './MCPConnection.js';
+import type { CallToolOptions, MCPConnection } from './MCPConnection.js';
 import { CallerContext } from './connection/callerContext.js';
 import { MCPConnectionFactory, type ConnectionAuth } from './MCPConnectionFactory.js';
 import { APP_PRINCIPAL, CircuitBreaker, type CircuitBreakerOptions } from './pool/CircuitBreaker.js';
@@ -288,24 +288,23 @@ export class MCPManager {
    * and nothing is sent. The connection is leased for the length of the call, so eviction waits for it.
    */
   async callTool(args: CallToolArgs): Promise<CallToolResult> {
-    const { serverName, toolName } = args;
+    const { serverName, toolName, signal } = args;
     if (typeof toolName !== 'string' || toolName === '') throw new TypeError('callTool: toolName must be a non-empty string');
-    const { lease, config, scope } = await this.#acquire(args.user, serverName, { ...(args.signal ? { signal: args.signal } : {}) });
+    const { lease, config, scope } = await this.#acquire(args.user, serverName, signal ? { signal } : {});
+    // Built field by field, not by spreading conditional object literals: this runs on every call.
+    const callOpts: CallToolOptions = {};
+    if (signal) callOpts.signal = signal;
+    if (args.timeoutMs !== undefined) callOpts.timeoutMs = args.timeoutMs;
+    if (scope === 'user') callOpts.user = args.user!;
     let failure: unknown;
     try {
       const ctx: ToolCallContext = { serverName, toolName, arguments: args.arguments, user: args.user, config, scope, connection: lease.connection };
-      return await this.wrapToolCall(ctx, () =>
-        lease.connection.callTool(toolName, args.arguments, {
-          ...(args.signal ? { signal: args.signal } : {}),
-          ...(args.timeoutMs === undefined ? {} : { timeoutMs: args.timeoutMs }),
-          ...(scope === 'user' ? { user: args.user! } : {}),
-        }),
-      );
+      return await this.wrapToolCall(ctx, () => lease.connection.callTool(toolName, args.arguments, callOpts));
     } catch (err) {
       failure = err;
       throw err;
     } finally {
-      lease.release({ touch: !isCredentialFailure(failure) });
+      lease.release(failure === undefined ? undefined : { touch: !isCredentialFailure(failure) });
     }
   }
 

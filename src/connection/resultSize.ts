@@ -15,20 +15,28 @@
  * ```
  */
 export function exceedsBytes(value: unknown, maxBytes: number): boolean {
+  // A string's UTF-8 size is at most 3 bytes per UTF-16 unit: a first walk with that bound measures no string
+  // exactly and allocates nothing, and settles the common case (a result far below the cap) on its own.
+  return sizeAbove(value, maxBytes, false) && sizeAbove(value, maxBytes, true);
+}
+
+/** Walks `value` until its size passes `maxBytes`; `exact`: UTF-8 sizes of strings, else their upper bound. */
+function sizeAbove(value: unknown, maxBytes: number, exact: boolean): boolean {
   let total = 0;
   const stack: unknown[] = [value];
   while (stack.length > 0) {
     const v = stack.pop();
-    if (typeof v === 'string') total += Buffer.byteLength(v, 'utf8') + 2;
+    if (typeof v === 'string') total += (exact ? Buffer.byteLength(v, 'utf8') : v.length * 3) + 2;
     else if (v === null || typeof v !== 'object') total += 8;
     else if (Array.isArray(v)) {
       total += 2 + v.length;
       for (const item of v) stack.push(item);
     } else {
       total += 2;
-      for (const [k, item] of Object.entries(v)) {
-        total += Buffer.byteLength(k, 'utf8') + 4;
-        stack.push(item);
+      for (const k in v) {
+        if (!Object.hasOwn(v, k)) continue;
+        total += (exact ? Buffer.byteLength(k, 'utf8') : k.length * 3) + 4;
+        stack.push((v as Record<string, unknown>)[k]);
       }
     }
     if (total > maxBytes) return true;
