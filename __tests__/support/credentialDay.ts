@@ -126,9 +126,9 @@ export async function runCredentialDay(o: { oboUsers: number; varUsers: number; 
       const token = await idp.mintAccessToken({ sub, expiresInSec: 3 });
       const claims = decodeJwt(token);
       generationOfJti.set(String(claims.jti), { user: sub, gen: gen++ });
-      // Replaced every 2 s, and always 1.5 s before it expires (`exp` has whole-second precision, so a "3 s"
-      // token may live only 2 s), as a client refreshing ahead of expiry does.
-      return { token, replaceAt: Math.min(Date.now() + 2_000, (claims.exp ?? 0) * 1000 - 1_500) };
+      // Replaced every 2 s, and always 2 s before it expires (`exp` has whole-second precision, so a "3 s" token
+      // may live only 2 s), as a client refreshing ahead of expiry does: a call has 2 s to get its exchange done.
+      return { token, replaceAt: Math.min(Date.now() + 2_000, (claims.exp ?? 0) * 1000 - 2_000) };
     };
     // Users keep their sign-in token until their first rotation, spread over the first 2 s: real users do not
     // all rotate in the same instant, and 50 exchanges at once would outlast a 3 s token on 2 shared cores.
