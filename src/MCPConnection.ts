@@ -20,6 +20,7 @@ import { exceedsBytes } from './connection/resultSize.js';
 import type { CallerContext } from './connection/callerContext.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { defaultSchemaValidator } from './connection/schemaValidator.js';
+import { fn, nonEmptyString, nonNegativeMs, optionError, positiveInt } from './options.js';
 
 /** One `tools/list` walk over all pages, shared by the callers that join it. */
 interface ToolsFlight {
@@ -67,6 +68,9 @@ export interface ConnectionLimits {
 
 /**
  * Options of {@link MCPConnection}.
+ *
+ * A bad option is a `TypeError` thrown by the constructor, whose message names the option as spelled here and
+ * says what was expected (e.g. `MCPConnection: limits.maxTools must be a positive integer (got 0)`); nothing is silently defaulted.
  *
  * @example
  * ```ts
@@ -297,9 +301,10 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
 
   constructor(opts: MCPConnectionOptions) {
     super();
-    if (!opts || typeof opts.serverName !== 'string' || !opts.serverName) throw new TypeError('MCPConnection: serverName is required');
-    if (!opts.config || typeof opts.config !== 'object') throw new TypeError('MCPConnection: config is required');
-    if (typeof opts.createTransport !== 'function') throw new TypeError('MCPConnection: createTransport must be a function');
+    if (!opts || typeof opts !== 'object') throw optionError('MCPConnection: options', 'an object', opts);
+    nonEmptyString(opts.serverName, 'MCPConnection: serverName');
+    if (!opts.config || typeof opts.config !== 'object') throw optionError('MCPConnection: config', 'a parsed server config object', opts.config);
+    fn(opts.createTransport, 'MCPConnection: createTransport', { required: true });
     this.serverName = opts.serverName;
     this.config = opts.config;
     if (opts.user) this.user = opts.user;
@@ -307,12 +312,12 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.#createTransport = opts.createTransport;
     this.#clientInfo = opts.clientInfo ?? defaultClientInfo();
     this.#reconnect = resolveReconnectOptions(opts.reconnect);
-    this.#maxToolPages = positiveInt(opts.limits?.maxToolPages ?? 50, 'limits.maxToolPages');
-    this.#maxTools = positiveInt(opts.limits?.maxTools ?? 5000, 'limits.maxTools');
-    this.#maxResultBytes = positiveInt(opts.limits?.maxResultBytes ?? DEFAULT_MAX_RESULT_BYTES, 'limits.maxResultBytes');
+    this.#maxToolPages = positiveInt(opts.limits?.maxToolPages, 'MCPConnection: limits.maxToolPages', 50);
+    this.#maxTools = positiveInt(opts.limits?.maxTools, 'MCPConnection: limits.maxTools', 5000);
+    this.#maxResultBytes = positiveInt(opts.limits?.maxResultBytes, 'MCPConnection: limits.maxResultBytes', DEFAULT_MAX_RESULT_BYTES);
     this.#logger = opts.logger ?? silentLogger;
     this.#random = opts.random ?? Math.random;
-    this.#closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
+    this.#closeTimeoutMs = nonNegativeMs(opts.closeTimeoutMs, 'MCPConnection: closeTimeoutMs', DEFAULT_CLOSE_TIMEOUT_MS);
     this.#callers = opts.callers;
     this.#jsonSchemaValidator = opts.jsonSchemaValidator;
     // Every in-flight call listens on the close signal: hundreds of concurrent calls are normal, not a leak.
@@ -774,7 +779,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   #toError(err: unknown, scope: OperationScope, phase: OperationPhase): SwitchboardError {
     if (scope.error instanceof SwitchboardError) return scope.error;
     if (this.#state === 'closed' && !(err instanceof SwitchboardError)) return this.#closedError();
-    return classifyError(err, phase, this.serverName);
+    return classifyError(err, phase, this.serverName, 'url' in this.config ? { url: this.config.url } : undefined);
   }
 
   #closedError(): SwitchboardError {
@@ -850,11 +855,6 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       this.#logger.error({ serverName: this.serverName, event, error: errorName(err) }, 'MCPConnection event listener threw');
     }
   }
-}
-
-function positiveInt(value: number, name: string): number {
-  if (!Number.isInteger(value) || value < 1) throw new TypeError(`MCPConnection: ${name} must be a whole number >= 1`);
-  return value;
 }
 
 /** A log-safe description of an error: its name and code, never its message (which may echo a server). */

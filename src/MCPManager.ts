@@ -20,6 +20,7 @@ import type { Lease, PoolCounters } from './pool/ConnectionPool.js';
 import type { AuthHeaderProvider } from './transport/types.js';
 import { assertUser, DEFAULT_IDLE_TIMEOUT_MS, UserConnectionManager, userOwnerKey } from './UserConnectionManager.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
+import { fn, optionError, positiveInt, positiveMsOrInfinity } from './options.js';
 
 /**
  * Supplies per-user OAuth headers for servers with an `oauth` block (the host runs the OAuth flow and keeps
@@ -44,6 +45,9 @@ export type UserAuthHeaderProvider = (req: {
 
 /**
  * Options of {@link MCPManager}.
+ *
+ * A bad option is a `TypeError` thrown by the constructor, whose message names the option as spelled here and
+ * says what was expected (e.g. `MCPManager: maxConnectionsPerUser must be a positive integer (got 0)`); nothing is silently defaulted.
  *
  * @example
  * ```ts
@@ -244,13 +248,21 @@ export class MCPManager {
   #closing: Promise<void> | undefined;
 
   constructor(opts: MCPManagerOptions) {
-    if (!opts || typeof opts !== 'object') throw new TypeError('MCPManager: options are required');
+    if (!opts || typeof opts !== 'object') throw optionError('MCPManager: options', 'an object', opts);
+    // Checked here, under their public names, before they reach the pools under internal ones.
+    positiveMsOrInfinity(opts.idleTimeoutMs, 'MCPManager: idleTimeoutMs', undefined);
+    positiveMsOrInfinity(opts.appIdleTimeoutMs, 'MCPManager: appIdleTimeoutMs', undefined);
+    positiveInt(opts.maxConnectionsPerUser, 'MCPManager: maxConnectionsPerUser', undefined);
+    positiveInt(opts.maxUserConnections, 'MCPManager: maxUserConnections', undefined);
+    fn(opts.oboTokenResolver, 'MCPManager: oboTokenResolver');
+    fn(opts.oboTrustChecker, 'MCPManager: oboTrustChecker');
+    if (opts.circuitBreaker !== undefined && opts.circuitBreaker !== false && (typeof opts.circuitBreaker !== 'object' || opts.circuitBreaker === null)) {
+      throw optionError('MCPManager: circuitBreaker', 'an options object or false', opts.circuitBreaker);
+    }
     const servers = parseServersConfig(opts.servers);
     this.#resolver = opts.oboTokenResolver;
     this.#userAuth = opts.userAuthHeaders;
     this.#checkCredentialsWiring(servers);
-    if (opts.oboTokenResolver !== undefined && typeof opts.oboTokenResolver !== 'function') throw new TypeError('MCPManager: oboTokenResolver must be a function');
-    if (opts.oboTrustChecker !== undefined && typeof opts.oboTrustChecker !== 'function') throw new TypeError('MCPManager: oboTrustChecker must be a function');
     for (const [k, v] of Object.entries(servers)) this.#servers.set(k, v);
     this.#trust = opts.oboTrustChecker ?? defaultOboTrustChecker;
     this.#logger = opts.logger ?? silentLogger;

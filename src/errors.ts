@@ -87,15 +87,96 @@ export class SwitchboardError extends Error {
     if (options.serverName !== undefined) this.serverName = options.serverName;
   }
 
-  /** A log-safe JSON form: name, code, message, retryable, serverName (never a token). */
+  /**
+   * A log-safe JSON form: name, code, message, retryable, serverName and, when the `cause` chain holds an
+   * `Error` with one, `rootCause`: a {@link CauseSummary} (error code, system call, HTTP status, the URL's
+   * origin and path). Never a token, header, query string or user info.
+   */
   toJSON(): Record<string, unknown> {
+    const rootCause = summarizeCause(this.cause);
     return {
       name: this.name,
       code: this.code,
       message: this.message,
       retryable: this.retryable,
       ...(this.serverName === undefined ? {} : { serverName: this.serverName }),
+      ...(rootCause === undefined ? {} : { rootCause }),
     };
+  }
+}
+
+/**
+ * A log-safe summary of what an error's `cause` chain says went wrong underneath: only fields whose values
+ * cannot hold a secret are read.
+ *
+ * @example
+ * ```ts
+ * // err.cause: TypeError('fetch failed') whose cause is Error('connect ECONNREFUSED …') with code 'ECONNREFUSED'
+ * summarizeCause(err.cause); // { code: 'ECONNREFUSED', syscall: 'connect' }
+ * ```
+ */
+export interface CauseSummary {
+  /** The system or library error code, e.g. `ECONNREFUSED`, `ENOENT`, `ENOTFOUND`, `UND_ERR_CONNECT_TIMEOUT`. */
+  code?: string;
+  /** The failed system call, e.g. `connect` or `spawn /usr/local/bin/files-mcp` (the command, never its arguments). */
+  syscall?: string;
+  /** The HTTP status the server answered with. */
+  status?: number;
+  /** The URL concerned, as origin and path only (no user info, query or fragment). */
+  url?: string;
+}
+
+const CODE_PATTERN = /^[A-Z][A-Z0-9_]{1,39}$/;
+
+/**
+ * Walks a `cause` chain (at most 8 deep, `Error` objects only) and returns a {@link CauseSummary} of it, or
+ * `undefined` when nothing useful was found. The first value found for each field wins, except `code`, where a
+ * deeper (more specific) system code wins over an outer one. A {@link SwitchboardError}'s own `code` is not a
+ * root cause and is skipped.
+ *
+ * @example
+ * ```ts
+ * const err = Object.assign(new Error('spawn files-mcp ENOENT'), { code: 'ENOENT', syscall: 'spawn files-mcp' });
+ * summarizeCause(err); // { code: 'ENOENT', syscall: 'spawn files-mcp' }
+ * ```
+ */
+export function summarizeCause(cause: unknown): CauseSummary | undefined {
+  const out: CauseSummary = {};
+  let e: unknown = cause;
+  // Not `instanceof Error`: errors from Node internals may come from another realm (a vm context, a test runner).
+  for (let depth = 0; isError(e) && depth < 8; depth++, e = e.cause) {
+    const f = e as Error & { code?: unknown; status?: unknown; syscall?: unknown; url?: unknown };
+    if (!(e instanceof SwitchboardError) && typeof f.code === 'string' && CODE_PATTERN.test(f.code)) out.code = f.code;
+    // The SDK's StreamableHTTPError and SseError carry the HTTP status as a numeric `code`.
+    const status = typeof f.status === 'number' ? f.status : typeof f.code === 'number' ? f.code : undefined;
+    if (out.status === undefined && status !== undefined && Number.isInteger(status) && status >= 100 && status <= 599) out.status = status;
+    if (out.syscall === undefined && typeof f.syscall === 'string' && f.syscall) out.syscall = f.syscall.slice(0, 200);
+    if (out.url === undefined && (typeof f.url === 'string' || f.url instanceof URL)) {
+      const url = safeUrl(f.url);
+      if (url !== undefined) out.url = url;
+    }
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+function isError(v: unknown): v is Error {
+  return v instanceof Error || Object.prototype.toString.call(v) === '[object Error]';
+}
+
+/**
+ * The origin and path of a URL: no user info, query or fragment (which may carry credentials).
+ *
+ * @example
+ * ```ts
+ * safeUrl('https://user:pw@mcp.example.com/mcp?token=x'); // 'https://mcp.example.com/mcp'
+ * ```
+ */
+export function safeUrl(url: string | URL): string | undefined {
+  try {
+    const u = new URL(url);
+    return u.origin === 'null' ? `${u.protocol}${u.pathname}` : `${u.origin}${u.pathname}`;
+  } catch {
+    return undefined;
   }
 }
 
@@ -208,7 +289,39 @@ export interface OboErrorCause {
   network?: string;
   /** The IdP's `Retry-After`, in seconds, when it sent one (429 / 503). */
   retryAfterSec?: number;
+  /**
+   * Why the user's upstream token was refused, when that can be known; see {@link OboErrorHint}. Set from the
+   * IdP's answer (Entra `AADSTS` codes in `error_codes` or `error_description`, `suberror`) or, for `expired`,
+   * from the assertion's own `exp` (an assertion already expired is not sent at all).
+   */
+  hint?: OboErrorHint;
 }
+
+/**
+ * Why the user's upstream token (the OBO assertion) was refused, in {@link OboErrorCause.hint}:
+ * - `expired`: the upstream token expired (its `exp` has passed; Entra `AADSTS500133`). Get a fresh one
+ *   (refresh the upstream session) and try again.
+ * - `wrong_audience`: the upstream token was not issued for this client, so it cannot be exchanged by it
+ *   (Entra `AADSTS50013`, `AADSTS500131`). A configuration problem: the app must request its token for this
+ *   client's API.
+ * - `revoked`: the user's grant or session was revoked or expired at the IdP (Entra `AADSTS50173`,
+ *   `AADSTS70043`, `AADSTS700082`, `AADSTS50132`, `AADSTS50133`). The user must sign in again.
+ * - `consent_required`: the user (or an admin) has not consented to the requested scopes (Entra
+ *   `AADSTS65001`, `suberror: consent_required`).
+ *
+ * @example
+ * ```ts
+ * if (err instanceof OboError && err.reason === 'exchange_failed') {
+ *   switch ((err.cause as OboErrorCause | undefined)?.hint) {
+ *     case 'expired': return refreshUpstreamSessionAndRetry();
+ *     case 'revoked': return redirectToLogin();
+ *     case 'consent_required': return askForConsent();
+ *     case 'wrong_audience': return alertOperator();
+ *   }
+ * }
+ * ```
+ */
+export type OboErrorHint = 'expired' | 'wrong_audience' | 'revoked' | 'consent_required';
 
 /**
  * An On-Behalf-Of failure. The request that needed the token was not sent. `retryable` tells whether

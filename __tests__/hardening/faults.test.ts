@@ -293,7 +293,9 @@ describe('IdP faults', () => {
   it('abort during an exchange: that caller rejects at once, the caller sharing the exchange gets its token', async () => {
     let clock = Date.now();
     const { m } = oboManager({ now: () => clock });
-    const u = await user('abort-x');
+    // An upstream token that outlives the jump below: one already expired by the resolver's clock is refused
+    // without an exchange.
+    const u: UserContext = { id: 'abort-x', upstreamToken: await idp.mintAccessToken({ sub: 'abort-x', expiresInSec: 4 * 3600 }) };
     await m.callTool({ user: u, serverName: 'graph', toolName: 'whoami' }); // warm connection
     clock += 3_600_000; // cached token now stale: the next requests need a new exchange
     idp.resetStats();

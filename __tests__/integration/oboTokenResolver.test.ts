@@ -167,8 +167,10 @@ describe('createOboTokenResolver against a real IdP', () => {
     await resolve(req);
     expect(idp.stats().exchanges).toBe(1);
     now = assertionExp;
-    await resolve(req);
-    expect(idp.stats().exchanges).toBe(2);
+    // Past its exp the assertion is not sent at all: the IdP would refuse it.
+    const err = await rejection(resolve(req));
+    expect(err).toMatchObject({ reason: 'exchange_failed', retryable: false, cause: { hint: 'expired' } });
+    expect(idp.stats().exchanges).toBe(1);
   });
 
   it('returns but does not cache a token whose lifetime is within the skew', async () => {
@@ -230,9 +232,21 @@ describe('createOboTokenResolver against a real IdP', () => {
     expect(idp.stats().tokenRequests).toBe(1);
   });
 
-  it('fails invalid_grant at once, without caching the failure', async () => {
+  it('refuses an already expired assertion without sending it, saying so', async () => {
     const resolve = resolverFor();
     const req = await requestFor('u-expired', { expiresInSec: -60 });
+    const err = await rejection(resolve(req));
+    expect(err).toMatchObject({ reason: 'exchange_failed', code: 'obo_exchange_failed', retryable: false, serverName: 'files', cause: { hint: 'expired' } });
+    expect(err.message).toContain("the user's upstream token expired");
+    expect(idp.stats().tokenRequests).toBe(0);
+  });
+
+  it('fails invalid_grant at once, without caching the failure', async () => {
+    const resolve = resolverFor();
+    const valid = await requestFor('u-forged');
+    // A token the IdP did not sign (its signature altered), still within its exp.
+    const [h, p] = valid.assertion.split('.');
+    const req = { ...valid, assertion: `${h}.${p}.${'A'.repeat(86)}` };
     const err = await rejection(resolve(req));
     expect(err).toMatchObject({ reason: 'exchange_failed', code: 'obo_exchange_failed', retryable: false, serverName: 'files' });
     expect(err.cause).toMatchObject({ status: 400, error: 'invalid_grant', error_description: expect.any(String) });
@@ -260,7 +274,9 @@ describe('createOboTokenResolver against a real IdP', () => {
       error_codes: [65001],
       suberror: 'consent_required',
       claims: '{"access_token":{"polids":{"essential":true}}}',
+      hint: 'consent_required',
     });
+    expect(err.message).toContain('consent is required');
     expect(idp.stats().tokenRequests).toBe(1);
   });
 

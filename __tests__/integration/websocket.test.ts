@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SwitchboardError } from '../../src/errors.js';
-import { WebSocketClientTransport } from '../../src/transport/websocketClientTransport.js';
+import { WebSocketClientTransport, WebSocketOpenError } from '../../src/transport/websocketClientTransport.js';
 import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import { startWebSocketMcpServer, type WebSocketMcpServer } from '../../src/testing/websocketServer.js';
 import type { ServerConfig } from '../../src/config/schema.js';
@@ -103,7 +103,8 @@ describe('MCP over WebSocket', () => {
     await server.close();
     const transport = new WebSocketClientTransport(url);
     transport.onerror = () => {};
-    await expect(transport.start()).rejects.toBeInstanceOf(SwitchboardError);
+    // Not yet a SwitchboardError: the connection's classifier makes it a `connect_failed` naming the server.
+    await expect(transport.start()).rejects.toBeInstanceOf(WebSocketOpenError);
     await transport.close();
     expect(() => new WebSocketClientTransport(new URL('http://127.0.0.1/'))).toThrow(TypeError);
     expect(() => new WebSocketClientTransport(url, { maxMessageBytes: 0 })).toThrow(TypeError);

@@ -37,7 +37,7 @@ describe('parseServersConfig', () => {
     expect(paths).toEqual(
       expect.arrayContaining(['github.url', 'files.obo', 'ws.obo', 'typo.header', 'neg.timeoutMs', 'kind.type', 'empty', 'badvar.url', 'badph.headers.A', 'crlf.headers.A']),
     );
-    expect(issues.find((i) => i.path === 'github.url')?.message).toBe('Invalid URL');
+    expect(issues.find((i) => i.path === 'github.url')?.message).toBe('must be an absolute URL (http or https), e.g. https://mcp.example.com/mcp');
     expect(issues.find((i) => i.path === 'files.obo')?.message).toMatch(/header-capable transport/);
     expect(issues.find((i) => i.path === 'typo.header')?.message).toBe('unknown field');
   });

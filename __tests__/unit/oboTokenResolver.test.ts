@@ -283,7 +283,9 @@ describe('createOboTokenResolver failures', () => {
     const now = Date.parse('2030-01-01T00:00:00Z');
     const waits: number[] = [];
     idpAnswers({ status: 429, body: { error: 'slow_down' }, headers: { 'retry-after': 'Tue, 01 Jan 2030 00:00:02 GMT' } }, ok());
-    await resolverFor({ now: () => now, sleep: async (ms) => void waits.push(ms) })(request());
+    // The assertion must be valid by the injected clock: an expired one is refused without a request.
+    const assertion = assertionFor({ sub: 'u1', exp: Math.floor(now / 1000) + 3600 });
+    await resolverFor({ now: () => now, sleep: async (ms) => void waits.push(ms) })(request({ assertion }));
     expect(waits).toEqual([2000]);
   });
 

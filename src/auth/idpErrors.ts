@@ -6,7 +6,7 @@
  */
 import * as oidc from 'openid-client';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
-import { SwitchboardError, type OboErrorCause } from '../errors.js';
+import { SwitchboardError, type OboErrorCause, type OboErrorHint } from '../errors.js';
 import { fetchWithBodyCap, isResponseTooLarge, MAX_IDP_RESPONSE_BYTES } from './responseCap.js';
 
 /**
@@ -48,7 +48,11 @@ export interface IdpFailure {
  *
  * @example
  * ```ts
- * catch (err) { if (err instanceof IdpRequestError) log.warn(err.failure.cause); }
+ * try {
+ *   await idpRequest((fetch) => oidc.refreshTokenGrant(config, refreshToken, undefined, { [oidc.customFetch]: fetch }), { timeoutMs: 10_000 });
+ * } catch (err) {
+ *   if (err instanceof IdpRequestError) log.warn(err.failure.cause);
+ * }
  * ```
  */
 export class IdpRequestError extends SwitchboardError {
@@ -175,6 +179,8 @@ function httpFailure(status: number, body: unknown, headers: Headers | undefined
     if (typeof b.suberror === 'string') cause.suberror = b.suberror;
     if (typeof b.claims === 'string') cause.claims = b.claims;
   }
+  const hint = oboHint(cause);
+  if (hint !== undefined) cause.hint = hint;
   const retryable = status === 408 || status === 429 || status >= 500 || TRANSIENT_ERRORS.has(cause.error ?? '');
   const failure: IdpFailure = { kind: 'http', retryable, cause };
   const retryAfterMs = parseRetryAfter(headers?.get('retry-after') ?? null, now());
@@ -183,6 +189,40 @@ function httpFailure(status: number, body: unknown, headers: Headers | undefined
     cause.retryAfterSec = Math.ceil(retryAfterMs / 1000);
   }
   return failure;
+}
+
+const HINT_BY_AADSTS = new Map<number, OboErrorHint>([
+  [500133, 'expired'], // the assertion is not within its valid time range
+  [50013, 'wrong_audience'], // invalid assertion: audience (or signature) does not match this client
+  [500131, 'wrong_audience'], // the assertion's audience does not match the required value
+  [65001, 'consent_required'], // the user or administrator has not consented
+  [50173, 'revoked'], // the grant was revoked (fresh token needed)
+  [70043, 'revoked'], // the grant expired: sign-in frequency (conditional access)
+  [700082, 'revoked'], // the refresh token expired due to inactivity
+  [50132, 'revoked'], // session invalid: password change
+  [50133, 'revoked'], // session revoked: password change
+]);
+
+/**
+ * Why an IdP refused a user's upstream token, when its answer says so by code: Entra's `error_codes` (or the
+ * `AADSTS<n>` codes at the start of its `error_description`), `suberror: consent_required`, or the
+ * `consent_required` OAuth error. `undefined` when it cannot be known.
+ *
+ * @example
+ * ```ts
+ * oboHint({ status: 400, error: 'invalid_grant', error_codes: [500133] }); // 'expired'
+ * oboHint({ status: 400, error: 'invalid_grant' }); // undefined
+ * ```
+ */
+export function oboHint(cause: OboErrorCause): OboErrorHint | undefined {
+  const codes = [...(cause.error_codes ?? [])];
+  for (const m of (cause.error_description ?? '').matchAll(/\bAADSTS(\d{4,7})\b/g)) codes.push(Number(m[1]));
+  for (const code of codes) {
+    const hint = HINT_BY_AADSTS.get(code);
+    if (hint !== undefined) return hint;
+  }
+  if (cause.suberror === 'consent_required' || cause.error === 'consent_required') return 'consent_required';
+  return undefined;
 }
 
 /**

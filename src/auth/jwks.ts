@@ -10,6 +10,7 @@ import { createLocalJWKSet, type CryptoKey, type JSONWebKeySet, type JWSHeaderPa
 import { fetch as undiciFetch } from 'undici';
 import { BearerError } from '../errors.js';
 import type { FetchLike } from '../transport/types.js';
+import { fn, nonNegativeMs, optionError } from '../options.js';
 
 /** Largest discovery document or JWKS accepted, in bytes: a key set is a few KB, this only stops abuse. */
 const MAX_BODY_BYTES = 512 * 1024;
@@ -98,18 +99,19 @@ export class JwksCache {
   #fetches = 0;
 
   constructor(opts: JwksCacheOptions) {
-    if (typeof opts?.resolveUri !== 'function') throw new TypeError('"resolveUri" must be a function');
+    fn(opts?.resolveUri, 'JwksCache: resolveUri', { required: true });
     this.#resolveUri = opts.resolveUri;
     this.#fetch = opts.fetch ?? (undiciFetch as unknown as FetchLike);
     this.#allowInsecure = opts.allowInsecureRequests === true;
-    this.#timeoutMs = duration(opts.timeoutMs, 5_000, 'timeoutMs');
-    this.#cooldownMs = duration(opts.cooldownMs, MAX_JWKS_COOLDOWN_MS, 'cooldownMs');
+    // Named as the options of createBearerVerifier, the public entry point that passes them on.
+    this.#timeoutMs = nonNegativeMs(opts.timeoutMs, 'createBearerVerifier: timeoutMs', 5_000);
+    this.#cooldownMs = nonNegativeMs(opts.cooldownMs, 'createBearerVerifier: jwksCooldownMs', MAX_JWKS_COOLDOWN_MS);
     if (this.#cooldownMs > MAX_JWKS_COOLDOWN_MS) {
-      throw new TypeError(`"cooldownMs" must be at most ${MAX_JWKS_COOLDOWN_MS} so rotated keys are picked up`);
+      throw optionError('createBearerVerifier: jwksCooldownMs', `at most ${MAX_JWKS_COOLDOWN_MS} ms so rotated keys are picked up`, this.#cooldownMs);
     }
-    this.#maxAgeMs = duration(opts.cacheMaxAgeMs, 600_000, 'cacheMaxAgeMs');
-    this.#staleMs = duration(opts.staleMaxAgeMs, 3_600_000, 'staleMaxAgeMs');
-    this.#failureRetryMs = duration(opts.failureRetryMs, 1_000, 'failureRetryMs');
+    this.#maxAgeMs = nonNegativeMs(opts.cacheMaxAgeMs, 'createBearerVerifier: jwksCacheMaxAgeMs', 600_000);
+    this.#staleMs = nonNegativeMs(opts.staleMaxAgeMs, 'createBearerVerifier: jwksStaleMaxAgeMs', 3_600_000);
+    this.#failureRetryMs = nonNegativeMs(opts.failureRetryMs, 'JwksCache: failureRetryMs', 1_000);
     this.#now = opts.now ?? Date.now;
   }
 
@@ -297,10 +299,4 @@ function safeCause(err: unknown): unknown {
 
 function trimSlash(s: string): string {
   return s.endsWith('/') ? s.slice(0, -1) : s;
-}
-
-function duration(value: unknown, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value >= 0)) throw new TypeError(`"${name}" must be a non-negative number of milliseconds`);
-  return value;
 }

@@ -7,7 +7,8 @@
  */
 import * as oidc from 'openid-client';
 import type { Dispatcher } from 'undici';
-import { OboError } from '../errors.js';
+import { OboError, type OboErrorHint } from '../errors.js';
+import { nonEmptyString, nonNegativeMs, oneOf, optionError, positiveInt, positiveMs } from '../options.js';
 import { IdpRequestError, idpRequest, type IdpFailure } from './idpErrors.js';
 import { AssertionInfoCache, OboTokenCache, type AssertionInfo } from './oboCache.js';
 import type { OboRequest, OboToken, OboTokenResolver } from './oboTypes.js';
@@ -44,6 +45,9 @@ export interface OboExchangeInfo {
 
 /**
  * Options of {@link createOboTokenResolver}.
+ *
+ * A bad option is a `TypeError` thrown at once, whose message names the option as spelled here and says
+ * what was expected (e.g. `createOboTokenResolver: timeoutMs must be a number of milliseconds > 0 (got -1)`); nothing is silently defaulted.
  *
  * @example
  * ```ts
@@ -169,18 +173,15 @@ class OboResolver {
   #seq = 0;
 
   constructor(opts: OboTokenResolverOptions) {
-    if (!opts || typeof opts !== 'object') throw new TypeError('createOboTokenResolver: options are required');
+    if (!opts || typeof opts !== 'object') throw optionError('createOboTokenResolver: options', 'an object', opts);
     let issuer: URL;
     try {
       issuer = new URL(opts.issuer);
     } catch {
-      throw new TypeError('createOboTokenResolver: issuer must be a valid URL');
+      throw optionError('createOboTokenResolver: issuer', 'an absolute URL', opts.issuer);
     }
-    if (typeof opts.clientId !== 'string' || !opts.clientId) throw new TypeError('createOboTokenResolver: clientId is required');
-    const grant = opts.grant ?? 'jwt-bearer';
-    if (grant !== 'jwt-bearer' && grant !== 'token-exchange') {
-      throw new TypeError("createOboTokenResolver: grant must be 'jwt-bearer' or 'token-exchange'");
-    }
+    nonEmptyString(opts.clientId, 'createOboTokenResolver: clientId');
+    const grant = oneOf(opts.grant ?? 'jwt-bearer', ['jwt-bearer', 'token-exchange'] as const, 'createOboTokenResolver: grant');
     const insecure = opts.allowInsecureRequests === true;
     const endpoints = [issuer.href, ...(opts.tokenEndpoint === undefined ? [] : [opts.tokenEndpoint])];
     for (const url of endpoints) {
@@ -211,14 +212,14 @@ class OboResolver {
       case undefined:
         throw new TypeError('createOboTokenResolver: a confidential client is required: give clientSecret or privateKey');
       default:
-        throw new TypeError("createOboTokenResolver: clientAuth must be 'client_secret_post', 'client_secret_basic' or 'private_key_jwt'");
+        throw optionError('createOboTokenResolver: clientAuth', "one of 'client_secret_post', 'client_secret_basic', 'private_key_jwt'", method);
     }
 
-    this.#skewMs = nonNegative(opts.skewMs, 60_000, 'skewMs');
-    this.#timeoutMs = positive(opts.timeoutMs, 10_000, 'timeoutMs');
-    this.#maxRetryAfterMs = nonNegative(opts.maxRetryAfterMs, 5_000, 'maxRetryAfterMs');
-    this.#retryDelayMs = nonNegative(opts.retryDelayMs, 100, 'retryDelayMs');
-    const maxEntries = positive(opts.maxEntries, 10_000, 'maxEntries');
+    this.#skewMs = nonNegativeMs(opts.skewMs, 'createOboTokenResolver: skewMs', 60_000);
+    this.#timeoutMs = positiveMs(opts.timeoutMs, 'createOboTokenResolver: timeoutMs', 10_000);
+    this.#maxRetryAfterMs = nonNegativeMs(opts.maxRetryAfterMs, 'createOboTokenResolver: maxRetryAfterMs', 5_000);
+    this.#retryDelayMs = nonNegativeMs(opts.retryDelayMs, 'createOboTokenResolver: retryDelayMs', 100);
+    const maxEntries = positiveInt(opts.maxEntries, 'createOboTokenResolver: maxEntries', 10_000);
     this.#issuer = issuer;
     this.#clientId = opts.clientId;
     this.#grant = grant;
@@ -266,6 +267,11 @@ class OboResolver {
       }
     }
 
+    // An upstream token already past its `exp` cannot be exchanged: say so without sending it.
+    if (info.expiresAt !== undefined && info.expiresAt <= this.#now()) {
+      return Promise.reject(expiredAssertion(serverName, info.expiresAt));
+    }
+
     let flight = this.#inflight.get(key);
     const coalesced = !!flight && (!req.forceRefresh || flight.force);
     if (!flight || !coalesced) {
@@ -302,14 +308,16 @@ class OboResolver {
       if (failure.retryAfterMs !== undefined && failure.retryAfterMs > this.#maxRetryAfterMs) break;
       await this.#sleep(failure.retryAfterMs ?? this.#retryDelayMs);
     }
+    // The IdP did not say why it refused the grant, but the assertion may have expired while it was in flight.
+    if (failure.kind === 'http' && failure.cause.error === 'invalid_grant' && failure.cause.hint === undefined && info.expiresAt !== undefined && info.expiresAt <= this.#now()) {
+      failure = { ...failure, cause: { ...failure.cause, hint: 'expired' } };
+    }
     throw toOboError(failure, req.serverName);
   }
 
   #privateKeyJwt(pk: NonNullable<OboTokenResolverOptions['privateKey']>): oidc.ClientAuth {
     const { key, kid, x5tS256, assertionAudience } = 'key' in pk ? pk : { key: pk, kid: undefined, x5tS256: undefined, assertionAudience: undefined };
-    if (assertionAudience !== undefined && assertionAudience !== 'issuer' && assertionAudience !== 'token_endpoint') {
-      throw new TypeError("createOboTokenResolver: privateKey.assertionAudience must be 'issuer' or 'token_endpoint'");
-    }
+    oneOf(assertionAudience, ['issuer', 'token_endpoint'] as const, 'createOboTokenResolver: privateKey.assertionAudience', undefined);
     return oidc.PrivateKeyJwt(kid === undefined ? key : { key, kid }, {
       [oidc.modifyAssertion]: (header, payload) => {
         if (x5tS256 !== undefined) header['x5t#S256'] = x5tS256;
@@ -415,12 +423,32 @@ function toOboError(failure: IdpFailure, serverName: string): OboError {
     case 'too_large':
       return new OboError('exchange_failed', `${what} failed: the IdP's response was larger than the size cap`, opts);
     case 'http': {
-      const { status, error } = failure.cause;
-      return new OboError('exchange_failed', `${what} failed: ${error ?? 'error'} (HTTP ${status})`, opts);
+      const { status, error, hint } = failure.cause;
+      const codes = failure.cause.error_codes?.length ? `, AADSTS${failure.cause.error_codes.join('/AADSTS')}` : '';
+      const detail = hint === undefined ? `${error ?? 'error'} (HTTP ${status})` : `${HINT_TEXT[hint]} (${error ?? 'error'}${codes}, HTTP ${status})`;
+      return new OboError('exchange_failed', `${what} failed: ${detail}`, opts);
     }
     default:
       return new OboError('exchange_failed', `${what} failed: unexpected IdP response (${failure.kind})`, opts);
   }
+}
+
+/** What each {@link OboErrorHint} means, for messages. */
+const HINT_TEXT: Record<OboErrorHint, string> = {
+  expired: "the user's upstream token expired",
+  wrong_audience: "the user's upstream token was not issued for this client (wrong audience)",
+  revoked: "the user's grant was revoked or expired at the IdP; the user must sign in again",
+  consent_required: 'consent is required for the requested scopes',
+};
+
+/** An assertion past its `exp`: refused locally, like the IdP would (`invalid_grant`, not retryable). */
+function expiredAssertion(serverName: string, expiresAt: number): OboError {
+  const at = Number.isFinite(expiresAt) ? ` at ${new Date(expiresAt).toISOString()}` : '';
+  return new OboError('exchange_failed', `OBO token exchange for server "${serverName}" not attempted: the user's upstream token expired${at}`, {
+    serverName,
+    retryable: false,
+    cause: { hint: 'expired' },
+  });
 }
 
 function aborted(serverName: string): OboError {
@@ -450,14 +478,4 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-function nonNegative(v: number | undefined, dflt: number, name: string): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new TypeError(`createOboTokenResolver: ${name} must be a number >= 0`);
-  return v;
-}
 
-function positive(v: number | undefined, dflt: number, name: string): number {
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TypeError(`createOboTokenResolver: ${name} must be a number > 0`);
-  return v;
-}

@@ -12,6 +12,7 @@ import { SwitchboardError, UpstreamTokenError } from '../errors.js';
 import type { FetchLike } from '../transport/types.js';
 import { MemoryUpstreamSessionStore, sameSession, type UpstreamSession, type UpstreamSessionStore } from './tokenStore.js';
 import { fetchWithBodyCap, isResponseTooLarge } from './responseCap.js';
+import { nonEmptyString, nonNegativeMs, optionError, positiveMs } from '../options.js';
 
 /**
  * Who a session belongs to: the user id and, when there is one, the tenant.
@@ -30,6 +31,9 @@ export interface UpstreamUser {
 
 /**
  * Options of {@link createUpstreamTokenProvider}.
+ *
+ * A bad option is a `TypeError` thrown at once, whose message names the option as spelled here and says
+ * what was expected (e.g. `createUpstreamTokenProvider: skewMs must be a number of milliseconds >= 0 (got -1)`); nothing is silently defaulted.
  *
  * @example
  * ```ts
@@ -141,14 +145,12 @@ const REAUTH_ERRORS = new Set(['invalid_grant', 'interaction_required', 'login_r
  * ```
  */
 export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions): UpstreamTokenProvider {
-  if (!opts || typeof opts !== 'object') throw new TypeError('createUpstreamTokenProvider needs an options object');
+  if (!opts || typeof opts !== 'object') throw optionError('createUpstreamTokenProvider: options', 'an object', opts);
   const issuer = parseIssuer(opts.issuer, opts.allowInsecureRequests === true);
-  if (typeof opts.clientId !== 'string' || !opts.clientId) throw new TypeError('"clientId" must be a non-empty string');
-  if (opts.clientSecret !== undefined && (typeof opts.clientSecret !== 'string' || !opts.clientSecret)) {
-    throw new TypeError('"clientSecret" must be a non-empty string when given');
-  }
-  const skewMs = nonNegative(opts.skewMs, 60_000, 'skewMs');
-  const timeoutMs = nonNegative(opts.timeoutMs, 10_000, 'timeoutMs');
+  nonEmptyString(opts.clientId, 'createUpstreamTokenProvider: clientId');
+  if (opts.clientSecret !== undefined) nonEmptyString(opts.clientSecret, 'createUpstreamTokenProvider: clientSecret');
+  const skewMs = nonNegativeMs(opts.skewMs, 'createUpstreamTokenProvider: skewMs', 60_000);
+  const timeoutMs = positiveMs(opts.timeoutMs, 'createUpstreamTokenProvider: timeoutMs', 10_000);
   const store = opts.store ?? new MemoryUpstreamSessionStore();
   const now = opts.now ?? Date.now;
   const scope = Array.isArray(opts.scope) ? opts.scope.join(' ') : opts.scope;
@@ -364,16 +366,10 @@ function parseIssuer(value: unknown, allowInsecure: boolean): URL {
   try {
     url = value instanceof URL ? new URL(value.href) : new URL(String(value));
   } catch {
-    throw new TypeError('"issuer" must be an absolute URL');
+    throw optionError('createUpstreamTokenProvider: issuer', 'an absolute URL', value);
   }
   if (url.protocol !== 'https:' && !(allowInsecure && url.protocol === 'http:')) {
-    throw new TypeError('"issuer" must be an https: URL (http: needs allowInsecureRequests)');
+    throw new TypeError(`createUpstreamTokenProvider: issuer must be an https: URL (got ${url.protocol}; http: needs allowInsecureRequests)`);
   }
   return url;
-}
-
-function nonNegative(value: unknown, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value >= 0)) throw new TypeError(`"${name}" must be a non-negative number`);
-  return value;
 }

@@ -52,7 +52,11 @@ function parseOne(name: string, input: unknown, issues: ConfigIssue[]): ServerCo
     return undefined;
   }
   const type = inferType(name, input, issues);
-  if (!type) return undefined;
+  if (!type) {
+    // Still report undeclared `{{var.*}}` now, so every problem of this server is listed in one pass.
+    checkDeclaredVars(name, input.customUserVars, rawTemplatedFields(input, undefined), issues);
+    return undefined;
+  }
   const raw: Record<string, unknown> = { ...input, type };
   if ((type === 'stdio' || type === 'websocket') && 'obo' in raw) {
     issues.push({ path: `${name}.obo`, message: `On-Behalf-Of needs a header-capable transport (sse or streamable-http), not ${type}` });
@@ -61,17 +65,44 @@ function parseOne(name: string, input: unknown, issues: ConfigIssue[]): ServerCo
   const result = SCHEMAS[type].safeParse(raw);
   if (!result.success) {
     issues.push(...zodIssues(name, result.error));
+    checkDeclaredVars(name, input.customUserVars, rawTemplatedFields(input, type), issues);
     return undefined;
   }
   const config = result.data as ServerConfig;
-  checkDeclaredVars(name, config, issues);
+  checkDeclaredVars(name, config.customUserVars, templatedFields(config), issues);
   return config;
 }
 
+/**
+ * The templated fields of a config that failed validation, read defensively from the raw input (only string
+ * values, only the fields of `type` when it is known), so placeholders are checked in the same pass.
+ */
+function rawTemplatedFields(raw: Record<string, unknown>, type: TransportType | undefined): [string, string][] {
+  const out: [string, string][] = [];
+  const str = (path: string, v: unknown) => {
+    if (typeof v === 'string') out.push([path, v]);
+  };
+  const strings = (path: string, v: unknown) => {
+    if (Array.isArray(v)) v.forEach((x, i) => str(`${path}.${i}`, x));
+    else if (isPlainObject(v)) for (const [k, x] of Object.entries(v)) str(`${path}.${k}`, x);
+  };
+  if (type === undefined || type === 'stdio') {
+    str('command', raw.command);
+    strings('args', raw.args);
+    strings('env', raw.env);
+  }
+  if (type !== 'stdio') str('url', raw.url);
+  if (type === undefined || type === 'sse' || type === 'streamable-http') {
+    strings('headers', raw.headers);
+    str('proxy', raw.proxy);
+  }
+  return out;
+}
+
 /** Every `{{var.NAME}}` must be declared in `customUserVars`, so a typo is caught at load, not at a user's call. */
-function checkDeclaredVars(name: string, config: ServerConfig, issues: ConfigIssue[]): void {
-  const declared = new Set(Object.keys(config.customUserVars ?? {}));
-  for (const [path, value] of templatedFields(config)) {
+function checkDeclaredVars(name: string, customUserVars: unknown, fields: [string, string][], issues: ConfigIssue[]): void {
+  const declared = new Set(isPlainObject(customUserVars) ? Object.keys(customUserVars) : []);
+  for (const [path, value] of fields) {
     for (const ref of findPlaceholders(value)) {
       if (ref.kind === 'var' && !declared.has(ref.name)) {
         issues.push({ path: `${name}.${path}`, message: `placeholder ${ref.raw} is not declared in customUserVars` });
@@ -91,6 +122,8 @@ function templatedFields(config: ServerConfig): [string, string][] {
     out.push(['url', config.url]);
     if (config.type !== 'websocket') {
       for (const [k, v] of Object.entries(config.headers ?? {})) out.push([`headers.${k}`, v]);
+      // The proxy URL is resolved per user too (resolveServerConfig), so its placeholders count.
+      if (config.proxy !== undefined) out.push(['proxy', config.proxy]);
     }
   }
   return out;

@@ -25,8 +25,38 @@ export const TRANSPORT_TYPES = ['stdio', 'sse', 'streamable-http', 'websocket'] 
  */
 export type TransportType = (typeof TRANSPORT_TYPES)[number];
 
-const nonEmpty = z.string().min(1, 'must not be empty');
-const positiveMs = z.number().int('must be a whole number of milliseconds').positive('must be > 0').max(2_147_483_647, 'is too large');
+/**
+ * The `error` of a schema whose message says what was expected: `is required: <what>` when the field is
+ * missing, else `must be <what> (got <type>)`. Every message a user can see names what is expected.
+ */
+function expected(what: string) {
+  return {
+    error: (issue: { input?: unknown }) => (issue.input === undefined ? `is required: ${what}` : `must be ${what} (got ${typeName(issue.input)})`),
+  };
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (v instanceof Date) return 'a Date';
+  if (typeof v === 'object') return 'an object';
+  return typeof v === 'undefined' ? 'nothing' : `a ${typeof v}`;
+}
+
+function enumOf<const T extends readonly [string, ...string[]]>(values: T) {
+  const list = values.map((v) => JSON.stringify(v)).join(', ');
+  return z.enum(values, {
+    error: (issue: { input?: unknown }) => `must be one of ${list} (got ${typeof issue.input === 'string' ? JSON.stringify(issue.input.slice(0, 40)) : typeName(issue.input)})`,
+  });
+}
+
+const text = (what = 'a string') => z.string(expected(what));
+const nonEmpty = z.string(expected('a non-empty string')).min(1, 'must not be empty');
+const positiveMs = z
+  .number(expected('a whole number of milliseconds > 0'))
+  .int('must be a whole number of milliseconds')
+  .positive('must be > 0')
+  .max(2_147_483_647, 'must be at most 2147483647 ms (about 24.8 days)');
 
 function placeholderProblems(value: string): string[] {
   return findPlaceholders(value)
@@ -38,11 +68,10 @@ function placeholderCheck(value: string, ctx: z.RefinementCtx): void {
   for (const message of placeholderProblems(value)) ctx.addIssue({ code: 'custom', message });
 }
 
-/** A string in which placeholders are checked for syntax. */
-const templated = nonEmpty.superRefine(placeholderCheck);
-
 function urlSchema(protocols: readonly string[]) {
-  return nonEmpty.superRefine((value, ctx) => {
+  const allowed = protocols.map((p) => p.replace(':', '')).join(' or ');
+  const example = protocols.includes('https:') ? 'https://mcp.example.com/mcp' : 'wss://mcp.example.com/ws';
+  return z.string(expected(`a URL string (${allowed})`)).min(1, `must be a URL (${allowed}), not empty`).superRefine((value, ctx) => {
     placeholderCheck(value, ctx);
     // A URL that starts with an env placeholder (`${MCP_URL}/mcp`) can only be checked at connect time.
     if (value.startsWith('${')) return;
@@ -51,11 +80,10 @@ function urlSchema(protocols: readonly string[]) {
     try {
       url = new URL(value.replace(/\{\{[^{}]*\}\}|\$\{[^{}]*\}/g, 'x'));
     } catch {
-      ctx.addIssue({ code: 'custom', message: 'Invalid URL' });
+      ctx.addIssue({ code: 'custom', message: `must be an absolute URL (${allowed}), e.g. ${example}` });
       return;
     }
     if (!protocols.includes(url.protocol)) {
-      const allowed = protocols.map((p) => p.replace(':', '')).join(' or ');
       ctx.addIssue({ code: 'custom', message: `URL must use ${allowed}, not ${url.protocol.replace(':', '')}` });
     }
     if (url.username || url.password) {
@@ -67,7 +95,7 @@ function urlSchema(protocols: readonly string[]) {
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Headers: valid token names, string values without CR/LF. */
-const headersSchema = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+const headersSchema = z.record(z.string(), text('a header value string'), expected('an object of header name → value')).superRefine((headers, ctx) => {
   for (const [name, value] of Object.entries(headers)) {
     if (!HEADER_NAME.test(name)) ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid header name' });
     if (/[\r\n\0]/.test(value)) ctx.addIssue({ code: 'custom', path: [name], message: 'header value must not contain CR, LF or NUL' });
@@ -75,7 +103,10 @@ const headersSchema = z.record(z.string(), z.string()).superRefine((headers, ctx
   }
 });
 
-const scopesSchema = z.union([nonEmpty, z.array(nonEmpty).min(1, 'must list at least one scope')]).transform((s) =>
+const SCOPES = 'scopes as a space-separated string or an array of strings, e.g. "api://files/.default"';
+const scopesSchema = z
+  .union([nonEmpty, z.array(nonEmpty).min(1, 'must list at least one scope')], expected(SCOPES))
+  .transform((s) =>
   (Array.isArray(s) ? s : s.split(/\s+/)).map((x) => x.trim()).filter(Boolean),
 );
 
@@ -87,12 +118,15 @@ const scopesSchema = z.union([nonEmpty, z.array(nonEmpty).min(1, 'must list at l
  * oboSchema.parse({ scopes: 'api://graph/.default offline_access' }); // { scopes: ['api://graph/.default', 'offline_access'] }
  * ```
  */
-export const oboSchema = z.strictObject({
-  /** Scopes of the downstream token, as a space-separated string or an array. Normalised to an array. */
-  scopes: scopesSchema,
-  /** Audience / resource of the downstream token (RFC 8693 `audience`). */
-  audience: nonEmpty.optional(),
-});
+export const oboSchema = z.strictObject(
+  {
+    /** Scopes of the downstream token, as a space-separated string or an array. Normalised to an array. */
+    scopes: scopesSchema,
+    /** Audience / resource of the downstream token (RFC 8693 `audience`). */
+    audience: nonEmpty.optional(),
+  },
+  expected('an object { scopes, audience? }'),
+);
 
 /**
  * Per-user OAuth: the bearer comes from the host's `userAuthProvider`, one per user.
@@ -102,18 +136,22 @@ export const oboSchema = z.strictObject({
  * oauthSchema.parse({ scopes: ['repo'], clientId: 'my-app' });
  * ```
  */
-export const oauthSchema = z.strictObject({
-  /** Scopes to request for this server. */
-  scopes: scopesSchema.optional(),
-  /** Authorization server issuer or metadata URL, for the host's own OAuth flow. */
-  issuer: nonEmpty.optional(),
-  /** Client id registered for this server, for the host's own OAuth flow. */
-  clientId: nonEmpty.optional(),
-});
+export const oauthSchema = z.strictObject(
+  {
+    /** Scopes to request for this server. */
+    scopes: scopesSchema.optional(),
+    /** Authorization server issuer or metadata URL, for the host's own OAuth flow. */
+    issuer: nonEmpty.optional(),
+    /** Client id registered for this server, for the host's own OAuth flow. */
+    clientId: nonEmpty.optional(),
+  },
+  expected('an object { scopes?, issuer?, clientId? }'),
+);
 
 const customUserVarsSchema = z.record(
   z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'variable names use letters, digits, _ . -'),
-  z.strictObject({ title: z.string().optional(), description: z.string().optional() }),
+  z.strictObject({ title: text().optional(), description: text().optional() }, expected('an object { title?, description? }')),
+  expected('an object of variable name → { title?, description? }'),
 );
 
 const commonShape = {
@@ -122,17 +160,22 @@ const commonShape = {
   /** Timeout of connect + initialize in ms; default 30 000. */
   initTimeoutMs: positiveMs.optional(),
   /** Who wrote this config: `config` (the operator; trusted for OBO by default) or `user` (never trusted by default). */
-  source: z.enum(['config', 'user']).optional(),
+  source: enumOf(['config', 'user']).optional(),
   /** Who created or last changed the config (for audit). */
-  author: z.string().optional(),
+  author: text().optional(),
   /** When the config last changed; a connection older than this is stale. */
-  updatedAt: z.union([z.number(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'is not a valid date'), z.date()]).optional(),
+  updatedAt: z
+    .union(
+      [z.number(), z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be a valid date, e.g. "2026-01-31T12:00:00Z"'), z.date()],
+      expected('epoch milliseconds, an ISO date string or a Date'),
+    )
+    .optional(),
   /** Per-user variables the server needs, for `{{var.NAME}}` placeholders. */
   customUserVars: customUserVarsSchema.optional(),
   /** Human-readable name. */
-  title: z.string().optional(),
+  title: text().optional(),
   /** Human-readable description. */
-  description: z.string().optional(),
+  description: text().optional(),
 };
 
 /**
@@ -146,15 +189,15 @@ const commonShape = {
 export const stdioSchema = z.strictObject({
   type: z.literal('stdio'),
   /** Executable to run. */
-  command: templated,
+  command: z.string(expected('the command to run, a non-empty string')).min(1, 'must be the command to run, not empty').superRefine(placeholderCheck),
   /** Arguments. */
-  args: z.array(z.string().superRefine(placeholderCheck)).optional(),
+  args: z.array(text('a string').superRefine(placeholderCheck), expected('an array of strings')).optional(),
   /** Extra environment variables of the child. */
-  env: z.record(z.string(), z.string().superRefine(placeholderCheck)).optional(),
+  env: z.record(z.string(), text('a string').superRefine(placeholderCheck), expected('an object of variable name → string value')).optional(),
   /** Working directory of the child. */
   cwd: nonEmpty.optional(),
   /** What to do with the child's stderr: `inherit` (default), `ignore` or `pipe`. */
-  stderr: z.enum(['inherit', 'ignore', 'pipe']).optional(),
+  stderr: enumOf(['inherit', 'ignore', 'pipe']).optional(),
   ...commonShape,
 });
 

@@ -6,7 +6,7 @@
  */
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { SwitchboardError } from '../errors.js';
+import { SwitchboardError, safeUrl, summarizeCause, type CauseSummary } from '../errors.js';
 
 /**
  * What was being done when the error happened: it picks `connect_timeout` / `connect_failed` over
@@ -49,7 +49,10 @@ export const RESPONSE_STREAM_LOST = 'mcp-switchboard/response-stream-lost';
  * - a JSON-RPC error from the server → `server_error` (the `McpError` is the `cause`), except the SDK's own
  *   request timeout → `call_timeout` / `connect_timeout` (retryable);
  * - anything else (HTTP status errors, network errors, a closed stream) → `transport_error` during a call or
- *   `connect_failed` during connect, retryable, the original as `cause`.
+ *   `connect_failed` during connect, retryable, the original as `cause`. The message ends with the root cause
+ *   (error code such as `ECONNREFUSED`, the failed `spawn <command>`, the HTTP status, and the URL's origin and
+ *   path, from the cause chain or from `target`), never a query string, user info, header or token. A stdio
+ *   command that does not exist or may not be run (`ENOENT`, `EACCES` from `spawn`) is not retryable.
  *
  * @example
  * ```ts
@@ -60,7 +63,7 @@ export const RESPONSE_STREAM_LOST = 'mcp-switchboard/response-stream-lost';
  * }
  * ```
  */
-export function classifyError(err: unknown, phase: OperationPhase, serverName: string): SwitchboardError {
+export function classifyError(err: unknown, phase: OperationPhase, serverName: string, target?: ErrorTarget): SwitchboardError {
   if (err instanceof SwitchboardError) return err;
   if (err instanceof McpError && (err.data as { reason?: unknown } | undefined)?.reason === RESPONSE_STREAM_LOST) {
     return new SwitchboardError('transport_error', `The response stream from MCP server "${serverName}" ended before the response`, {
@@ -80,11 +83,51 @@ export function classifyError(err: unknown, phase: OperationPhase, serverName: s
       serverName,
     });
   }
-  const status = err instanceof StreamableHTTPError && typeof err.code === 'number' && err.code > 0 ? ` (HTTP ${err.code})` : '';
+  const summary = summarizeCause(err) ?? {};
+  const url = summary.url ?? (target?.url === undefined ? undefined : safeUrl(target.url));
+  const detail = describe(summary, url);
+  const retryable = !isMissingCommand(summary);
   if (phase === 'connect') {
-    return new SwitchboardError('connect_failed', `Could not connect to MCP server "${serverName}"${status}`, { cause: err, retryable: true, serverName });
+    return new SwitchboardError('connect_failed', `Could not connect to MCP server "${serverName}"${detail}`, { cause: err, retryable, serverName });
   }
-  return new SwitchboardError('transport_error', `Transport error talking to MCP server "${serverName}"${status}`, { cause: err, retryable: true, serverName });
+  return new SwitchboardError('transport_error', `Transport error talking to MCP server "${serverName}"${detail}`, { cause: err, retryable, serverName });
+}
+
+/**
+ * What a connection was made to, for the message of a {@link classifyError} result when the cause chain does
+ * not say (an HTTP transport's `fetch failed` does not carry the URL). Only the URL's origin and path are used.
+ *
+ * @example
+ * ```ts
+ * classifyError(err, 'connect', 'files', { url: config.url }); // … "files": ECONNREFUSED at https://files.example.com/mcp
+ * ```
+ */
+export interface ErrorTarget {
+  /** The server URL (http, https, ws or wss). */
+  url?: string;
+}
+
+/** `spawn` failed because the command does not exist or may not be executed: retrying will not help. */
+function isMissingCommand(s: CauseSummary): boolean {
+  return (s.code === 'ENOENT' || s.code === 'EACCES') && (s.syscall?.startsWith('spawn') ?? false);
+}
+
+/** `: spawn files-mcp ENOENT (command not found)`, `: ECONNREFUSED at http://h/mcp`, ` (HTTP 404)` or ``. */
+function describe(s: CauseSummary, url: string | undefined): string {
+  const parts: string[] = [];
+  if (s.syscall?.startsWith('spawn')) {
+    parts.push(`${s.syscall}${s.code ? ` ${s.code}` : ''}`);
+    if (s.code === 'ENOENT') parts.push('(command not found)');
+    else if (s.code === 'EACCES') parts.push('(command not executable)');
+  } else if (s.code) {
+    parts.push(s.code);
+  }
+  if (s.status !== undefined) parts.push(`HTTP ${s.status}`);
+  if (url !== undefined && !s.syscall?.startsWith('spawn')) parts.push(`at ${url}`);
+  if (!parts.length) return '';
+  // The former format ` (HTTP 404)` is kept when the status is all there is to say.
+  if (parts.length === 1 && s.status !== undefined) return ` (HTTP ${s.status})`;
+  return `: ${parts.join(' ')}`;
 }
 
 function oneLine(s: string): string {

@@ -13,12 +13,14 @@
 import { SwitchboardError } from '../errors.js';
 import type { EvictReason } from '../events.js';
 import { ConnectAdmission } from '../connection/admission.js';
+import { fn, optionError, positiveInt, positiveMs, positiveMsOrInfinity } from '../options.js';
 
 /**
  * What the pool needs of a connection. `MCPConnection` has it; tests may pass fakes.
  *
  * @example
  * ```ts
+ * import { EventEmitter } from 'node:events';
  * class FakeConnection extends EventEmitter implements PoolableConnection {
  *   #open = true;
  *   isConnected() { return this.#open; }
@@ -157,8 +159,11 @@ export interface ConnectionPoolOptions<C extends PoolableConnection, Ctx> {
   maxPerOwner?: number;
   /** Most connections (open or connecting) in the pool. */
   maxTotal?: number;
-  /** Names used in limit errors, e.g. `maxConnectionsPerUser`. */
-  limitNames?: { perOwner: string; total: string };
+  /**
+   * The public names of `maxPerOwner`, `maxTotal` and `idleTimeoutMs`, used in limit errors and in the
+   * `TypeError` of a bad value, e.g. `maxConnectionsPerUser` (default `ConnectionPool: maxPerOwner`, …).
+   */
+  limitNames?: { perOwner: string; total: string; idleTimeout?: string };
   /** Event hooks. */
   hooks?: PoolHooks<C>;
   /**
@@ -336,8 +341,11 @@ const DEFAULT_ABANDON_GRACE_MS = 60_000;
  *
  * @example
  * ```ts
- * const pool = new ConnectionPool({ connect: (pk, ctx, signal) => factory.create({ ...ctx, signal }), idleTimeoutMs: 60_000 });
- * const lease = await pool.acquire({ key: 'github', serverName: 'github' }, ctx, fingerprint);
+ * const pool = new ConnectionPool<MCPConnection, { serverName: string; config: ServerConfig }>({
+ *   connect: (_key, ctx, signal) => factory.create({ ...ctx, signal }),
+ *   idleTimeoutMs: 60_000,
+ * });
+ * const lease = await pool.acquire({ key: 'github', serverName: 'github' }, { serverName: 'github', config }, 'config-v1');
  * try { await lease.connection.callTool('search', { q: 'x' }); } finally { lease.release(); }
  * ```
  */
@@ -375,11 +383,12 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   readonly #closes = new ConnectAdmission(32);
 
   constructor(opts: ConnectionPoolOptions<C, Ctx>) {
-    if (!(opts.idleTimeoutMs > 0)) throw new TypeError('idleTimeoutMs must be a positive number (or Infinity)');
-    for (const [name, v] of [['maxPerOwner', opts.maxPerOwner], ['maxTotal', opts.maxTotal]] as const) {
-      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new TypeError(`${opts.limitNames?.[name === 'maxPerOwner' ? 'perOwner' : 'total'] ?? name} must be a positive integer`);
-    }
-    if (opts.abandonGraceMs !== undefined && !(opts.abandonGraceMs > 0)) throw new TypeError('abandonGraceMs must be a positive number');
+    if (!opts || typeof opts !== 'object') throw optionError('ConnectionPool: options', 'an object', opts);
+    fn(opts.connect, 'ConnectionPool: connect', { required: true });
+    positiveMsOrInfinity(opts.idleTimeoutMs, opts.limitNames?.idleTimeout ?? 'ConnectionPool: idleTimeoutMs');
+    positiveInt(opts.maxPerOwner, opts.limitNames?.perOwner ?? 'ConnectionPool: maxPerOwner', undefined);
+    positiveInt(opts.maxTotal, opts.limitNames?.total ?? 'ConnectionPool: maxTotal', undefined);
+    positiveMs(opts.abandonGraceMs, 'ConnectionPool: abandonGraceMs', undefined);
     this.#opts = opts;
     this.#now = opts.now ?? Date.now;
     this.#abandonGraceMs = opts.abandonGraceMs ?? DEFAULT_ABANDON_GRACE_MS;

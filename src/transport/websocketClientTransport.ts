@@ -5,7 +5,7 @@
 import { WebSocket, type Dispatcher } from 'undici';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { SwitchboardError } from '../errors.js';
+import { SwitchboardError, safeUrl } from '../errors.js';
 
 /**
  * The WebSocket subprotocol of MCP.
@@ -36,6 +36,32 @@ export const CLOSE_WAIT_MS = 2_000;
  * ```
  */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The connection could not be opened: refused, unreachable, not upgraded, or the server did not accept the
+ * subprotocol `mcp`. Not a `SwitchboardError` on purpose: the connection's error classification turns it, like any other
+ * transport's connect failure, into a retryable `connect_failed` naming the server, with `url` (origin and
+ * path only, never the query) in the message.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await transport.start();
+ * } catch (err) {
+ *   if (err instanceof WebSocketOpenError) console.warn(`cannot reach ${err.url}`);
+ * }
+ * ```
+ */
+export class WebSocketOpenError extends Error {
+  /** The server URL, origin and path only. */
+  readonly url: string;
+  constructor(url: URL, what: string, cause?: unknown) {
+    const safe = safeUrl(url) ?? url.origin;
+    super(`WebSocket to ${safe} ${what}`, cause === undefined ? undefined : { cause });
+    this.name = 'WebSocketOpenError';
+    this.url = safe;
+  }
+}
 
 /**
  * Options of {@link WebSocketClientTransport}.
@@ -104,7 +130,7 @@ export class WebSocketClientTransport implements Transport {
       socket.binaryType = 'arraybuffer';
       socket.onopen = () => {
         if (socket.protocol !== MCP_WEBSOCKET_SUBPROTOCOL) {
-          const err = new SwitchboardError('transport_error', `WebSocket server did not accept subprotocol "${MCP_WEBSOCKET_SUBPROTOCOL}"`);
+          const err = new WebSocketOpenError(this.#url, `was opened but the server did not accept subprotocol "${MCP_WEBSOCKET_SUBPROTOCOL}"`);
           reject(err);
           this.onerror?.(err);
           socket.close(4002, 'subprotocol mcp required');
@@ -115,12 +141,15 @@ export class WebSocketClientTransport implements Transport {
       };
       socket.onerror = (event) => {
         const cause = (event as unknown as { error?: unknown }).error;
-        const err = new SwitchboardError('transport_error', `WebSocket error on ${this.#url.origin}`, cause === undefined ? {} : { cause });
+        // Before the handshake completed this is a failure to connect (refused, unreachable, not upgraded).
+        const err = opened
+          ? new SwitchboardError('transport_error', `WebSocket error on ${safeUrl(this.#url) ?? this.#url.origin}`, cause === undefined ? {} : { cause })
+          : new WebSocketOpenError(this.#url, 'could not be opened', cause);
         if (!opened) reject(err);
         this.onerror?.(err);
       };
       socket.onclose = (event) => {
-        if (!opened) reject(new SwitchboardError('connect_failed', `WebSocket to ${this.#url.origin} closed before opening (code ${event.code})`));
+        if (!opened) reject(new WebSocketOpenError(this.#url, `closed before opening (code ${event.code})`));
         this.#finish();
       };
       socket.onmessage = (event) => this.#receive(event.data);
