@@ -12,6 +12,8 @@ export type {
   ConfigIssue,
   OboErrorReason,
   OboErrorCause,
+  OboErrorHint,
+  CauseSummary,
   BearerErrorCode,
   BearerErrorOptions,
 } from './errors.js';
@@ -53,5 +55,5 @@ export { defaultOboTrustChecker, createOboAuthHeaderProvider, readUpstreamToken,
 export type { OboAuthHeaderProviderOptions } from './auth/obo.js';
 export { loadConfigFile, parseConfigText } from './config/loadConfigFile.js';
 export type { LoadConfigOptions, LoadedConfig, ParseConfigTextOptions } from './config/loadConfigFile.js';
-export { importLibreChat, importClaudeDesktop, importVsCode, importSwitchboard, detectConfigFormat, CONFIG_FILE_FORMATS } from './config/importers/index.js';
+export { importLibreChat, importClaudeDesktop, importVsCode, importSwitchboard, detectConfigFormat, CONFIG_FILE_FORMATS, ImportError } from './config/importers/index.js';
 export type { ConfigFileFormat, ConfigSyntax, DetectHints, ImportResult, ImportWarning } from './config/importers/index.js';

@@ -26,7 +26,7 @@ describe('mcp-switchboard validate', () => {
     const io = capturedIo();
     expect(await main(['validate', join(FIXTURES, 'invalid.yaml')], io)).toBe(2);
     expect(io.err().split('\n')).toEqual([
-      'servers.github.url: Invalid URL',
+      'servers.github.url: must be an absolute URL (http or https), e.g. https://mcp.example.com/mcp',
       'servers.github.timeoutMs: must be > 0',
       'servers.files.obo: On-Behalf-Of needs a header-capable transport (sse or streamable-http), not stdio',
       '',
@@ -57,7 +57,7 @@ describe('mcp-switchboard validate', () => {
     for (const argv of [['validate'], ['validate', 'a', 'b'], ['validate', 'a', '--nope'], ['validate', 'a', '--format', 'cursor'], ['validate', 'a', '--format']]) {
       const io = capturedIo();
       expect(await main(argv, io)).toBe(2);
-      expect(io.err()).toMatch(/^mcp-switchboard: .+\nusage: mcp-switchboard validate <file> \[--format FORMAT\]\n$/);
+      expect(io.err()).toMatch(/^mcp-switchboard: .+\nusage: mcp-switchboard validate <file> \[--format FORMAT\] \[--json\] \[--print\]\n$/);
       expect(io.out()).toBe('');
     }
   });
@@ -85,7 +85,7 @@ describe('mcp-switchboard', () => {
     for (const argv of [['help', 'validate'], ['validate', '--help'], ['validate', '-h']]) {
       const io = capturedIo();
       expect(await main(argv, io)).toBe(0);
-      expect(io.out()).toMatch(/^usage: mcp-switchboard validate <file> \[--format FORMAT\]\n/);
+      expect(io.out()).toMatch(/^usage: mcp-switchboard validate <file> \[--format FORMAT\] \[--json\] \[--print\]\n/);
       expect(io.out()).toMatch(/--format FORMAT {2}file format: auto \(default\), switchboard, librechat, claude-desktop, vscode/);
     }
     const io = capturedIo();

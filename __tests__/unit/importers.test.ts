@@ -140,20 +140,27 @@ describe('LibreChat importer', () => {
     expect(issues.find((i) => i.path.endsWith('X-Key'))?.message).toMatch(/\{\{var\.UNDECLARED_KEY\}\} is not declared in customUserVars/);
   });
 
-  it('warns about startup, unknown fields, odd stderr and unsupported obo keys', () => {
+  it('warns about startup, LibreChat fields not imported and odd stderr', () => {
     const { servers, warnings } = importLibreChat({
       mcpServers: {
         s: { command: 'node', startup: true, stderr: 2, apiKey: { source: 'user' } },
-        o: { url: 'https://o.example.com/mcp', type: 'sse', obo: { scopes: 's', resource: 'r' }, requiresOAuth: 'yes' },
+        o: { url: 'https://o.example.com/mcp', type: 'sse', obo: { scopes: 's' }, requiresOAuth: 'yes' },
       },
     });
     expect(servers.s).toEqual({ command: 'node' });
     expect(warningAt(warnings, 'mcpServers.s.startup')).toMatch(/first use/);
     expect(warningAt(warnings, 'mcpServers.s.stderr')).toMatch(/inherit/);
-    expect(warningAt(warnings, 'mcpServers.s.apiKey')).toMatch(/unknown LibreChat field/);
-    expect(warningAt(warnings, 'mcpServers.o.obo.resource')).toMatch(/unknown field/);
+    expect(warningAt(warnings, 'mcpServers.s.apiKey')).toBeDefined();
     expect(warningAt(warnings, 'mcpServers.o.requiresOAuth')).toMatch(/true or false/);
     expect((servers.o as { obo: unknown }).obo).toEqual({ scopes: 's' });
+  });
+
+  it('refuses unknown fields inside a block it maps (a typo is an error, not a warning), naming each', () => {
+    const issues = issuesOf(() =>
+      importLibreChat({ mcpServers: { o: { url: 'https://o.example.com/mcp', obo: { scopes: 's', audiance: 'r' }, timout: 5 } } }),
+    );
+    expect(issues.map((i) => i.path).sort()).toEqual(['mcpServers.o.obo.audiance', 'mcpServers.o.timout']);
+    expect(issues.find((i) => i.path === 'mcpServers.o.timout')!.message).toMatch(/timeout/);
   });
 
   it('needs an mcpServers mapping', () => {

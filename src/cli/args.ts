@@ -26,6 +26,11 @@ export interface FlagSpec {
   valueName?: string;
   /** One line for the help text. */
   description: string;
+  /**
+   * Set for a flag that no longer exists: passing it is a {@link UsageError} with this text (which should name the
+   * replacement), and help leaves it out. Its value, if any, is never echoed.
+   */
+  removed?: string;
 }
 
 /**
@@ -53,7 +58,7 @@ export interface ParsedArgs {
  * try {
  *   parseArgs(['--nope'], []);
  * } catch (err) {
- *   if (err instanceof UsageError) console.error(err.message); // unknown option --nope
+ *   if (err instanceof UsageError) console.error((err as UsageError).message); // unknown option --nope
  * }
  * ```
  */
@@ -92,6 +97,7 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): 
     const key = long ? arg.slice(2, eq < 0 ? undefined : eq) : arg.slice(1);
     const spec = specs.find((s) => (long ? s.name === key : s.short === key));
     if (!spec) throw new UsageError(`unknown option ${long ? `--${key}` : `-${key}`}`);
+    if (spec.removed !== undefined) throw new UsageError(`option --${spec.name} was removed: ${spec.removed}`);
     if (spec.name in flags) throw new UsageError(`option --${spec.name} is given twice`);
     if (spec.type === 'boolean') {
       if (eq >= 0) throw new UsageError(`option --${spec.name} takes no value`);

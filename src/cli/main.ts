@@ -21,10 +21,12 @@ import { validateCommand } from './validate.js';
  * ```
  */
 export interface CliIo {
-  /** Results. */
-  stdout: { write(chunk: string): unknown };
+  /** Results. `isTTY` is true when it is a terminal (live progress is shown only then). */
+  stdout: { write(chunk: string): unknown; isTTY?: boolean };
   /** Problems and diagnostics. */
-  stderr: { write(chunk: string): unknown };
+  stderr: { write(chunk: string): unknown; isTTY?: boolean };
+  /** Standard input, for secrets that must not be flags (`--upstream-token-stdin`); absent means empty. */
+  stdin?: AsyncIterable<string | Uint8Array>;
   /** Environment variables (for `${NAME}` placeholders and credentials); never read at import. */
   env: Readonly<Record<string, string | undefined>>;
   /** Directory relative paths are resolved against; defaults to `process.cwd()`. */
@@ -49,6 +51,8 @@ export interface CliCommand {
   summary: string;
   /** Usage line without the program name, e.g. `validate <file> [--format FORMAT]`. */
   usage: string;
+  /** More help text, printed after the options (environment variables, examples). */
+  details?: string;
   /** The flags it accepts (`--help` is added to every command). */
   flags: readonly FlagSpec[];
   /** How many positional arguments it takes. */
@@ -145,11 +149,12 @@ function overview(commands: readonly CliCommand[]): string {
 
 function commandHelp(command: CliCommand): string {
   const lines = [`usage: ${PROGRAM} ${command.usage}`, '', command.summary];
-  const flags = [...command.flags, HELP_FLAG];
+  const flags = [...command.flags, HELP_FLAG].filter((f) => f.removed === undefined);
   const label = (f: FlagSpec) => `${f.short ? `-${f.short}, ` : ''}--${f.name}${f.type === 'string' ? ` ${f.valueName ?? 'VALUE'}` : ''}`;
   const width = Math.max(...flags.map((f) => label(f).length));
   lines.push('', 'options:');
   for (const f of flags) lines.push(`  ${label(f).padEnd(width)}  ${f.description}`);
+  if (command.details) lines.push('', command.details.trimEnd());
   lines.push('');
   return lines.join('\n');
 }
@@ -166,7 +171,7 @@ function isRunDirectly(): boolean {
 }
 
 if (isRunDirectly()) {
-  void main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env }).then((status) => {
+  void main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env }).then((status) => {
     // Exit once stdout has drained, so piped output is complete even if a command left a handle open.
     process.exitCode = status;
     process.stdout.write('', () => process.exit(status));

@@ -2,7 +2,7 @@
  * What every importer returns, and the small helpers they share.
  * @module
  */
-import type { ConfigIssue } from '../../errors.js';
+import { ConfigError, type ConfigIssue } from '../../errors.js';
 
 /**
  * Something in a source file that was not imported as written: a field with no equivalent here, a placeholder
@@ -96,4 +96,61 @@ export function mapRecord(value: unknown, path: string, fn: (s: string, path: st
     if (mapped !== undefined) setOwn(out, k, mapped);
   }
   return out;
+}
+
+/**
+ * A {@link ConfigError} thrown by an importer (for example an unknown field inside a block it maps), carrying the
+ * warnings it had collected so far, so that a caller can still show them next to the errors.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   importLibreChat(doc);
+ * } catch (err) {
+ *   if (err instanceof ImportError) for (const w of err.warnings) console.warn(`${w.path}: ${w.message}`);
+ * }
+ * ```
+ */
+export class ImportError extends ConfigError {
+  /** What was not imported as written, found before the errors stopped the import. */
+  readonly warnings: ImportWarning[];
+
+  constructor(issues: ConfigIssue[], warnings: ImportWarning[]) {
+    super(issues);
+    this.warnings = warnings;
+  }
+}
+
+/**
+ * The known name closest to `name` (at most 2 edits away, case ignored), for a "did you mean" hint.
+ *
+ * @example
+ * ```ts
+ * closestName('timout', ['timeout', 'initTimeout']); // 'timeout'
+ * ```
+ */
+export function closestName(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length]!;
 }

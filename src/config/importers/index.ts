@@ -17,6 +17,7 @@ import { importLibreChat, LIBRECHAT_FIELD_ALIASES } from './librechat.js';
 import { importVsCode } from './vscode.js';
 
 export type { ImportResult, ImportWarning } from './common.js';
+export { ImportError } from './common.js';
 export { importLibreChat, LIBRECHAT_FIELD_ALIASES } from './librechat.js';
 export { importClaudeDesktop } from './claudeDesktop.js';
 export { importVsCode } from './vscode.js';

@@ -12,12 +12,16 @@
  * host-supplied variables `{{var.LIBRECHAT_USER_*}}` (with a warning); request and token placeholders such as
  * `{{LIBRECHAT_OPENID_TOKEN}}` have no equivalent: a header or env entry using one is left out, with a warning.
  *
- * Everything else (UI fields such as `iconPath`, `chatMenu`, `serverInstructions`, OAuth endpoints and secrets,
- * unknown fields, `mcpSettings`) is reported as a warning with its path; nothing is dropped silently.
+ * LibreChat fields with no equivalent here (UI fields such as `iconPath`, `chatMenu`, `serverInstructions`,
+ * `apiKey`, OAuth endpoints and secrets, `customUserVars.*.sensitive`, `mcpSettings`) are reported as warnings
+ * with their path; nothing is dropped silently. A field that LibreChat does not know either, inside a server or a
+ * block mapped here (`obo`, `oauth`, a `customUserVars` entry), is most likely a typo (`timout`,
+ * `obo.audiance`): it is an error (an {@link ImportError}, with a "did you mean" hint when one is close).
  * @module
  */
 import { ConfigError } from '../../errors.js';
-import { isPlainObject, mapRecord, mapStrings, setOwn, type ImportResult, type ImportWarning } from './common.js';
+import type { ConfigIssue } from '../../errors.js';
+import { closestName, ImportError, isPlainObject, mapRecord, mapStrings, setOwn, type ImportResult, type ImportWarning } from './common.js';
 
 /**
  * Field names of this package (relative to one server) → the LibreChat field they came from, so that a validation
@@ -39,7 +43,22 @@ const UI_FIELDS: Record<string, string> = {
   iconPath: 'display icon of the LibreChat UI',
   chatMenu: 'LibreChat chat-menu visibility',
   serverInstructions: 'LibreChat agent-prompt setting; add instructions in the host',
+  apiKey: 'LibreChat API-key prompt; declare the key in customUserVars and use it in a header',
+  oauth_headers: 'headers of LibreChat\'s own OAuth requests; the OAuth flow is run by the host\'s user auth provider',
 };
+
+/** Every server-level field mapped or knowingly skipped, for "did you mean" hints. */
+const SERVER_FIELDS = [
+  'type', 'command', 'cwd', 'url', 'proxy', 'args', 'env', 'headers', 'timeout', 'initTimeout', 'title', 'description',
+  'stderr', 'customUserVars', 'obo', 'oauth', 'requiresOAuth', 'startup', ...Object.keys(UI_FIELDS),
+];
+
+/** LibreChat `oauth` fields that have no equivalent here (the host runs the OAuth flow). */
+const OAUTH_SKIPPED = [
+  'authorization_url', 'token_url', 'redirect_uri', 'token_exchange_method', 'grant_types_supported',
+  'token_endpoint_auth_methods_supported', 'response_types_supported', 'code_challenge_methods_supported',
+  'skip_code_challenge_check', 'revocation_endpoint', 'revocation_endpoint_auth_methods_supported',
+];
 
 const PLACEHOLDER = /\{\{\s*([^{}]*?)\s*\}\}/g;
 
@@ -47,14 +66,17 @@ interface ServerContext {
   warnings: ImportWarning[];
   /** Variables declared in the server's `customUserVars`. */
   declared: Set<string>;
+  /** Unknown fields (typos): errors. */
+  errors: ConfigIssue[];
   /** Variables to declare for `{{LIBRECHAT_USER_*}}` fields that have no built-in equivalent. */
   hostVars: Map<string, { title: string; description: string }>;
 }
 
 /**
  * Converts the `mcpServers` block of a parsed `librechat.yaml` into this package's raw server configs.
- * Throws {@link ConfigError} only when the document has no usable `mcpServers` mapping; problems inside a server
- * are left for `parseServersConfig` to report.
+ * Throws {@link ConfigError} when the document has no usable `mcpServers` mapping, and an {@link ImportError}
+ * (with the warnings found so far) when a server or a mapped block holds a field LibreChat does not know either;
+ * other problems inside a server are left for `parseServersConfig` to report.
  *
  * @example
  * ```ts
@@ -75,15 +97,23 @@ export function importLibreChat(doc: unknown): ImportResult {
     throw new ConfigError([{ path: 'mcpServers', message: block === undefined ? 'is missing' : 'must be a mapping of server name → config' }]);
   }
   const servers: Record<string, unknown> = {};
+  const errors: ConfigIssue[] = [];
   for (const [name, entry] of Object.entries(block)) {
-    setOwn(servers, name, isPlainObject(entry) ? importServer(entry, `mcpServers.${name}`, warnings) : entry);
+    setOwn(servers, name, isPlainObject(entry) ? importServer(entry, `mcpServers.${name}`, warnings, errors) : entry);
   }
+  if (errors.length > 0) throw new ImportError(errors, warnings);
   return { servers, warnings };
 }
 
-function importServer(entry: Record<string, unknown>, base: string, warnings: ImportWarning[]): Record<string, unknown> {
+/** The error for a field nobody knows: most likely a typo of one of `known`. */
+function unknownField(path: string, key: string, known: readonly string[], where: string): ConfigIssue {
+  const hint = closestName(key, known);
+  return { path, message: `unknown field in ${where}${hint ? `; did you mean \`${hint}\`?` : ''}` };
+}
+
+function importServer(entry: Record<string, unknown>, base: string, warnings: ImportWarning[], errors: ConfigIssue[]): Record<string, unknown> {
   const vars = isPlainObject(entry.customUserVars) ? entry.customUserVars : {};
-  const ctx: ServerContext = { warnings, declared: new Set(Object.keys(vars)), hostVars: new Map() };
+  const ctx: ServerContext = { warnings, errors, declared: new Set(Object.keys(vars)), hostVars: new Map() };
   const plain = (s: string, path: string) => rewrite(s, path, ctx, false) as string;
   const droppable = (s: string, path: string) => rewrite(s, path, ctx, true);
   const out: Record<string, unknown> = {};
@@ -120,13 +150,13 @@ function importServer(entry: Record<string, unknown>, base: string, warnings: Im
         else warnings.push({ path, message: 'not imported: only "inherit", "ignore" and "pipe" are supported' });
         break;
       case 'customUserVars':
-        out.customUserVars = importCustomUserVars(value, path, warnings);
+        out.customUserVars = importCustomUserVars(value, path, ctx);
         break;
       case 'obo':
-        out.obo = pickKnown(value, path, ['scopes', 'audience'], warnings);
+        out.obo = pickKnown(value, path, ['scopes', 'audience'], [], ctx, 'an obo block (it has scopes and audience)');
         break;
       case 'oauth':
-        out.oauth = importOAuth(value, path, warnings);
+        out.oauth = importOAuth(value, path, ctx);
         break;
       case 'requiresOAuth':
         // LibreChat discovers the OAuth flow itself; here the host's per-user auth provider supplies the bearer.
@@ -137,7 +167,8 @@ function importServer(entry: Record<string, unknown>, base: string, warnings: Im
         if (value !== false) warnings.push({ path, message: 'not imported: connections are made on first use, never at startup' });
         break;
       default:
-        warnings.push({ path, message: UI_FIELDS[key] ? `not imported: ${UI_FIELDS[key]}` : 'not imported: unknown LibreChat field' });
+        if (UI_FIELDS[key]) warnings.push({ path, message: `not imported: ${UI_FIELDS[key]}` });
+        else errors.push(unknownField(path, key, SERVER_FIELDS, 'a LibreChat server'));
     }
   }
 
@@ -190,37 +221,40 @@ function rewrite(value: string, path: string, ctx: ServerContext, droppable: boo
   return droppable ? undefined : out;
 }
 
-function importCustomUserVars(value: unknown, path: string, warnings: ImportWarning[]): unknown {
+function importCustomUserVars(value: unknown, path: string, ctx: ServerContext): unknown {
   if (!isPlainObject(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [name, def] of Object.entries(value)) {
-    setOwn(out, name, pickKnown(def, `${path}.${name}`, ['title', 'description'], warnings));
+    setOwn(out, name, pickKnown(def, `${path}.${name}`, ['title', 'description'], ['sensitive'], ctx, 'a customUserVars entry (it has title and description)'));
   }
   return out;
 }
 
-function importOAuth(value: unknown, path: string, warnings: ImportWarning[]): unknown {
+function importOAuth(value: unknown, path: string, ctx: ServerContext): unknown {
   if (!isPlainObject(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
     if (key === 'scope') out.scopes = v;
     else if (key === 'client_id') out.clientId = v;
     else if (key === 'client_secret') {
-      warnings.push({ path: `${path}.${key}`, message: 'not imported: OAuth client secrets belong to the host\'s user auth provider, not to server configs' });
+      ctx.warnings.push({ path: `${path}.${key}`, message: 'not imported: OAuth client secrets belong to the host\'s user auth provider, not to server configs' });
+    } else if (OAUTH_SKIPPED.includes(key)) {
+      ctx.warnings.push({ path: `${path}.${key}`, message: 'not imported: the OAuth flow is run by the host\'s user auth provider' });
     } else {
-      warnings.push({ path: `${path}.${key}`, message: 'not imported: the OAuth flow is run by the host\'s user auth provider' });
+      ctx.errors.push(unknownField(`${path}.${key}`, key, ['scope', 'client_id', 'client_secret', ...OAUTH_SKIPPED], 'a LibreChat oauth block'));
     }
   }
   return out;
 }
 
-/** Copies the listed keys of an object and warns about the others. */
-function pickKnown(value: unknown, path: string, keys: string[], warnings: ImportWarning[]): unknown {
+/** Copies the `known` keys of an object, warns about the `skipped` ones and reports any other as an error. */
+function pickKnown(value: unknown, path: string, known: string[], skipped: string[], ctx: ServerContext, where: string): unknown {
   if (!isPlainObject(value)) return value;
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(value)) {
-    if (keys.includes(key)) out[key] = v;
-    else warnings.push({ path: `${path}.${key}`, message: key === 'sensitive' ? 'not imported: UI hint (treat every variable value as a secret)' : 'not imported: unknown field' });
+    if (known.includes(key)) out[key] = v;
+    else if (skipped.includes(key)) ctx.warnings.push({ path: `${path}.${key}`, message: 'not imported: UI hint (treat every variable value as a secret)' });
+    else ctx.errors.push(unknownField(`${path}.${key}`, key, [...known, ...skipped], where));
   }
   return out;
 }
