@@ -6,8 +6,9 @@
  * - tables marked `<!-- values: PATH#Type -->` list exactly the string literals of that union type;
  * - every ```ts block in docs/*.md starts with `// docs/examples/NAME.ts` and its code is in that file
  *   (segments separated by a `// …` line must appear in order), so documented code is compiled code
- *   (`npm run lint` type-checks docs/examples). Blocks may import from 'mcp-switchboard' where the file
- *   imports '../../src/index.js' (and 'mcp-switchboard/testing' for '../../src/testing/index.js');
+ *   (`npm run lint` type-checks docs/examples). The example files import 'mcp-switchboard' and
+ *   'mcp-switchboard/testing' as users write them: tsconfig.json's `paths` maps them to src/ for the type-check,
+ *   and this suite maps them to src/ at run time (below);
  * - relative links between docs resolve, and every example file is shown somewhere;
  * - the example test suite in docs/examples/testing-host-app.ts runs here (imported below).
  */
@@ -19,8 +20,15 @@ import { oauthSchema, oboSchema, sseSchema, stdioSchema, streamableHttpSchema, w
 import { ConfigError } from '../../src/errors.js';
 import { parseServersConfig } from '../../src/config/parse.js';
 import { DIAGNOSTICS_CHANNELS } from '../../src/events.js';
-// The guide's example tests, run as part of this suite.
-import '../../docs/examples/testing-host-app.js';
+import { jest } from '@jest/globals';
+import * as switchboard from '../../src/index.js';
+import * as testKit from '../../src/testing/index.js';
+
+// The guide's example tests, run as part of this suite, against the sources: the example imports the package
+// by name, which resolves to the sources here (and in `npm run lint`, through tsconfig.json's `paths`).
+jest.unstable_mockModule('mcp-switchboard', () => switchboard, { virtual: true });
+jest.unstable_mockModule('mcp-switchboard/testing', () => testKit, { virtual: true });
+await import('../../docs/examples/testing-host-app.js');
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DOCS = join(ROOT, 'docs');
@@ -275,10 +283,6 @@ function codeBlocks(file: string): CodeBlock[] {
 
 const EXCERPT_SEPARATOR = /^\s*\/\/ …\s*$/;
 
-function fromPackageToSource(code: string): string {
-  return code.replaceAll(`from 'mcp-switchboard/testing'`, `from '../../src/testing/index.js'`).replaceAll(`from 'mcp-switchboard'`, `from '../../src/index.js'`);
-}
-
 function trimBlankLines(lines: string[]): string[] {
   let a = 0;
   let b = lines.length;
@@ -308,7 +312,7 @@ describe('code in the guides is compiled example code', () => {
     }
     let from = 0;
     for (const segment of segments) {
-      const text = fromPackageToSource(trimBlankLines(segment).join('\n'));
+      const text = trimBlankLines(segment).join('\n');
       if (text === '') continue;
       const at = source.indexOf(text, from);
       if (at < 0) throw new Error(`${block.file}:${block.line}: this part is not in ${m[1]} (in order):\n${text}`);

@@ -2,7 +2,7 @@
  * Servers from a file (ours, LibreChat's librechat.yaml, Claude Desktop's or VS Code's mcp.json), validation
  * errors reported with their paths, and a reload that applies a new file without dropping in-flight calls.
  */
-import { ConfigError, MCPManager, loadConfigFile, parseServersConfig } from '../../src/index.js';
+import { ConfigError, MCPManager, loadConfigFile, parseServersConfig } from 'mcp-switchboard';
 
 export async function managerFromFile(path: string): Promise<MCPManager> {
   try {

@@ -13,7 +13,7 @@ import {
   type MCPManager,
   type UpstreamTokenProvider,
   type UserContext,
-} from '../../src/index.js';
+} from 'mcp-switchboard';
 
 /** What a client posts: which tool of which server, with which arguments. */
 interface ToolRequest {

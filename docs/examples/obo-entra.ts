@@ -14,7 +14,7 @@ import {
   type OboTrustChecker,
   type UserContext,
   type VerifiedBearer,
-} from '../../src/index.js';
+} from 'mcp-switchboard';
 
 const TENANT_ID = process.env.ENTRA_TENANT_ID!; // Directory (tenant) ID
 const RUNTIME_APP_ID = process.env.RUNTIME_APP_ID!; // Application (client) ID of the agent runtime

@@ -3,7 +3,7 @@
  * with the MCP server's client id as `audience` and a client scope as `scope`.
  */
 import { importPKCS8 } from 'jose';
-import { MCPManager, createBearerVerifier, createOboTokenResolver } from '../../src/index.js';
+import { MCPManager, createBearerVerifier, createOboTokenResolver } from 'mcp-switchboard';
 
 const ISSUER = 'https://sso.example.com/realms/agents'; // the realm's issuer (discovery at /.well-known/openid-configuration)
 

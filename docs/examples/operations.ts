@@ -16,7 +16,7 @@ import {
   type OboExchangeEvent,
   type OboTokenResolver,
   type ToolCallContext,
-} from '../../src/index.js';
+} from 'mcp-switchboard';
 
 /** Whatever metrics library you use (prom-client, OpenTelemetry, StatsD…). */
 export interface Metrics {

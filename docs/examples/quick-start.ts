@@ -2,7 +2,7 @@
  * Quick start: one MCPManager with a shared stdio server and an On-Behalf-Of server, a tool call for a user,
  * and a clean shutdown. Run with the environment variables below set (Microsoft Entra ID as the IdP).
  */
-import { MCPManager, OboError, SwitchboardError, createOboTokenResolver, type UserContext } from '../../src/index.js';
+import { MCPManager, OboError, SwitchboardError, createOboTokenResolver, type UserContext } from 'mcp-switchboard';
 
 const manager = new MCPManager({
   servers: {

@@ -14,7 +14,7 @@ import {
   OboError,
   SwitchboardError,
   type UserContext,
-} from '../../src/index.js';
+} from 'mcp-switchboard';
 import {
   createInMemoryServerFactory,
   startTestIdp,
@@ -22,7 +22,7 @@ import {
   startWebSocketMcpServer,
   type TestIdp,
   type TestMcpServer,
-} from '../../src/testing/index.js';
+} from 'mcp-switchboard/testing';
 
 // ---- the host app code under test -------------------------------------------------------------------
 

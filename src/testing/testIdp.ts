@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair, jwtVerify, type CryptoKey, type JWK } from 'jose';
 import { SwitchboardError } from '../errors.js';
+import { importOptional } from './optional.js';
 
 /**
  * Options of {@link startTestIdp}.
@@ -256,14 +257,13 @@ let providerModule: Promise<OidcProviderModule> | undefined;
 /** Imports oidc-provider once, dropping its "unsupported runtime" notice (it runs fine on Node 20 for tests). */
 function loadProvider(): Promise<OidcProviderModule> {
   providerModule ??= (async () => {
-    const specifier = 'oidc-provider';
     const warn = console.warn;
     console.warn = (...args: unknown[]) => {
       if (typeof args[0] === 'string' && args[0].startsWith('oidc-provider WARNING: Unsupported runtime')) return;
       warn(...args);
     };
     try {
-      return (await import(specifier)) as OidcProviderModule;
+      return await importOptional<OidcProviderModule>('oidc-provider', 'startTestIdp');
     } finally {
       console.warn = warn;
     }

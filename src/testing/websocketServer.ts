@@ -1,13 +1,49 @@
 /**
- * A loopback MCP server speaking WebSocket (subprotocol `mcp`), for tests. Needs the dev dependency `ws`.
+ * A loopback MCP server speaking WebSocket (subprotocol `mcp`), for tests. Needs the dev dependency `ws`,
+ * imported only when {@link startWebSocketMcpServer} is called.
  * @module
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { importOptional } from './optional.js';
+
+/**
+ * The parts of an accepted `ws` socket that {@link WebSocketServerTransport} uses: a `WebSocket` from the `ws`
+ * package fits. Declared here so that the kit's types do not need `ws` (or `@types/ws`) installed.
+ *
+ * @example
+ * ```ts
+ * wss.on('connection', (socket: ServerSocket) => void mcpServer.connect(new WebSocketServerTransport(socket)));
+ * ```
+ */
+export interface ServerSocket {
+  /** Subscribes to `message` (data, isBinary), `error` and `close`. */
+  on(event: 'message', listener: (data: unknown, isBinary: boolean) => void): unknown;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  /** Sends a text frame; the callback gets the error, if any. */
+  send(data: string, cb: (err?: Error) => void): void;
+  /** Starts the closing handshake. */
+  close(code?: number): void;
+}
+
+/** The bits of the `ws` module this file uses. */
+interface WsModule {
+  WebSocketServer: new (opts: { server: HttpServer; handleProtocols: (protocols: Set<string>) => string | false }) => WsServer;
+}
+interface WsClient extends ServerSocket {
+  readyState: number;
+  readonly OPEN: number;
+  terminate(): void;
+}
+interface WsServer {
+  clients: Set<WsClient>;
+  on(event: 'connection', listener: (socket: WsClient) => void): unknown;
+  close(cb: () => void): void;
+}
 
 /**
  * The server side of one MCP-over-WebSocket connection: an SDK `Transport` around an accepted `ws` socket.
@@ -25,19 +61,19 @@ export class WebSocketServerTransport implements Transport {
   /** Called for each message received. */
   onmessage?: <T extends JSONRPCMessage>(message: T) => void;
 
-  readonly #socket: WebSocket;
+  readonly #socket: ServerSocket;
   #closed = false;
 
-  constructor(socket: WebSocket) {
+  constructor(socket: ServerSocket) {
     this.#socket = socket;
   }
 
   /** Starts delivering messages (the socket is already open). */
   async start(): Promise<void> {
-    this.#socket.on('message', (data: RawData, isBinary: boolean) => {
+    this.#socket.on('message', (data: unknown, isBinary: boolean) => {
       let message: JSONRPCMessage;
       try {
-        const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : data.toString();
+        const text = isBinary ? Buffer.from(data as Buffer).toString('utf8') : String(data);
         message = JSONRPCMessageSchema.parse(JSON.parse(text));
       } catch (err) {
         this.onerror?.(err instanceof Error ? err : new Error(String(err)));
@@ -45,14 +81,14 @@ export class WebSocketServerTransport implements Transport {
       }
       this.onmessage?.(message);
     });
-    this.#socket.on('error', (err) => this.onerror?.(err));
+    this.#socket.on('error', (err: Error) => this.onerror?.(err));
     this.#socket.on('close', () => this.#finish());
   }
 
   /** Sends one message. */
   send(message: JSONRPCMessage): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.#socket.send(JSON.stringify(message), (err) => (err ? reject(err) : resolve()));
+      this.#socket.send(JSON.stringify(message), (err?: Error) => (err ? reject(err) : resolve()));
     });
   }
 
@@ -106,6 +142,7 @@ export interface WebSocketMcpServer {
  * ```
  */
 export async function startWebSocketMcpServer(opts: { createServer: () => McpServer }): Promise<WebSocketMcpServer> {
+  const { WebSocketServer } = await importOptional<WsModule>('ws', 'startWebSocketMcpServer');
   const http: HttpServer = createServer((_req, res) => res.writeHead(426, { Connection: 'close' }).end());
   const wss = new WebSocketServer({
     server: http,
