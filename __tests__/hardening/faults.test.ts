@@ -55,8 +55,10 @@ describe('MCP server killed mid-call, then restarted', () => {
     await first.close();
     const died = await inFlight;
     expect(died.error).toBeInstanceOf(SwitchboardError);
+    // call_timeout is produced only by the call's own timer: the call ended at its timeout, not the tool's 60 s
+    // (nor the 60 s default timeout, which is past jest's 30 s budget), and not with a transport error.
     expect(died.error).toMatchObject({ code: 'call_timeout', retryable: true });
-    expect(died.ms).toBeLessThan(timeoutMs + 1_000);
+    report('faults', `streamable-http without watchResponseStreams: call in flight when the server died rejected with call_timeout after ${died.ms.toFixed(0)} ms (timeout ${timeoutMs} ms)`);
   });
 
   it.each(['sse', 'streamable-http'] as const)('%s: the call rejects typed within its timeout; the same manager uses the restarted server', async (kind) => {
@@ -69,17 +71,18 @@ describe('MCP server killed mid-call, then restarted', () => {
     conn.on('reconnect', (e) => reconnects.push(e.delayMs));
 
     const reached = inst.nextCallReached();
-    const timeoutMs = 1_500;
+    // Ten minutes: far past jest's 30 s budget, so the call can only settle if the broken stream ends it.
+    const timeoutMs = 600_000;
     const inFlight = timed(m.callTool({ serverName: 'svc', toolName: 'slow', arguments: { ms: 60_000 }, timeoutMs }));
     await reached;
     await first.close(); // the server dies with the call in flight
     const died = await inFlight;
     expect(died.ok).toBe(false);
     expect(died.error).toBeInstanceOf(SwitchboardError);
-    // Both transports see the response stream break at once: no waiting for the call's timeout.
+    // Both transports see the response stream break at once: no waiting for the call's timeout (a call that
+    // waited would reject with call_timeout, ten minutes later).
     expect((died.error as SwitchboardError).code).toBe('transport_error');
     expect((died.error as SwitchboardError).retryable).toBe(true);
-    expect(died.ms).toBeLessThan(timeoutMs / 2);
     report('faults', `${kind}: call in flight when the server died rejected with ${(died.error as SwitchboardError).code} after ${died.ms.toFixed(0)} ms (timeout ${timeoutMs} ms)`);
 
     // Restart on the same port: the same manager (and, for SSE, the same reconnecting connection) uses it.
@@ -120,19 +123,26 @@ describe('MCP server killed mid-call, then restarted', () => {
 describe('servers that hang', () => {
   it('a tool that never answers: timeoutMs holds, the server is told to cancel, the connection stays usable', async () => {
     const s = await server({ transport: 'streamable-http' });
-    const { m } = managerWith({ svc: { url: s.url, timeoutMs: 300 } });
+    // `long` has a ten-minute timeout (past jest's 30 s budget, as is the 60 s default): only a per-call
+    // override can time its call out.
+    const { m, inst } = managerWith({ svc: { url: s.url, timeoutMs: 300 }, long: { url: s.url, timeoutMs: 600_000 } });
     await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'warm' } });
+    await m.callTool({ serverName: 'long', toolName: 'echo', arguments: { text: 'warm' } });
+    const order: string[] = [];
+    void inst.nextCallReached().then(() => order.push('reached'));
     const r = await timed(m.callTool({ serverName: 'svc', toolName: 'slow', arguments: { ms: 600_000 } }));
+    order.push('rejected');
     expect(r.error).toMatchObject({ code: 'call_timeout', retryable: true });
-    expect(r.ms).toBeGreaterThanOrEqual(290);
-    expect(r.ms).toBeLessThan(1_300);
+    // Not cut short: the server had the call before the timeout ended it, and was told to cancel it.
+    expect(order).toEqual(['reached', 'rejected']);
     await s.waitForStats((st) => st.cancelledCalls === 1);
     // Per-call override wins over the config's timeoutMs.
-    const r2 = await timed(m.callTool({ serverName: 'svc', toolName: 'slow', arguments: { ms: 600_000 }, timeoutMs: 100 }));
+    const r2 = await timed(m.callTool({ serverName: 'long', toolName: 'slow', arguments: { ms: 600_000 }, timeoutMs: 100 }));
     expect(r2.error).toMatchObject({ code: 'call_timeout' });
-    expect(r2.ms).toBeLessThan(1_100);
+    await s.waitForStats((st) => st.cancelledCalls === 2);
     expect(text(await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'still' } }))).toBe('still');
-    expect(s.stats().initializeCount).toBe(1);
+    expect(text(await m.callTool({ serverName: 'long', toolName: 'echo', arguments: { text: 'still' } }))).toBe('still');
+    expect(s.stats().initializeCount).toBe(2); // one per server name: no reconnect after either timeout
     report('faults', `hanging tool: call_timeout after ${r.ms.toFixed(0)} ms (timeoutMs 300), ${r2.ms.toFixed(0)} ms (per-call 100)`);
   });
 
@@ -152,20 +162,19 @@ describe('servers that hang', () => {
     const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}/mcp`;
     const { m } = managerWith({ svc: { url, initTimeoutMs: 250 } });
     const r = await timed(m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'x' } }));
+    // connect_timeout comes only from the init timer (the default is 60 s, past jest's 30 s budget), and it was
+    // not cut short: the server already held the initialize request when the connect failed.
     expect(r.error).toMatchObject({ code: 'connect_timeout', retryable: true });
-    expect(r.ms).toBeGreaterThanOrEqual(240);
-    expect(r.ms).toBeLessThan(1_250);
+    expect(held.length).toBeGreaterThan(0);
     expect(m.stats()).toMatchObject({ appConnections: 0, pendingConnects: 0 });
     report('faults', `silent HTTP server: connect_timeout after ${r.ms.toFixed(0)} ms (initTimeoutMs 250)`);
     await m.close();
-    expect(held.length).toBeGreaterThan(0);
   });
 
   it('a stdio server that never answers initialize: initTimeoutMs holds and the child is reaped', async () => {
     const { m, inst } = managerWith({ svc: { command: process.execPath, args: [FAULTY_STDIO, 'hang-init'], stderr: 'ignore', initTimeoutMs: 250 } });
     const r = await timed(m.callTool({ serverName: 'svc', toolName: 'echo' }));
     expect(r.error).toMatchObject({ code: 'connect_timeout', retryable: true });
-    expect(r.ms).toBeLessThan(2_500);
     expect(inst.pids).toHaveLength(1);
     expect(pidAlive(inst.pids[0]!)).toBe(false);
     report('faults', `stdio hang-init: connect_timeout after ${r.ms.toFixed(0)} ms (initTimeoutMs 250); child ${inst.pids[0]} reaped`);
@@ -174,11 +183,11 @@ describe('servers that hang', () => {
 
 describe('stdio servers that exit or write garbage', () => {
   it('exits at start → connect_failed, child reaped', async () => {
-    const { m, inst } = managerWith({ svc: { command: process.execPath, args: [FAULTY_STDIO, 'exit-at-start'], stderr: 'ignore', initTimeoutMs: 10_000 } });
+    const { m, inst } = managerWith({ svc: { command: process.execPath, args: [FAULTY_STDIO, 'exit-at-start'], stderr: 'ignore', initTimeoutMs: 600_000 } });
     const r = await timed(m.callTool({ serverName: 'svc', toolName: 'echo' }));
     expect(r.error).toBeInstanceOf(SwitchboardError);
+    // connect_failed, not connect_timeout: the exit ended the connect, without waiting out the ten-minute init timeout.
     expect((r.error as SwitchboardError).code).toBe('connect_failed');
-    expect(r.ms).toBeLessThan(5_000);
     expect(inst.pids.every((pid) => !pidAlive(pid))).toBe(true);
     report('faults', `stdio exit-at-start: ${(r.error as SwitchboardError).code} after ${r.ms.toFixed(0)} ms`);
   });
@@ -201,13 +210,13 @@ describe('stdio servers that exit or write garbage', () => {
 
   it('exits mid-call → that call fails with transport_error at once; the next call gets a new child', async () => {
     const { m, inst } = managerWith(
-      { svc: { command: process.execPath, args: [FAULTY_STDIO, 'exit-on-call'], stderr: 'ignore', timeoutMs: 10_000 } },
+      { svc: { command: process.execPath, args: [FAULTY_STDIO, 'exit-on-call'], stderr: 'ignore', timeoutMs: 600_000 } },
       { reconnect: { maxAttempts: 3, baseDelayMs: 5, maxDelayMs: 20 } },
     );
     expect(text(await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'one' } }))).toBe('one');
     const r = await timed(m.callTool({ serverName: 'svc', toolName: 'crash' }));
+    // transport_error, not call_timeout: the exit ended the call, without waiting out its ten-minute timeout.
     expect(r.error).toMatchObject({ code: 'transport_error', retryable: true });
-    expect(r.ms).toBeLessThan(5_000);
     expect(pidAlive(inst.pids[0]!)).toBe(false);
     expect(text(await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'two' } }))).toBe('two');
     expect(inst.pids).toHaveLength(2);
@@ -278,14 +287,16 @@ describe('IdP faults', () => {
     const timeoutMs = 200;
     const { m } = oboManager({ timeoutMs });
     const u = await user('slow-1');
-    idp.setLatency(30_000);
+    // Ten minutes of latency, past jest's 30 s budget: the call can only settle through the exchange timeout.
+    idp.setLatency(600_000);
     const r = await timed(m.callTool({ user: u, serverName: 'graph', toolName: 'whoami' }));
     expect(r.error).toBeInstanceOf(OboError);
     expect(r.error).toMatchObject({ reason: 'timeout', retryable: true });
-    // Discovery + exchange, each bounded; the exchange retried once on timeout.
-    expect(r.ms).toBeLessThan(4 * timeoutMs + 1_500);
+    // The exchange was retried once on timeout, and only once.
+    await idp.waitForTokenRequests(2);
+    expect(idp.stats().tokenRequests).toBe(2);
     expect(s.requests).toHaveLength(0);
-    report('faults', `IdP slow (30 s latency): OboError(timeout) after ${r.ms.toFixed(0)} ms with exchange timeoutMs ${timeoutMs} (one retry)`);
+    report('faults', `IdP slow (10 min latency): OboError(timeout) after ${r.ms.toFixed(0)} ms with exchange timeoutMs ${timeoutMs} (one retry)`);
     idp.setLatency(0);
     expect(text(await m.callTool({ user: u, serverName: 'graph', toolName: 'whoami' }))).toBe('slow-1');
   });
@@ -309,6 +320,8 @@ describe('IdP faults', () => {
     controller.abort();
     const ra = await a;
     const abortLatency = performance.now() - abortedAt;
+    // Rejected while the shared exchange was still held by the IdP's latency: b, waiting on it, has not settled.
+    expect(order).toEqual(['a']);
     expect(ra.error).toBeInstanceOf(SwitchboardError);
     expect(['aborted', 'obo_aborted']).toContain((ra.error as SwitchboardError).code);
     const rb = await b;

@@ -216,10 +216,38 @@ describe('createOboTokenResolver against a real IdP', () => {
 
   it('waits for real on Retry-After with the default sleep', async () => {
     const resolve = resolverFor();
+    const req = await requestFor('u-429-real');
     idp.failNext(1, { status: 429, retryAfterSec: 1 });
-    const started = performance.now();
-    await resolve(await requestFor('u-429-real'));
-    expect(performance.now() - started).toBeGreaterThanOrEqual(990);
+    // The default sleep is a real timer. Catch the one the resolver sets (the only setTimeout in its module) and
+    // fire it when the test says, so "the retry waits for it" is checked at points the test controls.
+    const realSetTimeout = globalThis.setTimeout;
+    const waits: number[] = [];
+    let fire: (() => void) | undefined;
+    let timerSet!: () => void;
+    const sleeping = new Promise<void>((r) => (timerSet = r));
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      // The caller's frame (line 2 after "Error" and this wrapper) must be the resolver's own code.
+      const caller = new Error().stack?.split('\n')[2] ?? '';
+      if (!caller.includes('src/auth/oboTokenResolver')) return realSetTimeout(fn, ms);
+      waits.push(ms ?? 0);
+      fire = fn;
+      timerSet();
+      return realSetTimeout(() => undefined, ms); // a real (unref-able) timer that does nothing
+    }) as typeof setTimeout;
+    let pending: Promise<unknown>;
+    try {
+      pending = resolve(req);
+      pending.catch(() => undefined); // awaited below; a rejection before then must not go unhandled
+      await sleeping;
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+    expect(waits).toEqual([1000]);
+    // A full round trip to the IdP later, the retry is still not sent: it waits for the timer.
+    expect((await fetch(`${idp.issuer}/.well-known/openid-configuration`)).ok).toBe(true);
+    expect(idp.stats().tokenRequests).toBe(1);
+    fire!();
+    expect(await pending).toMatchObject({ accessToken: expect.any(String) });
     expect(idp.stats().tokenRequests).toBe(2);
   });
 

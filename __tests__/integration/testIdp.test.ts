@@ -203,10 +203,25 @@ describe('startTestIdp', () => {
 
   it('delays token responses by the configured latency', async () => {
     const assertion = await idp.mintAccessToken({ sub: 'gina' });
-    idp.setLatency(250);
-    const started = performance.now();
-    await obo(config, assertion);
-    expect(performance.now() - started).toBeGreaterThanOrEqual(240);
+    // A request that arrives under a latency (ten minutes here) is held for it; one that arrives after the
+    // latency is removed is answered at once, overtaking it.
+    idp.setLatency(600_000);
+    let heldSettled = false;
+    const held = obo(config, assertion).then(
+      () => (heldSettled = true),
+      () => (heldSettled = true),
+    );
+    await idp.waitForTokenRequests(idp.stats().tokenRequests + 1);
+    idp.setLatency(0);
+    expect((await obo(config, assertion)).access_token).toBeTruthy();
+    expect(heldSettled).toBe(false);
+    // Held, not dropped: a short latency still ends in an answer.
+    idp.setLatency(20);
+    expect((await obo(config, assertion)).access_token).toBeTruthy();
+    // Release the held request (down() ends every pending delay) and restore the IdP.
+    await idp.down();
+    await held;
+    await idp.up();
   });
 
   it('refuses connections while down and answers again on the same port after up()', async () => {

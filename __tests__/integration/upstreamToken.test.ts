@@ -157,6 +157,8 @@ describe('createUpstreamTokenProvider with the test IdP', () => {
     let seen: string[] = [];
     let rejectFirst = 0;
     let alwaysReject = false;
+    /** Tokens the API treats as revoked: a request carrying one gets 401, whenever it arrives. */
+    let revoked = new Set<string>();
     const verifier = () => createBearerVerifier({ issuer: idp.issuer, audience: idp.runtimeAudience, allowInsecureRequests: true });
     let verify: ReturnType<typeof verifier>;
 
@@ -168,7 +170,7 @@ describe('createUpstreamTokenProvider with the test IdP', () => {
         void (async () => {
           let body = '';
           for await (const chunk of req) body += chunk;
-          if (alwaysReject || rejectFirst-- > 0) {
+          if (alwaysReject || revoked.has(auth.replace(/^Bearer /, '')) || rejectFirst-- > 0) {
             res.writeHead(401, { 'WWW-Authenticate': 'Bearer error="invalid_token"' }).end();
             return;
           }
@@ -191,6 +193,7 @@ describe('createUpstreamTokenProvider with the test IdP', () => {
       seen = [];
       rejectFirst = 0;
       alwaysReject = false;
+      revoked = new Set();
     });
 
     it('sends the current token and refreshes proactively inside the skew', async () => {
@@ -241,8 +244,11 @@ describe('createUpstreamTokenProvider with the test IdP', () => {
     it('shares one forced refresh between concurrent requests rejected with the same token', async () => {
       const up = provider();
       const user = { id: 'jack' };
-      await up.setSession(user, await idp.startSession({ sub: 'jack' }));
-      rejectFirst = 10;
+      const session = await idp.startSession({ sub: 'jack' });
+      await up.setSession(user, session);
+      // Rejected by token, not by arrival order: however the 10 requests interleave with the refresh, every one
+      // sent with the first token gets a 401 and every one sent with the refreshed token is accepted.
+      revoked.add(session.accessToken);
       const f = up.fetchWithFreshToken(user);
       idp.setLatency(30);
       try {
