@@ -150,7 +150,8 @@ export function summarizeCause(cause: unknown): CauseSummary | undefined {
     // The SDK's StreamableHTTPError and SseError carry the HTTP status as a numeric `code`.
     const status = typeof f.status === 'number' ? f.status : typeof f.code === 'number' ? f.code : undefined;
     if (out.status === undefined && status !== undefined && Number.isInteger(status) && status >= 100 && status <= 599) out.status = status;
-    if (out.syscall === undefined && typeof f.syscall === 'string' && f.syscall) out.syscall = f.syscall.slice(0, 200);
+    // Node's is a word, or `spawn <command>`; never more (a custom error must not smuggle arguments in).
+    if (out.syscall === undefined && typeof f.syscall === 'string' && f.syscall) out.syscall = f.syscall.split(' ').slice(0, 2).join(' ').slice(0, 200);
     if (out.url === undefined && (typeof f.url === 'string' || f.url instanceof URL)) {
       const url = safeUrl(f.url);
       if (url !== undefined) out.url = url;
@@ -352,10 +353,19 @@ export class OboError extends SwitchboardError {
   }
 }
 
+/** The fields of a plain-object cause that are safe to log (see {@link OboErrorCause}). */
+const SAFE_CAUSE_FIELDS = ['status', 'error', 'error_description', 'error_codes', 'suberror', 'claims', 'network', 'retryAfterSec', 'hint', 'name', 'code', 'kind', 'reason'];
+
 function safeCause(cause: unknown): unknown {
   if (cause instanceof SwitchboardError) return cause.toJSON();
-  if (cause instanceof Error) return { name: cause.name, message: cause.message };
-  if (cause && typeof cause === 'object') return cause;
+  // An error's message may hold anything (a custom resolver's, a trust checker's): its name only. Not
+  // `instanceof Error`: errors from another realm must not fall through to the object branch.
+  if (isError(cause)) return { name: cause.name };
+  if (cause && typeof cause === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of SAFE_CAUSE_FIELDS) if (k in cause) out[k] = (cause as Record<string, unknown>)[k];
+    return out;
+  }
   return undefined;
 }
 

@@ -124,7 +124,7 @@ export function oneOf<T extends string, D = never>(value: unknown, allowed: read
   if (value === undefined && fallback.length) return fallback[0] as D;
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     const list = allowed.map((a) => `'${a}'`).join(', ');
-    const got = typeof value === 'string' ? `'${value.slice(0, 40)}'` : describeValue(value);
+    const got = describeValue(value); // never the string itself: a misplaced secret must not be echoed
     throw new TypeError(`${name} must be one of ${list} (got ${got})`);
   }
   return value as T;

@@ -113,7 +113,9 @@ it('no secret in any log line, event, error message, cause or serialization acro
     const users: UserContext[] = [];
     for (let i = 0; i < 12; i++) {
       const id = i === 11 ? 'mallory' : `user-${i}`;
-      const session = await idp.startSession({ sub: id, expiresInSec: i % 2 ? 3600 : 1 });
+      // Half of them are stored as already expired, so the first use refreshes (the refreshed token then lives 30 s:
+      // an IdP token of 1 s could expire between its refresh and its exchange, a flake, not a finding).
+      const session = await idp.startSession({ sub: id, expiresInSec: i % 2 ? 3600 : 30 });
       const u = { id, tenantId: 'contoso' };
       await upstream.setSession(u, { ...session, expiresAt: i % 2 ? session.expiresAt : Date.now() - 1 });
       users.push({ ...u, upstreamToken: upstream.forUser(u) });

@@ -37,7 +37,7 @@ describe('option errors: one TypeError naming the public option', () => {
     ],
     ['OBO resolver timeoutMs: 0', () => createOboTokenResolver({ issuer: 'https://idp.test', clientId: 'c', clientSecret: 's', timeoutMs: 0 }), 'createOboTokenResolver: timeoutMs must be a number of milliseconds > 0 (got 0)'],
     ['OBO resolver maxEntries: 2.5', () => createOboTokenResolver({ issuer: 'https://idp.test', clientId: 'c', clientSecret: 's', maxEntries: 2.5 }), 'createOboTokenResolver: maxEntries must be a positive integer (got 2.5)'],
-    ['OBO resolver grant', () => createOboTokenResolver({ issuer: 'https://idp.test', clientId: 'c', clientSecret: 's', grant: 'password' as never }), "createOboTokenResolver: grant must be one of 'jwt-bearer', 'token-exchange' (got 'password')"],
+    ['OBO resolver grant', () => createOboTokenResolver({ issuer: 'https://idp.test', clientId: 'c', clientSecret: 's', grant: 'password' as never }), "createOboTokenResolver: grant must be one of 'jwt-bearer', 'token-exchange' (got a string of 8 characters)"],
     ['upstream skewMs: -1', () => createUpstreamTokenProvider({ issuer: 'https://idp.test', clientId: 'c', skewMs: -1 }), 'createUpstreamTokenProvider: skewMs must be a number of milliseconds >= 0 (got -1)'],
     ['upstream clientId', () => createUpstreamTokenProvider({ issuer: 'https://idp.test', clientId: '' }), 'createUpstreamTokenProvider: clientId must be a non-empty string (got an empty string)'],
     [

@@ -6,6 +6,7 @@
  */
 import * as oidc from 'openid-client';
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import { isErrorCode, redactSecrets } from '../redact.js';
 import { SwitchboardError, type OboErrorCause, type OboErrorHint } from '../errors.js';
 import { fetchWithBodyCap, isResponseTooLarge, MAX_IDP_RESPONSE_BYTES } from './responseCap.js';
 
@@ -173,11 +174,13 @@ function httpFailure(status: number, body: unknown, headers: Headers | undefined
   const cause: OboErrorCause = { status };
   if (body && typeof body === 'object') {
     const b = body as Record<string, unknown>;
-    if (typeof b.error === 'string') cause.error = b.error;
-    if (typeof b.error_description === 'string') cause.error_description = redactJwts(b.error_description);
+    // RFC 6749 §5.2: `error` is a short ASCII code; anything else (an echo of what was sent) is dropped.
+    if (typeof b.error === 'string' && isErrorCode(b.error)) cause.error = b.error;
+    if (typeof b.error_description === 'string') cause.error_description = redactSecrets(redactJwts(b.error_description)).slice(0, 500);
     if (Array.isArray(b.error_codes) && b.error_codes.every((c) => typeof c === 'number')) cause.error_codes = [...b.error_codes];
     if (typeof b.suberror === 'string') cause.suberror = b.suberror;
-    if (typeof b.claims === 'string') cause.claims = b.claims;
+    // A claims challenge is a JSON object (Entra conditional access); anything else is not passed on.
+    if (typeof b.claims === 'string' && isJsonObject(b.claims)) cause.claims = b.claims;
   }
   const hint = oboHint(cause);
   if (hint !== undefined) cause.hint = hint;
@@ -265,4 +268,13 @@ function networkCode(err: unknown): string {
   if (typeof cause?.name === 'string') return cause.name;
   const name = (err as { name?: unknown } | null)?.name;
   return typeof name === 'string' ? name : 'network_error';
+}
+
+function isJsonObject(text: string): boolean {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
 }

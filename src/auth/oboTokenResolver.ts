@@ -443,7 +443,7 @@ const HINT_TEXT: Record<OboErrorHint, string> = {
 
 /** An assertion past its `exp`: refused locally, like the IdP would (`invalid_grant`, not retryable). */
 function expiredAssertion(serverName: string, expiresAt: number): OboError {
-  const at = Number.isFinite(expiresAt) ? ` at ${new Date(expiresAt).toISOString()}` : '';
+  const at = Number.isFinite(expiresAt) && Math.abs(expiresAt) <= 8.64e15 ? ` at ${new Date(expiresAt).toISOString()}` : '';
   return new OboError('exchange_failed', `OBO token exchange for server "${serverName}" not attempted: the user's upstream token expired${at}`, {
     serverName,
     retryable: false,

@@ -9,6 +9,7 @@ import * as oidc from 'openid-client';
 import { decodeJwt } from 'jose';
 import { fetch as undiciFetch } from 'undici';
 import { SwitchboardError, UpstreamTokenError } from '../errors.js';
+import { isErrorCode, redactSecrets } from '../redact.js';
 import type { FetchLike } from '../transport/types.js';
 import { MemoryUpstreamSessionStore, sameSession, type UpstreamSession, type UpstreamSessionStore } from './tokenStore.js';
 import { fetchWithBodyCap, isResponseTooLarge } from './responseCap.js';
@@ -298,8 +299,10 @@ function classify(err: unknown): UpstreamTokenError {
   };
   if (e.code === 'OAUTH_RESPONSE_BODY_ERROR' && typeof e.error === 'string') {
     const status = typeof e.status === 'number' ? e.status : undefined;
-    const cause = { status, error: e.error, ...(typeof e.error_description === 'string' ? { error_description: e.error_description } : {}) };
-    if (REAUTH_ERRORS.has(e.error)) return reauth('The IdP refused the refresh token', cause);
+    // `error` must be a short code and the description is redacted: an IdP may echo the refresh token back.
+    const error = isErrorCode(e.error) ? e.error : 'invalid_response';
+    const cause = { status, error, ...(typeof e.error_description === 'string' ? { error_description: redactSecrets(e.error_description).slice(0, 500) } : {}) };
+    if (REAUTH_ERRORS.has(error)) return reauth('The IdP refused the refresh token', cause);
     return refreshFailed(status !== undefined && (status >= 500 || status === 429), cause);
   }
   if (e.code === 'OAUTH_WWW_AUTHENTICATE_CHALLENGE') {

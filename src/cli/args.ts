@@ -96,7 +96,8 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): 
     const eq = long ? arg.indexOf('=') : -1;
     const key = long ? arg.slice(2, eq < 0 ? undefined : eq) : arg.slice(1);
     const spec = specs.find((s) => (long ? s.name === key : s.short === key));
-    if (!spec) throw new UsageError(`unknown option ${long ? `--${key}` : `-${key}`}`);
+    // Named as typed for a long option; a short one only by its first letter (`-tSECRET` must not echo a value).
+    if (!spec) throw new UsageError(`unknown option ${long ? `--${key.slice(0, 40)}` : `-${key.slice(0, 1)}`}`);
     if (spec.removed !== undefined) throw new UsageError(`option --${spec.name} was removed: ${spec.removed}`);
     if (spec.name in flags) throw new UsageError(`option --${spec.name} is given twice`);
     if (spec.type === 'boolean') {

@@ -102,7 +102,7 @@ function parseVars(raw: string | boolean | undefined): Record<string, string> | 
   const out: Record<string, string> = {};
   for (const pair of raw.split(',')) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--var takes NAME=VALUE pairs, got ${JSON.stringify(pair)}`);
+    if (eq <= 0) throw new UsageError(`--var takes NAME=VALUE pairs, got a value without "=" (${pair.length} characters)`);
     out[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   return out;

@@ -6,6 +6,7 @@
  */
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { redactSecrets, sanitizeError } from '../redact.js';
 import { SwitchboardError, safeUrl, summarizeCause, type CauseSummary } from '../errors.js';
 
 /**
@@ -78,8 +79,10 @@ export function classifyError(err: unknown, phase: OperationPhase, serverName: s
         ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out`, { cause: err, retryable: true, serverName })
         : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out`, { cause: err, retryable: true, serverName });
     }
-    return new SwitchboardError('server_error', `MCP server "${serverName}" answered with an error (${err.code}): ${oneLine(err.message)}`, {
-      cause: err,
+    // The server's text may echo what it was sent (a bearer, an API key): redacted, and its `data` dropped.
+    const text = oneLine(redactSecrets(err.message.replace(/^MCP error -?\d+: /, '')));
+    return new SwitchboardError('server_error', `MCP server "${serverName}" answered with an error (${err.code}): ${text}`, {
+      cause: new McpError(err.code, text),
       serverName,
     });
   }
@@ -88,9 +91,9 @@ export function classifyError(err: unknown, phase: OperationPhase, serverName: s
   const detail = describe(summary, url);
   const retryable = !isMissingCommand(summary);
   if (phase === 'connect') {
-    return new SwitchboardError('connect_failed', `Could not connect to MCP server "${serverName}"${detail}`, { cause: err, retryable, serverName });
+    return new SwitchboardError('connect_failed', `Could not connect to MCP server "${serverName}"${detail}`, { cause: sanitizeError(err), retryable, serverName });
   }
-  return new SwitchboardError('transport_error', `Transport error talking to MCP server "${serverName}"${detail}`, { cause: err, retryable, serverName });
+  return new SwitchboardError('transport_error', `Transport error talking to MCP server "${serverName}"${detail}`, { cause: sanitizeError(err), retryable, serverName });
 }
 
 /**
