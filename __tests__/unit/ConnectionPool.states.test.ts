@@ -23,6 +23,7 @@ import {
   type SlotState,
 } from '../../src/pool/ConnectionPool.js';
 import { SwitchboardError } from '../../src/errors.js';
+import { deferred, type Deferred } from '../support/deferred.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Helpers copied from ConnectionPool.test.ts (not exported there). FakeConn also records whether it died;
@@ -59,17 +60,6 @@ class SlowCloseConn extends FakeConn {
   }
 }
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
-  return { promise, resolve, reject };
-}
 
 const key = (user: string, server = 's'): PoolKey => ({ key: `${user}/${server}`, ownerKey: user, serverName: server });
 

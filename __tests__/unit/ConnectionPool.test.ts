@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import { EventEmitter } from 'node:events';
 import { ConnectionPool, type PoolKey } from '../../src/pool/ConnectionPool.js';
 import { SwitchboardError } from '../../src/errors.js';
+import { deferred, type Deferred } from '../support/deferred.js';
 
 class FakeConn extends EventEmitter {
   static made = 0;
@@ -21,17 +22,6 @@ class FakeConn extends EventEmitter {
   }
 }
 
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
-  return { promise, resolve, reject };
-}
 
 const key = (user: string, server = 's'): PoolKey => ({ key: `${user}/${server}`, ownerKey: user, serverName: server });
 
