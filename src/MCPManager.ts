@@ -259,9 +259,16 @@ export class MCPManager {
     if (opts.circuitBreaker !== undefined && opts.circuitBreaker !== false && (typeof opts.circuitBreaker !== 'object' || opts.circuitBreaker === null)) {
       throw optionError('MCPManager: circuitBreaker', 'an options object or false', opts.circuitBreaker);
     }
-    const servers = parseServersConfig(opts.servers);
     this.#resolver = opts.oboTokenResolver;
     this.#userAuth = opts.userAuthHeaders;
+    let servers: Record<string, ServerConfig>;
+    try {
+      servers = parseServersConfig(opts.servers);
+    } catch (err) {
+      // One ConfigError listing every problem: the missing-option ones too, read from the raw input.
+      if (err instanceof ConfigError) throw new ConfigError([...err.issues, ...this.#rawWiringIssues(opts.servers)]);
+      throw err;
+    }
     this.#checkCredentialsWiring(servers);
     for (const [k, v] of Object.entries(servers)) this.#servers.set(k, v);
     this.#trust = opts.oboTrustChecker ?? defaultOboTrustChecker;
@@ -517,6 +524,18 @@ export class MCPManager {
     const parsed = parseServerConfig(name, config);
     this.#checkCredentialsWiring({ [name]: parsed });
     return parsed;
+  }
+
+  /** {@link #checkCredentialsWiring} on configs that did not parse: what their raw fields already tell. */
+  #rawWiringIssues(input: unknown): ConfigIssue[] {
+    if (!input || typeof input !== 'object') return [];
+    const issues: ConfigIssue[] = [];
+    for (const [name, raw] of Object.entries(input as Record<string, unknown>)) {
+      if (!raw || typeof raw !== 'object') continue;
+      if ('obo' in raw && !this.#resolver) issues.push({ path: `${name}.obo`, message: 'On-Behalf-Of needs the oboTokenResolver option' });
+      if ('oauth' in raw && !this.#userAuth) issues.push({ path: `${name}.oauth`, message: 'per-user OAuth needs the userAuthHeaders option' });
+    }
+    return issues;
   }
 
   #checkCredentialsWiring(servers: Record<string, ServerConfig>): void {

@@ -154,7 +154,7 @@ describe('MCPManager routing and pooling', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).issues.map((i) => i.path)).toEqual(['bad.url']);
+    expect((err as ConfigError).issues.map((i) => i.path)).toEqual(['bad.url', 'obo.obo']);
     // OBO without a resolver is a wiring error too, caught before any request.
     expect(() => new MCPManager({ servers: { obo: { url: 'https://x/mcp', obo: { scopes: 's' } } } })).toThrow(/obo: On-Behalf-Of needs the oboTokenResolver option/);
   });

@@ -163,6 +163,11 @@ describe('LibreChat importer', () => {
     expect(issues.find((i) => i.path === 'mcpServers.o.timout')!.message).toMatch(/timeout/);
   });
 
+  it('keeps placeholders already written in this package\'s syntax (no {{var.var.X}})', () => {
+    const { servers } = importLibreChat({ mcpServers: { g: { url: 'https://g.example.com/mcp', headers: { 'X-Org': '{{var.ORG}}', 'X-User': '{{user.id}}', 'X-Team': '{{TEAM}}' } } } });
+    expect((servers.g as { headers: Record<string, string> }).headers).toEqual({ 'X-Org': '{{var.ORG}}', 'X-User': '{{user.id}}', 'X-Team': '{{var.TEAM}}' });
+  });
+
   it('needs an mcpServers mapping', () => {
     expect(issuesOf(() => importLibreChat({ version: '1.2.8' }))).toEqual([{ path: 'mcpServers', message: 'is missing' }]);
     expect(issuesOf(() => importLibreChat({ mcpServers: [] }))[0]!.path).toBe('mcpServers');

@@ -108,3 +108,18 @@ describe('config validation runs in one pass', () => {
     expect(issues.find((i) => i.path === 'http.url')?.message).toBe('placeholder {{var.ORG}} is not declared in customUserVars');
   });
 });
+
+describe('MCPManager reports every config problem at once', () => {
+  it('a missing oboTokenResolver is listed together with the schema errors', async () => {
+    const { MCPManager } = await import('../../src/MCPManager.js');
+    const { ConfigError } = await import('../../src/errors.js');
+    let err: unknown;
+    try {
+      new MCPManager({ servers: { graph: { url: 'https://g.example.com/mcp', obo: {} }, local: { command: 'x', timeoutMs: 0 } } });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as InstanceType<typeof ConfigError>).issues.map((i) => i.path).sort()).toEqual(['graph.obo', 'graph.obo.scopes', 'local.timeoutMs']);
+  });
+});

@@ -209,6 +209,8 @@ function rewrite(value: string, path: string, ctx: ServerContext, droppable: boo
       unmapped.push(raw);
       return raw;
     }
+    // Already in this package's syntax ({{var.X}}, {{user.id}}…): kept as written.
+    if (/^(var|user)\./.test(inner)) return raw;
     // A custom user variable; an undeclared one is reported by validation ("not declared in customUserVars").
     return `{{var.${inner}}}`;
   });
