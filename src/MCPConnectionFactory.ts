@@ -12,7 +12,7 @@ import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.
 import type { ServerConfig } from './config/schema.js';
 import { resolveServerConfig } from './config/parse.js';
 import { hasUserPlaceholder, resolvePlaceholders } from './config/placeholders.js';
-import { CallerContext, type JsonRpcId } from './connection/callerContext.js';
+import { CallerContext, requestIdOfBody, type JsonRpcId } from './connection/callerContext.js';
 import { ConnectAdmission } from './connection/admission.js';
 import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
 import type { Logger, UserContext } from './types.js';
@@ -339,7 +339,7 @@ export class MCPConnectionFactory {
       // The response stream of a request that ends or breaks before the response (the server died mid-call)
       // is reported by the SDK only as a message-only onerror, and the call would hang until its timeout:
       // answer that one request with an error of ours instead, so it fails now (retryable).
-      const id = watch && init?.method === 'POST' ? requestIdOf(init.body) : undefined;
+      const id = watch && init?.method === 'POST' ? requestIdOfBody(init.body) : undefined;
       if (id !== undefined) return watchEventStream(res, id, () => created?.onmessage?.(responseStreamLost(id)));
       return res;
     };
@@ -423,18 +423,6 @@ function toAuthInfo(headers: Record<string, string>, userId: string): AuthInfo {
   for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === 'authorization') authorization = v;
   const bearer = authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
   return { token: bearer ?? '', clientId: 'mcp-switchboard', scopes: [], extra: { headers, userId } };
-}
-
-/** The JSON-RPC id of a request body (a single request, not a notification or a batch), if any. */
-function requestIdOf(body: RequestInit['body'] | undefined): string | number | undefined {
-  if (typeof body !== 'string') return undefined;
-  try {
-    const msg = JSON.parse(body) as { id?: unknown; method?: unknown };
-    if (typeof msg?.method !== 'string') return undefined;
-    return typeof msg.id === 'string' || typeof msg.id === 'number' ? msg.id : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The error answer given locally to a request whose response stream was lost (see classifyError). */
