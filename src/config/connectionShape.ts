@@ -12,6 +12,7 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import type { UserContext } from '../types.js';
 import { hasUserPlaceholder, resolvePlaceholders, type PlaceholderTarget } from './placeholders.js';
+import { templatedFields } from './parse.js';
 import type { ServerConfig } from './schema.js';
 
 type ShapingField = [path: string, value: string, target: PlaceholderTarget];
@@ -22,16 +23,10 @@ const shapingFields = new WeakMap<ServerConfig, ShapingField[]>();
 function fieldsOf(config: ServerConfig): ShapingField[] {
   let fields = shapingFields.get(config);
   if (fields) return fields;
-  const all: ShapingField[] = [];
-  if (config.type === 'stdio') {
-    all.push(['command', config.command, 'plain']);
-    config.args?.forEach((a, i) => all.push([`args.${i}`, a, 'plain']));
-    for (const [k, v] of Object.entries(config.env ?? {})) all.push([`env.${k}`, v, 'plain']);
-  } else {
-    all.push(['url', config.url, 'url']);
-    if (config.type !== 'websocket' && config.proxy) all.push(['proxy', config.proxy, 'url']);
-  }
-  fields = all.filter(([, v]) => hasUserPlaceholder(v));
+  // Every templated field but headers (those are resolved per request), as resolveServerConfig resolves them.
+  fields = templatedFields(config)
+    .filter(([path, value]) => !path.startsWith('headers.') && hasUserPlaceholder(value))
+    .map(([path, value]): ShapingField => [path, value, path === 'url' || path === 'proxy' ? 'url' : 'plain']);
   shapingFields.set(config, fields);
   return fields;
 }

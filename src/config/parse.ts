@@ -111,8 +111,15 @@ function checkDeclaredVars(name: string, customUserVars: unknown, fields: [strin
   }
 }
 
-/** The fields in which placeholders are resolved, as [path, value] pairs. */
-function templatedFields(config: ServerConfig): [string, string][] {
+/**
+ * The fields in which placeholders are resolved, as [path, value] pairs (for validation and connection shapes).
+ *
+ * @example
+ * ```ts
+ * templatedFields(parseServerConfig('s', { command: 'x', env: { K: '{{var.K}}' } })); // [['command', 'x'], ['env.K', '{{var.K}}']]
+ * ```
+ */
+export function templatedFields(config: ServerConfig): [string, string][] {
   const out: [string, string][] = [];
   if (config.type === 'stdio') {
     out.push(['command', config.command]);
