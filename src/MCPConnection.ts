@@ -11,7 +11,7 @@ import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { ToolListChangedNotificationSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config/schema.js';
-import { ConfigError, OboError, SwitchboardError } from './errors.js';
+import { isCredentialFailure, SwitchboardError } from './errors.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
 import { backoffDelay, resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
 import { classifyError, isSessionExpired, type OperationPhase } from './connection/classifyError.js';
@@ -470,7 +470,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
         return [...(await mine.race(flight.promise))];
       } catch (err) {
         // Another caller's credentials failed the shared listing: this caller's own may be good.
-        if (!opts.user || flight.user === opts.user || !(err instanceof ConfigError || err instanceof OboError)) throw err;
+        if (!opts.user || flight.user === opts.user || !isCredentialFailure(err)) throw err;
         return [...(await mine.race(this.#listFlight(flightTimeout, opts.user, true).promise))];
       }
     } finally {

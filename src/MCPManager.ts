@@ -10,7 +10,7 @@ import { assertOboTrusted, createOboAuthHeaderProvider, defaultOboTrustChecker, 
 import type { OboTokenResolver, OboTrustChecker } from './auth/oboTypes.js';
 import { parseServerConfig, parseServersConfig, requiresUserScopedConnection } from './config/parse.js';
 import type { ServerConfig } from './config/schema.js';
-import { ConfigError, OboError, SwitchboardError, type ConfigIssue } from './errors.js';
+import { ConfigError, isCredentialFailure, OboError, SwitchboardError, type ConfigIssue } from './errors.js';
 import { publishDiagnostics, type MCPManagerEventName, type MCPManagerEvents, type PoolScope } from './events.js';
 import type { CallToolOptions, MCPConnection } from './MCPConnection.js';
 import { CallerContext } from './connection/callerContext.js';
@@ -575,14 +575,6 @@ export class MCPManager {
 
 function hasObo(config: ServerConfig): config is Extract<ServerConfig, { type: 'sse' | 'streamable-http' }> & { obo: { scopes: string[]; audience?: string } } {
   return (config.type === 'sse' || config.type === 'streamable-http') && config.obo !== undefined;
-}
-
-/**
- * A failure for want of credentials (OBO, a user variable, a placeholder): it must not count as activity that
- * keeps the connection alive.
- */
-function isCredentialFailure(err: unknown): boolean {
-  return err instanceof OboError || err instanceof ConfigError || (err instanceof SwitchboardError && err.code === 'user_required');
 }
 
 function who(k: { userId: string; tenantId?: string }): { userId: string; tenantId?: string } {

@@ -472,3 +472,16 @@ function quote(s: string): string {
  * ```
  */
 export class UpstreamTokenError extends SwitchboardError {}
+
+/**
+ * A failure for want of credentials (an OBO failure, a config value the user does not have, no user at all):
+ * another caller's credentials may do, and it must not count as activity that keeps a connection alive.
+ *
+ * @example
+ * ```ts
+ * lease.release({ touch: !isCredentialFailure(err) });
+ * ```
+ */
+export function isCredentialFailure(err: unknown): boolean {
+  return err instanceof OboError || err instanceof ConfigError || (err instanceof SwitchboardError && err.code === 'user_required');
+}
