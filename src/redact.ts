@@ -11,13 +11,15 @@ import { safeUrl } from './errors.js';
 /** A run of token-like characters long enough to be a credential. */
 const TOKEN_RUN = /[A-Za-z0-9_\-+/=.~%]{20,}/g;
 const BEARER = /\b(Bearer|Basic|DPoP)\s+\S+/gi;
+/** A JWS/JWT in compact form (its header always starts `eyJ`, the base64url of `{"`). */
+const JWT = /eyJ[\w-]*\.[\w-]*\.[\w-]*/g;
 const SECRET_PARAM = /\b(access_token|refresh_token|id_token|token|assertion|client_secret|secret|password|api[_-]?key|key|code)=([^\s&"']+)/gi;
 
 /**
  * Replaces what may be a credential in `text` by `[redacted]`: anything after `Bearer`/`Basic`/`DPoP`, values of
- * `token=`, `assertion=`, `client_secret=`… parameters, and any run of 20 or more token-like characters that mixes
- * letters and digits (JWTs, opaque tokens, API keys). Words and short identifiers are kept, so the text stays
- * readable.
+ * `token=`, `assertion=`, `client_secret=`… parameters, compact JWTs, and any run of 20 or more token-like
+ * characters that mixes letters and digits (opaque tokens, API keys). Words and short identifiers are kept, so
+ * the text stays readable.
  *
  * @example
  * ```ts
@@ -26,6 +28,7 @@ const SECRET_PARAM = /\b(access_token|refresh_token|id_token|token|assertion|cli
  */
 export function redactSecrets(text: string): string {
   return text
+    .replace(JWT, '[redacted]')
     .replace(BEARER, '$1 [redacted]')
     .replace(SECRET_PARAM, '$1=[redacted]')
     .replace(TOKEN_RUN, (run) => (/[0-9]/.test(run) && /[A-Za-z]/.test(run) ? '[redacted]' : run));

@@ -176,7 +176,7 @@ function httpFailure(status: number, body: unknown, headers: Headers | undefined
     const b = body as Record<string, unknown>;
     // RFC 6749 §5.2: `error` is a short ASCII code; anything else (an echo of what was sent) is dropped.
     if (typeof b.error === 'string' && isErrorCode(b.error)) cause.error = b.error;
-    if (typeof b.error_description === 'string') cause.error_description = redactSecrets(redactJwts(b.error_description)).slice(0, 500);
+    if (typeof b.error_description === 'string') cause.error_description = redactSecrets(b.error_description).slice(0, 500);
     if (Array.isArray(b.error_codes) && b.error_codes.every((c) => typeof c === 'number')) cause.error_codes = [...b.error_codes];
     if (typeof b.suberror === 'string') cause.suberror = b.suberror;
     // A claims challenge is a JSON object (Entra conditional access); anything else is not passed on.
@@ -242,11 +242,6 @@ export function parseRetryAfter(value: string | null, nowMs: number): number | u
   if (/^\d+$/.test(v)) return Number(v) * 1000;
   const date = Date.parse(v);
   return Number.isNaN(date) ? undefined : Math.max(0, date - nowMs);
-}
-
-/** An IdP should never echo a token, but if one does, a JWT-shaped string never reaches an error. */
-function redactJwts(s: string): string {
-  return s.replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[redacted]');
 }
 
 function isResponse(v: unknown): v is Response {
