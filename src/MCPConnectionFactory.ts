@@ -13,7 +13,7 @@ import type { ServerConfig } from './config/schema.js';
 import { resolveServerConfig } from './config/parse.js';
 import { hasUserPlaceholder, resolvePlaceholders } from './config/placeholders.js';
 import { CallerContext, requestIdOfBody, type JsonRpcId } from './connection/callerContext.js';
-import { ConnectAdmission } from './connection/admission.js';
+import { KeyedSemaphore } from './connection/admission.js';
 import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
 import type { Logger, UserContext } from './types.js';
 import { MCPConnection, type ConnectionLimits, type MCPConnectionOptions } from './MCPConnection.js';
@@ -166,7 +166,7 @@ export class MCPConnectionFactory {
   readonly #createTransport: TransportFactory;
   readonly #httpClient: HttpClient;
   readonly #ownsHttpClient: boolean;
-  readonly #admission: ConnectAdmission;
+  readonly #admission: KeyedSemaphore;
   #closing: Promise<void> | undefined;
 
   constructor(opts: MCPConnectionFactoryOptions = {}) {
@@ -177,7 +177,7 @@ export class MCPConnectionFactory {
     this.#createTransport = opts.createTransport ?? createDefaultTransport;
     this.#ownsHttpClient = !opts.httpClient;
     this.#httpClient = opts.httpClient ?? new HttpClient();
-    this.#admission = new ConnectAdmission(opts.maxConcurrentConnects ?? DEFAULT_MAX_CONCURRENT_CONNECTS);
+    this.#admission = new KeyedSemaphore(opts.maxConcurrentConnects ?? DEFAULT_MAX_CONCURRENT_CONNECTS);
   }
 
   /**

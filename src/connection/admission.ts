@@ -13,16 +13,17 @@ interface Waiter {
 }
 
 /**
- * A counting semaphore per key, FIFO, abort-aware.
+ * A counting semaphore per key, FIFO, abort-aware: the factory bounds handshakes per origin with it, the pool
+ * bounds concurrent closes.
  *
  * @example
  * ```ts
- * const admission = new ConnectAdmission(16);
+ * const admission = new KeyedSemaphore(16);
  * const release = await admission.enter('https://mcp.example.com', signal, 'files');
  * try { await connection.connect(); } finally { release(); }
  * ```
  */
-export class ConnectAdmission {
+export class KeyedSemaphore {
   readonly #limit: number;
   readonly #active = new Map<string, number>();
   readonly #queues = new Map<string, Waiter[]>();

@@ -12,7 +12,7 @@
  */
 import { SwitchboardError } from '../errors.js';
 import type { EvictReason } from '../events.js';
-import { ConnectAdmission } from '../connection/admission.js';
+import { KeyedSemaphore } from '../connection/admission.js';
 import { fn, optionError, positiveInt, positiveMs, positiveMsOrInfinity } from '../options.js';
 
 /**
@@ -380,7 +380,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
    * Closes in flight at once. Each close may DELETE a session within a bounded wait: closing a thousand at once
    * (a pool close, a server removal) would have most DELETEs wait out their bound and leave sessions behind.
    */
-  readonly #closes = new ConnectAdmission(32);
+  readonly #closes = new KeyedSemaphore(32);
 
   constructor(opts: ConnectionPoolOptions<C, Ctx>) {
     if (!opts || typeof opts !== 'object') throw optionError('ConnectionPool: options', 'an object', opts);
