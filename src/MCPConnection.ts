@@ -6,21 +6,22 @@
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { createRequire } from 'node:module';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ToolListChangedNotificationSchema, type CallToolResult, type Tool } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config/schema.js';
 import { isCredentialFailure, SwitchboardError } from './errors.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
-import { backoffDelay, resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
-import { classifyError, isSessionExpired, type OperationPhase } from './connection/classifyError.js';
+import { resolveReconnectOptions, type ReconnectOptions } from './connection/backoff.js';
+import { RetryPolicy } from './connection/retryPolicy.js';
+import { classifyError, type ErrorTarget, type OperationPhase } from './connection/classifyError.js';
+import { createProtocolClient, type ProtocolClient, type ProtocolRequestOptions } from './connection/protocolClient.js';
+import { SignalLink } from './connection/signalLink.js';
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
 import { exceedsBytes } from './connection/resultSize.js';
 import type { CallerContext } from './connection/callerContext.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { defaultSchemaValidator } from './connection/schemaValidator.js';
-import { fn, nonEmptyString, nonNegativeMs, optionError, positiveInt } from './options.js';
+import { fn, nonEmptyString, nonNegativeMs, optionError, positiveInt, positiveMs } from './options.js';
 
 /** One `tools/list` walk over all pages, shared by the callers that join it. */
 interface ToolsFlight {
@@ -204,7 +205,37 @@ export interface CallToolOptions {
    * (tenant, user) as the connection's. Default: the most recent caller of the connection.
    */
   user?: UserContext;
+  /**
+   * Receives the server's `notifications/progress` for this call (MCP 2025-11-25, "Progress"). Giving it makes
+   * the request carry a `progressToken`. A throwing handler is logged and ignored.
+   */
+  onProgress?: (progress: Progress) => void;
+  /**
+   * Restart the `timeoutMs` deadline whenever the server reports progress (default `false`): a long call that
+   * keeps reporting progress is not timed out while progress keeps coming, up to `maxTotalTimeoutMs`.
+   */
+  resetTimeoutOnProgress?: boolean;
+  /** Bound on the whole call in ms, however much progress arrives; default none (`timeoutMs` alone). */
+  maxTotalTimeoutMs?: number;
 }
+
+/** Whether a call asks for progress handling (it then takes the full path, whose deadline progress can move). */
+function tracksProgress(opts: CallToolOptions): boolean {
+  return opts.onProgress !== undefined || opts.resetTimeoutOnProgress !== undefined || opts.maxTotalTimeoutMs !== undefined;
+}
+
+/** Checks the progress options of a call (a bad one is a `TypeError` naming it) and returns them. */
+function checkProgressOptions(opts: CallToolOptions): CallToolOptions {
+  fn(opts.onProgress, 'callTool: onProgress');
+  if (opts.resetTimeoutOnProgress !== undefined && typeof opts.resetTimeoutOnProgress !== 'boolean') {
+    throw optionError('callTool: resetTimeoutOnProgress', 'a boolean', opts.resetTimeoutOnProgress);
+  }
+  if (opts.maxTotalTimeoutMs !== undefined) positiveMs(opts.maxTotalTimeoutMs, 'callTool: maxTotalTimeoutMs');
+  return opts;
+}
+
+/** Consecutive retryable transport failures of a connected client after which it is treated as lost. */
+const FAILURES_BEFORE_RECONNECT = 3;
 
 const DEFAULT_INIT_TIMEOUT_MS = 30_000;
 const DEFAULT_CALL_TIMEOUT_MS = 60_000;
@@ -225,14 +256,6 @@ function defaultClientInfo(): { name: string; version: string } {
   return { name: 'mcp-switchboard', version: packageVersion };
 }
 
-/** A streamable HTTP client transport, recognised by what it can do rather than by class. */
-interface SessionTransport extends Transport {
-  terminateSession(): Promise<void>;
-}
-function hasSession(t: Transport | undefined): t is SessionTransport {
-  return !!t && typeof (t as Partial<SessionTransport>).terminateSession === 'function' && t.sessionId !== undefined;
-}
-
 /**
  * One MCP client connection with a state machine (`idle` → `connecting` → `connected` ⇄ `reconnecting` →
  * `closed`, each change emitted as a `state` event).
@@ -243,13 +266,18 @@ function hasSession(t: Transport | undefined): t is SessionTransport {
  *   `server_error` (JSON-RPC error; the `McpError` is the `cause`), `transport_error`, `connection_closed`.
  *   An error thrown by the auth header provider (an `OboError`, any `SwitchboardError`) reaches the caller
  *   unchanged, as the same object.
- * - A transport loss (the transport closed without `close()`, or an SSE stream broke) starts reconnecting
- *   with exponential backoff and full jitter, up to `reconnect.maxAttempts`; then the connection closes with
- *   `SwitchboardError('connection_closed')`. Calls made while (re)connecting wait for it, within their own
- *   timeout and signal; a call that was in flight when the transport was lost fails with `transport_error`
- *   (it may or may not have run, so it is not resent).
- * - A streamable HTTP 404 for an expired session re-initializes once (new transport, new session) and
- *   resends the request once: the server did not process it.
+ * - A transport loss (the transport closed without `close()`, an SSE stream broke, or three requests in a row
+ *   failed with a retryable `transport_error`) starts reconnecting with exponential backoff and full jitter
+ *   above a floor. The attempt budget (`reconnect.maxAttempts`) is shared by successive losses and restored
+ *   only after the connection stayed healthy for `reconnect.healthyAfterMs`; once it is spent the connection
+ *   closes with `SwitchboardError('connection_closed')`. Calls made while (re)connecting wait for it, within
+ *   their own timeout and signal; a call that was in flight when the transport was lost fails with
+ *   `transport_error` (it may or may not have run, so it is not resent).
+ * - A streamable HTTP 404 or 400 to a request that carried a session id (the session expired, or the server
+ *   restarted and forgot it) re-initializes once (new transport, new session) and resends the request once:
+ *   the server did not process it.
+ * - The caller's `AbortSignal` is never handed to the SDK (which would keep one listener per call on it): a
+ *   host may pass one signal for a whole session.
  * - `close()` is idempotent: it DELETEs the streamable HTTP session (waiting at most `closeTimeoutMs`), then
  *   closes the transport (for stdio, the child process).
  *
@@ -275,7 +303,9 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
 
   readonly #createTransport: MCPConnectionOptions['createTransport'];
   readonly #clientInfo: { name: string; version: string };
-  readonly #reconnect: ResolvedReconnectOptions;
+  /** One reconnect budget for the life of the connection (see {@link ReconnectOptions.healthyAfterMs}). */
+  readonly #retry: RetryPolicy;
+  readonly #target: ErrorTarget | undefined;
   readonly #maxToolPages: number;
   readonly #maxTools: number;
   readonly #maxResultBytes: number;
@@ -288,13 +318,15 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   readonly #closeController = new AbortController();
 
   #state: ConnectionState = 'idle';
-  #client: Client | undefined;
+  #client: ProtocolClient | undefined;
   /** The running connect or reconnect; calls made meanwhile wait on it. */
   #pending: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #closeEmitted = false;
   /** Clients whose transport has closed: a call failing on one of them lost its connection. */
-  readonly #lostClients = new WeakSet<Client>();
+  readonly #lostClients = new WeakSet<ProtocolClient>();
+  /** Retryable transport failures in a row on the current client; reset by any success. */
+  #failedInRow = 0;
   #tools: Tool[] | undefined;
   /** Bumped whenever the tool list may have changed, so an in-flight listing is not cached stale. */
   #toolsGeneration = 0;
@@ -311,12 +343,13 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.createdAt = Date.now();
     this.#createTransport = opts.createTransport;
     this.#clientInfo = opts.clientInfo ?? defaultClientInfo();
-    this.#reconnect = resolveReconnectOptions(opts.reconnect);
+    this.#random = opts.random ?? Math.random;
+    this.#retry = new RetryPolicy(resolveReconnectOptions(opts.reconnect), { random: this.#random });
+    this.#target = 'url' in opts.config ? { url: opts.config.url } : undefined;
     this.#maxToolPages = positiveInt(opts.limits?.maxToolPages, 'MCPConnection: limits.maxToolPages', 50);
     this.#maxTools = positiveInt(opts.limits?.maxTools, 'MCPConnection: limits.maxTools', 5000);
     this.#maxResultBytes = positiveInt(opts.limits?.maxResultBytes, 'MCPConnection: limits.maxResultBytes', DEFAULT_MAX_RESULT_BYTES);
     this.#logger = opts.logger ?? silentLogger;
-    this.#random = opts.random ?? Math.random;
     this.#closeTimeoutMs = nonNegativeMs(opts.closeTimeoutMs, 'MCPConnection: closeTimeoutMs', DEFAULT_CLOSE_TIMEOUT_MS);
     this.#callers = opts.callers;
     this.#jsonSchemaValidator = opts.jsonSchemaValidator;
@@ -331,7 +364,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
 
   /** The streamable HTTP session id (`Mcp-Session-Id`), if the transport has one. */
   get sessionId(): string | undefined {
-    return this.#client?.transport?.sessionId;
+    return this.#client?.sessionId;
   }
 
   /**
@@ -383,58 +416,78 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     const timeoutMs = opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     const params = { name, arguments: args };
     // Fast path, connected: the SDK's own timeout and the caller's signal suffice (a close rejects the SDK's
-    // pending requests), so no scope, timer or AbortController per call; AbortController costs µs on Node 20.
-    // No async frame of its own either: the SDK's promise is chained once.
-    const client = this.#state === 'connected' && !opts.signal?.aborted ? this.#client : undefined;
+    // pending requests), so no scope or timer per call. No async frame of its own either: the SDK's promise is
+    // chained once. Progress handling takes the full path, whose deadline progress can move.
+    const client = this.#state === 'connected' && !opts.signal?.aborted && !tracksProgress(opts) ? this.#client : undefined;
     if (!client) return this.#fullCall(params, timeoutMs, opts, false);
-    const options = opts.signal ? { signal: opts.signal, timeout: timeoutMs } : { timeout: timeoutMs };
-    let call: Promise<unknown>;
+    // The SDK never removes the abort listener it adds to a request's signal: the caller's own (often one signal
+    // for a whole session) is linked per call instead, and unlinked when the call settles.
+    const link = opts.signal ? new SignalLink(opts.signal) : undefined;
+    const options: ProtocolRequestOptions = link ? { signal: link.signal, timeout: timeoutMs } : { timeout: timeoutMs };
+    let call: Promise<CallToolResult>;
     try {
-      call = this.#callers ? this.#callers.issue(opts.user, () => client.callTool(params, undefined, options)) : client.callTool(params, undefined, options);
+      call = this.#callers ? this.#callers.issue(opts.user, () => client.callTool(params, options)) : client.callTool(params, options);
     } catch (err) {
       call = Promise.reject(err);
     }
     return call.then(
-      (result) => this.#checkSize(result as CallToolResult, name),
+      (result) => {
+        link?.dispose();
+        this.#failedInRow = 0;
+        return this.#checkSize(result, name);
+      },
       (err: unknown) => {
-        this.#directFailed(err, client, opts.signal, opts.user);
-        // An expired session (the server did not process the request): the full path resends it once.
+        link?.dispose();
+        const error = this.#failure(err, client, undefined, opts.signal, opts.user, true);
+        if (error) throw error;
+        // The server no longer knew the session and did not process the request: resent once on a new one.
         return this.#fullCall(params, timeoutMs, opts, true);
       },
     );
   }
 
-  /**
-   * Throws the error of a failed fast-path call, classified as on the full path. Returns only for an expired
-   * session, after starting the re-initialize.
-   */
-  #directFailed(err: unknown, client: Client, signal: AbortSignal | undefined, user: UserContext | undefined): void {
-    if (signal?.aborted) throw this.#scopeError('call', 'aborted', signal.reason);
-    if (this.#closeController.signal.aborted && !(err instanceof SwitchboardError)) throw this.#closedError();
-    if (isSessionExpired(err)) {
-      this.#reinitialize(client, user);
-      return;
-    }
-    const lost = this.#lostDuringRequest(err, client);
-    if (lost) throw lost;
-    if (this.#state === 'closed' && !(err instanceof SwitchboardError)) throw this.#closedError();
-    throw classifyError(err, 'call', this.serverName);
-  }
-
-  /** The full path: a scope (own timer and signal), waiting for a connect or reconnect, one resend after a 404. */
+  /** The full path: a scope (own timer and signal), waiting for a connect or reconnect, one resend on a new session. */
   async #fullCall(params: { name: string; arguments: Record<string, unknown> }, timeoutMs: number, opts: CallToolOptions, resent: boolean): Promise<CallToolResult> {
-    const scope = this.#scope('call', timeoutMs, opts.signal);
+    const progress = tracksProgress(opts) ? checkProgressOptions(opts) : undefined;
+    const scope = this.#scope('call', timeoutMs, opts.signal, progress?.maxTotalTimeoutMs);
+    const onprogress = progress ? this.#progressHandler(scope, progress) : undefined;
     try {
-      const result = (await this.#request(
+      const result = await this.#request(
         scope,
-        (client) => client.callTool(params, undefined, { signal: scope.signal, timeout: scope.remaining() }),
+        (client) =>
+          client.callTool(
+            params,
+            onprogress
+              ? {
+                  signal: scope.signal,
+                  // The scope enforces the deadline and the total bound; the SDK's timer only needs to follow it.
+                  timeout: progress!.resetTimeoutOnProgress ? timeoutMs : scope.remaining(),
+                  onprogress,
+                  resetTimeoutOnProgress: progress!.resetTimeoutOnProgress ?? false,
+                  ...(progress!.maxTotalTimeoutMs === undefined ? {} : { maxTotalTimeout: scope.remaining() }),
+                }
+              : { signal: scope.signal, timeout: scope.remaining() },
+          ),
         resent,
         opts.user,
-      )) as CallToolResult;
+      );
       return this.#checkSize(result, params.name);
     } finally {
       scope.dispose();
     }
+  }
+
+  /** The SDK's progress handler of one call: moves the scope's deadline when asked, then tells the caller. */
+  #progressHandler(scope: OperationScope, opts: CallToolOptions): (progress: Progress) => void {
+    return (progress) => {
+      if (opts.resetTimeoutOnProgress) scope.touch();
+      if (!opts.onProgress) return;
+      try {
+        opts.onProgress(progress);
+      } catch (err) {
+        this.#logger.warn({ serverName: this.serverName, error: errorName(err) }, 'onProgress handler threw');
+      }
+    };
   }
 
   /** `result`, unless it is larger than `limits.maxResultBytes`: then `SwitchboardError('too_large')`. */
@@ -551,7 +604,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   async #establish(scope: OperationScope): Promise<void> {
     const transportPromise = this.#createTransport(scope.signal);
     let transport: Transport | undefined;
-    let client: Client | undefined;
+    let client: ProtocolClient | undefined;
     try {
       transport = await scope.race(transportPromise);
       client = this.#newClient();
@@ -576,31 +629,31 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       throw error;
     }
     this.#client = client;
+    this.#failedInRow = 0;
     this.#dropTools();
     if (this.#lostClients.has(client)) this.#onTransportLost(client, undefined);
   }
 
-  #newClient(): Client {
+  #newClient(): ProtocolClient {
     // One JSON Schema validator (ajv, with a bounded cache of compiled tool output schemas) for every
     // connection, instead of the ajv instance each SDK Client otherwise builds for itself (~19 KB apiece).
-    const client = new Client(this.#clientInfo, { capabilities: {}, jsonSchemaValidator: this.#jsonSchemaValidator ?? defaultSchemaValidator() });
-    client.onclose = () => this.#onTransportLost(client, undefined);
-    client.onerror = (err: Error) => {
-      this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP transport error');
-      // The SSE transport's event stream broke: nothing can reach us any more on this connection. Reacted to
-      // on a microtask: EventSource arms its own reconnect timer right after this callback returns, and only
-      // a close() after that clears it.
-      if (err instanceof SseError) queueMicrotask(() => this.#onTransportLost(client, err));
-    };
-    client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
-      if (client !== this.#client) return;
-      this.#dropTools();
-      this.#emit('toolsChanged');
+    const client: ProtocolClient = createProtocolClient({
+      clientInfo: this.#clientInfo,
+      jsonSchemaValidator: this.#jsonSchemaValidator ?? defaultSchemaValidator(),
+      events: {
+        lost: (cause) => this.#onTransportLost(client, cause),
+        error: (err) => this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP transport error'),
+        toolsChanged: () => {
+          if (client !== this.#client) return;
+          this.#dropTools();
+          this.#emit('toolsChanged');
+        },
+      },
     });
     return client;
   }
 
-  #onTransportLost(client: Client, cause: unknown): void {
+  #onTransportLost(client: ProtocolClient, cause: unknown): void {
     this.#lostClients.add(client);
     if (client !== this.#client || this.#state !== 'connected') return;
     this.#logger.warn({ serverName: this.serverName, error: errorName(cause) }, 'MCP connection lost; reconnecting');
@@ -611,7 +664,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    * Replaces `failed` (if it is still the current client) by a new connection; joins a reconnect already
    * running. `immediate`: the first attempt is made without delay (expired session: nothing to wait for).
    */
-  #beginReconnect(failed: Client, immediate: boolean): Promise<void> {
+  #beginReconnect(failed: ProtocolClient, immediate: boolean): Promise<void> {
     if (failed !== this.#client || this.#state !== 'connected') return this.#pending ?? Promise.resolve();
     this.#client = undefined;
     void this.#disposeClient(failed, false);
@@ -624,11 +677,15 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   }
 
   async #reconnectLoop(immediate: boolean): Promise<void> {
-    // An expired session is re-initialized once even when reconnecting is otherwise disabled.
-    const maxAttempts = immediate ? Math.max(1, this.#reconnect.maxAttempts) : this.#reconnect.maxAttempts;
     let last: SwitchboardError | undefined;
-    for (let attempt = 0; attempt < maxAttempts; attempt++) {
-      const delayMs = immediate && attempt === 0 ? 0 : backoffDelay(attempt, this.#reconnect, this.#random);
+    let attempt = 0;
+    for (;; attempt++) {
+      // One budget across successive losses, restored only after the connection stayed healthy for a while: a
+      // server that accepts and drops at once cannot keep this loop going. An expired session is re-initialized
+      // once, without delay, even when the budget is spent or reconnecting is disabled.
+      const budgeted = this.#retry.nextDelay();
+      if (budgeted === undefined && !(immediate && attempt === 0)) break;
+      const delayMs = immediate && attempt === 0 ? 0 : budgeted!;
       this.#emit('reconnect', { attempt: attempt + 1, delayMs });
       if (delayMs > 0) await this.#delay(delayMs);
       if (this.#closeController.signal.aborted) throw this.#closedError();
@@ -636,6 +693,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       try {
         await this.#establish(scope);
         this.#setState('connected');
+        this.#retry.healthy();
         this.#logger.info({ serverName: this.serverName, attempt: attempt + 1 }, 'MCP connection re-established');
         return;
       } catch (err) {
@@ -652,7 +710,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
         scope.dispose();
       }
     }
-    const error = this.#gaveUp(maxAttempts, last);
+    const error = this.#gaveUp(attempt, last);
     this.#finish(error);
     throw error;
   }
@@ -679,32 +737,70 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   }
 
   /**
-   * Runs one request on the current client, waiting for a connect or reconnect in progress. On a 404 for an
+   * Runs one request on the current client, waiting for a connect or reconnect in progress. On a 404 / 400 for an
    * expired session it re-initializes once and resends once.
    */
-  async #request<T>(scope: OperationScope, send: (client: Client) => Promise<T>, alreadyResent = false, user?: UserContext): Promise<T> {
+  async #request<T>(scope: OperationScope, send: (client: ProtocolClient) => Promise<T>, alreadyResent = false, user?: UserContext): Promise<T> {
     let resent = alreadyResent;
     for (;;) {
       const client = await this.#readyClient(scope);
       try {
-        return await scope.race(this.#callers ? this.#callers.issue(user, () => send(client)) : send(client));
+        const result = await scope.race(this.#callers ? this.#callers.issue(user, () => send(client)) : send(client));
+        this.#failedInRow = 0;
+        return result;
       } catch (err) {
-        if (!resent && !scope.endedBy && isSessionExpired(err)) {
-          resent = true;
-          this.#reinitialize(client, user);
-          continue;
-        }
-        throw (!scope.endedBy && this.#lostDuringRequest(err, client)) || this.#toError(err, scope, 'call');
+        const error = this.#failure(err, client, scope.error, undefined, user, !resent);
+        if (error) throw error;
+        resent = true;
       }
     }
   }
 
   /**
-   * The server forgot the session (404): start a re-initialize, or join one a concurrent call started. The new
-   * session is opened with the credentials of the caller whose request met the 404 (its `initialize` belongs to
-   * no call, so it uses the most recent caller: this one, from now on).
+   * What one failed request means, the same for every call path. `undefined`: the server no longer knew the
+   * session and did not process the request, a re-initialize has been started, and the request may be sent once
+   * more (`mayResend`). Otherwise the error to throw, in this order: the operation's own end (its deadline, the
+   * caller's abort, the connection's close), an error of ours or of a credential provider (unchanged, as the
+   * same object), a closed connection, a lost transport (retryable `transport_error`: the request may have run,
+   * so it is not resent), then {@link classifyError}. Retryable transport failures in a row on one client
+   * mark it lost, so that a connection whose every request fails does not stay `connected`.
    */
-  #reinitialize(client: Client, user?: UserContext): void {
+  #failure(
+    err: unknown,
+    client: ProtocolClient,
+    ended: Error | undefined,
+    signal: AbortSignal | undefined,
+    user: UserContext | undefined,
+    mayResend: boolean,
+  ): SwitchboardError | undefined {
+    if (ended instanceof SwitchboardError) return ended;
+    if (signal?.aborted) return this.#scopeError('call', 'aborted', signal.reason);
+    if (err instanceof SwitchboardError) return err;
+    if (this.#closeController.signal.aborted || this.#state === 'closed') return this.#closedError();
+    if (mayResend && client.isSessionRejected(err)) {
+      this.#reinitialize(client, user);
+      return undefined;
+    }
+    const error = this.#lostDuringRequest(err, client) ?? classifyError(err, 'call', this.serverName, this.#target);
+    if (error.code === 'transport_error' && error.retryable) this.#noteTransportFailure(client, error);
+    return error;
+  }
+
+  /** Counts a retryable transport failure of `client`; enough in a row and the client is treated as lost. */
+  #noteTransportFailure(client: ProtocolClient, error: SwitchboardError): void {
+    if (client !== this.#client || ++this.#failedInRow < FAILURES_BEFORE_RECONNECT) return;
+    this.#failedInRow = 0;
+    this.#logger.warn({ serverName: this.serverName, failures: FAILURES_BEFORE_RECONNECT, error: errorName(error) }, 'MCP requests keep failing; reconnecting');
+    this.#lostClients.add(client);
+    this.#onTransportLost(client, error);
+  }
+
+  /**
+   * The server forgot the session (404, or 400 after a restart): start a re-initialize, or join one a concurrent
+   * call started. The new session is opened with the credentials of the caller whose request met the rejection
+   * (its `initialize` belongs to no call, so it uses the most recent caller: this one, from now on).
+   */
+  #reinitialize(client: ProtocolClient, user?: UserContext): void {
     if (user && client === this.#client) this.#callers?.observe(user);
     this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
     // Failure shows up in #readyClient of the resend.
@@ -712,7 +808,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   }
 
   /** A request that failed because its client's transport was lost (it may have run): retryable `transport_error`. */
-  #lostDuringRequest(err: unknown, client: Client): SwitchboardError | undefined {
+  #lostDuringRequest(err: unknown, client: ProtocolClient): SwitchboardError | undefined {
     if (err instanceof SwitchboardError || !this.#lostClients.has(client)) return undefined;
     return new SwitchboardError('transport_error', `Connection to MCP server "${this.serverName}" was lost during the request`, {
       cause: err,
@@ -721,7 +817,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     });
   }
 
-  async #readyClient(scope: OperationScope): Promise<Client> {
+  async #readyClient(scope: OperationScope): Promise<ProtocolClient> {
     for (;;) {
       scope.throwIfEnded();
       if (this.#state === 'connected' && this.#client) return this.#client;
@@ -736,11 +832,12 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     }
   }
 
-  async #listAllTools(client: Client, scope: OperationScope, user: UserContext | undefined): Promise<Tool[]> {
+  async #listAllTools(client: ProtocolClient, scope: OperationScope, user: UserContext | undefined): Promise<Tool[]> {
     const tools: Tool[] = [];
+    const seen = new Set<string>();
     let cursor: string | undefined;
     for (let page = 0; page < this.#maxToolPages; page++) {
-      const list = () => client.listTools(cursor === undefined ? undefined : { cursor }, { signal: scope.signal, timeout: scope.remaining() });
+      const list = () => client.listTools(cursor, { signal: scope.signal, timeout: scope.remaining() });
       const result = await (this.#callers ? this.#callers.issue(user, list) : list());
       tools.push(...result.tools);
       if (tools.length > this.#maxTools) {
@@ -748,15 +845,23 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       }
       cursor = result.nextCursor;
       if (cursor === undefined) return tools;
+      // A cursor seen before would walk the same pages again until the page cap: a server bug, said at once.
+      if (seen.has(cursor)) {
+        throw new SwitchboardError('server_error', `MCP server "${this.serverName}" repeated a tools/list pagination cursor (page ${page + 2}); the listing was stopped`, {
+          serverName: this.serverName,
+        });
+      }
+      seen.add(cursor);
     }
     throw new SwitchboardError('too_large', `MCP server "${this.serverName}" lists tools over more than ${this.#maxToolPages} pages`, {
       serverName: this.serverName,
     });
   }
 
-  #scope(phase: OperationPhase, timeoutMs: number, signal: AbortSignal | undefined): OperationScope {
+  #scope(phase: OperationPhase, timeoutMs: number, signal: AbortSignal | undefined, maxTotalMs?: number): OperationScope {
     return new OperationScope({
       timeoutMs,
+      ...(maxTotalMs === undefined ? {} : { maxTotalMs }),
       ...(signal ? { signal } : {}),
       closeSignal: this.#closeController.signal,
       toError: (reason, signalReason) => this.#scopeError(phase, reason, signalReason),
@@ -779,7 +884,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   #toError(err: unknown, scope: OperationScope, phase: OperationPhase): SwitchboardError {
     if (scope.error instanceof SwitchboardError) return scope.error;
     if (this.#state === 'closed' && !(err instanceof SwitchboardError)) return this.#closedError();
-    return classifyError(err, phase, this.serverName, 'url' in this.config ? { url: this.config.url } : undefined);
+    return classifyError(err, phase, this.serverName, this.#target);
   }
 
   #closedError(): SwitchboardError {
@@ -794,15 +899,15 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   }
 
   /** Closes a client that is no longer current; DELETEs its session first when asked, within a bound. */
-  async #disposeClient(client: Client, terminate: boolean): Promise<void> {
-    const transport = client.transport;
-    if (terminate && hasSession(transport)) {
+  async #disposeClient(client: ProtocolClient, terminate: boolean): Promise<void> {
+    const terminating = terminate ? client.terminateSession() : undefined;
+    if (terminating) {
       let timer: NodeJS.Timeout | undefined;
       const bound = new Promise<void>((resolve) => {
         timer = setTimeout(resolve, this.#closeTimeoutMs);
         timer.unref?.();
       });
-      const deleted = transport.terminateSession().catch((err: unknown) => {
+      const deleted = terminating.catch((err: unknown) => {
         this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP session DELETE failed');
       });
       await Promise.race([deleted, bound]);

@@ -105,6 +105,12 @@ export interface CallToolArgs {
   signal?: AbortSignal;
   /** Timeout of the call itself; default the server's `timeoutMs` or 60 s. */
   timeoutMs?: number;
+  /** Receives the server's progress notifications for this call; see {@link CallToolOptions.onProgress}. */
+  onProgress?: CallToolOptions['onProgress'];
+  /** Restart `timeoutMs` on each progress notification (default `false`); see {@link CallToolOptions.resetTimeoutOnProgress}. */
+  resetTimeoutOnProgress?: boolean;
+  /** Bound on the whole call in ms, however much progress arrives; see {@link CallToolOptions.maxTotalTimeoutMs}. */
+  maxTotalTimeoutMs?: number;
 }
 
 /**
@@ -314,6 +320,9 @@ export class MCPManager {
     const callOpts: CallToolOptions = {};
     if (signal) callOpts.signal = signal;
     if (args.timeoutMs !== undefined) callOpts.timeoutMs = args.timeoutMs;
+    if (args.onProgress !== undefined) callOpts.onProgress = args.onProgress;
+    if (args.resetTimeoutOnProgress !== undefined) callOpts.resetTimeoutOnProgress = args.resetTimeoutOnProgress;
+    if (args.maxTotalTimeoutMs !== undefined) callOpts.maxTotalTimeoutMs = args.maxTotalTimeoutMs;
     if (scope === 'user') callOpts.user = args.user!;
     let failure: unknown;
     try {

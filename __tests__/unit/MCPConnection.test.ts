@@ -70,6 +70,8 @@ function failingToolsCalls(servers: InMemoryServerFactory, times: number, error:
   let left = times;
   return async () => {
     const t = await servers.createTransport();
+    // Like a streamable HTTP transport after initialize: a 404 / 400 means "session unknown" only with a session.
+    t.sessionId ??= 'session-1';
     const send = t.send.bind(t);
     t.send = async (message: JSONRPCMessage, opts) => {
       if (left > 0 && 'method' in message && message.method === 'tools/call') {
@@ -110,7 +112,9 @@ describe('backoffDelay', () => {
   it('refuses bad options loudly', () => {
     expect(() => resolveReconnectOptions({ maxAttempts: -1 })).toThrow(TypeError);
     expect(() => resolveReconnectOptions({ baseDelayMs: 100, maxDelayMs: 10 })).toThrow(TypeError);
-    expect(resolveReconnectOptions()).toEqual({ maxAttempts: 5, baseDelayMs: 250, maxDelayMs: 10_000 });
+    expect(resolveReconnectOptions()).toEqual({ maxAttempts: 5, minDelayMs: 100, baseDelayMs: 250, maxDelayMs: 10_000, healthyAfterMs: 30_000 });
+    expect(resolveReconnectOptions({ baseDelayMs: 10, maxDelayMs: 40 }).minDelayMs).toBe(10);
+    expect(() => resolveReconnectOptions({ minDelayMs: 500, maxDelayMs: 100, baseDelayMs: 10 })).toThrow(/reconnect\.maxDelayMs/);
   });
 });
 
@@ -405,20 +409,21 @@ describe('MCPConnection', () => {
     expect(conn.state).toBe('reconnecting');
     // A call made while reconnecting waits for the reconnect.
     const call = conn.callTool('echo', { text: 'after' });
-    // attempt 1 after 0.5 * 100 = 50 ms
-    await jest.advanceTimersByTimeAsync(49);
+    // Delays are floor + 0.5 × (ceiling − floor), the floor defaulting to baseDelayMs (100) here:
+    // attempt 1 after 100 ms (ceiling 100)
+    await jest.advanceTimersByTimeAsync(99);
     expect(attempts).toBe(1);
     await jest.advanceTimersByTimeAsync(1);
     expect(attempts).toBe(2);
-    // attempt 2 after 0.5 * 200 = 100 ms, attempt 3 after 0.5 * 400 = 200 ms
-    await jest.advanceTimersByTimeAsync(100);
+    // attempt 2 after 100 + 0.5 × 100 = 150 ms, attempt 3 after 100 + 0.5 × 300 = 250 ms
+    await jest.advanceTimersByTimeAsync(150);
     expect(attempts).toBe(3);
-    await jest.advanceTimersByTimeAsync(199);
+    await jest.advanceTimersByTimeAsync(249);
     expect(attempts).toBe(3);
     await jest.advanceTimersByTimeAsync(1);
     expect(attempts).toBe(4);
     expect((await call).content).toEqual([{ type: 'text', text: 'after' }]);
-    expect(delays).toEqual([50, 100, 200]);
+    expect(delays).toEqual([100, 150, 250]);
     expect(states).toEqual(['idle', 'connecting', 'connected', 'reconnecting', 'connected']);
   });
 
@@ -471,6 +476,7 @@ describe('MCPConnection', () => {
     const conn = new MCPConnection({
       serverName: 'mem',
       config,
+      reconnect: { minDelayMs: 0 },
       random: () => 0,
       createTransport: async () => {
         attempts++;

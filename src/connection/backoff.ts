@@ -2,6 +2,7 @@
  * Reconnect delays: exponential backoff with full jitter.
  * @module
  */
+import { resolveRetryPolicyOptions } from './retryPolicy.js';
 
 /**
  * Settings of the reconnect loop of an `MCPConnection`.
@@ -12,12 +13,20 @@
  * ```
  */
 export interface ReconnectOptions {
-  /** Connection attempts after a transport loss before giving up (default 5). 0 disables reconnecting. */
+  /**
+   * Reconnect attempts (after a transport loss, an expired session, a broken standby stream) before giving up
+   * (default 5). The budget is shared by successive losses and restored only after the connection has stayed
+   * healthy for `healthyAfterMs`. 0 disables reconnecting (an expired session is still re-initialized once).
+   */
   maxAttempts?: number;
+  /** Floor of every delay in ms (default 100, or `baseDelayMs` / `maxDelayMs` when lower). */
+  minDelayMs?: number;
   /** Base of the exponential backoff in ms (default 250). */
   baseDelayMs?: number;
   /** Upper bound of one delay in ms (default 10 000). */
   maxDelayMs?: number;
+  /** How long a connection must stay healthy, in ms, before its attempt budget is restored (default 30 000). */
+  healthyAfterMs?: number;
 }
 
 /**
@@ -36,33 +45,16 @@ export type ResolvedReconnectOptions = Required<ReconnectOptions>;
  *
  * @example
  * ```ts
- * resolveReconnectOptions({ maxAttempts: 3 }); // { maxAttempts: 3, baseDelayMs: 250, maxDelayMs: 10_000 }
+ * resolveReconnectOptions({ maxAttempts: 3 }); // { maxAttempts: 3, minDelayMs: 100, baseDelayMs: 250, maxDelayMs: 10_000, healthyAfterMs: 30_000 }
  * ```
  */
 export function resolveReconnectOptions(opts: ReconnectOptions = {}): ResolvedReconnectOptions {
-  const out = { maxAttempts: opts.maxAttempts ?? 5, baseDelayMs: opts.baseDelayMs ?? 250, maxDelayMs: opts.maxDelayMs ?? 10_000 };
-  if (!Number.isInteger(out.maxAttempts) || out.maxAttempts < 0) throw new TypeError('reconnect.maxAttempts must be a whole number >= 0');
-  if (!Number.isFinite(out.baseDelayMs) || out.baseDelayMs < 0) throw new TypeError('reconnect.baseDelayMs must be a number >= 0');
-  if (!Number.isFinite(out.maxDelayMs) || out.maxDelayMs < out.baseDelayMs) throw new TypeError('reconnect.maxDelayMs must be a number >= baseDelayMs');
-  return out;
+  if (opts === null || typeof opts !== 'object') throw new TypeError(`reconnect must be an object (got ${String(opts)})`);
+  // The default floor (100 ms) gives way to a lower base or cap: a host that asks for faster reconnects gets them.
+  const base = typeof opts.baseDelayMs === 'number' ? opts.baseDelayMs : 250;
+  const cap = typeof opts.maxDelayMs === 'number' ? opts.maxDelayMs : 10_000;
+  const minDelayMs = opts.minDelayMs ?? Math.max(0, Math.min(100, base, cap));
+  return resolveRetryPolicyOptions({ ...opts, minDelayMs }, 'reconnect');
 }
 
-/**
- * The delay before reconnect attempt `attempt` (0-based): `random() * min(maxDelayMs, baseDelayMs * 2^attempt)`.
- * Full jitter spreads the reconnects of many clients that lost the same server at the same moment.
- *
- * @example
- * ```ts
- * backoffDelay(3, { baseDelayMs: 250, maxDelayMs: 10_000 }, () => 0.5); // 0.5 * min(10_000, 2_000) = 1_000
- * ```
- */
-export function backoffDelay(
-  attempt: number,
-  opts: { baseDelayMs: number; maxDelayMs: number },
-  random: () => number = Math.random,
-): number {
-  // 2^attempt overflows to Infinity for large attempts; min() keeps the cap exact.
-  const ceiling = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** attempt);
-  const r = Math.min(Math.max(random(), 0), 1);
-  return Math.floor(r * ceiling);
-}
+export { backoffDelay } from './retryPolicy.js';

@@ -8,6 +8,7 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { redactSecrets, sanitizeError } from '../redact.js';
 import { SwitchboardError, safeUrl, summarizeCause, type CauseSummary } from '../errors.js';
+import { localErrorOf } from '../transport/localAnswer.js';
 
 /**
  * What was being done when the error happened: it picks `connect_timeout` / `connect_failed` over
@@ -46,14 +47,16 @@ export const RESPONSE_STREAM_LOST = 'mcp-switchboard/response-stream-lost';
 
 /**
  * Wraps a raw error from the SDK or a transport in a {@link SwitchboardError}:
- * - a `SwitchboardError` is returned unchanged (same object);
+ * - a `SwitchboardError` is returned unchanged (same object), and so is the one a request was answered with
+ *   locally by the request path (`localErrorAnswer`: response stream lost, message over the size cap);
  * - a JSON-RPC error from the server → `server_error` (the `McpError` is the `cause`), except the SDK's own
  *   request timeout → `call_timeout` / `connect_timeout` (retryable);
  * - anything else (HTTP status errors, network errors, a closed stream) → `transport_error` during a call or
  *   `connect_failed` during connect, retryable, the original as `cause`. The message ends with the root cause
  *   (error code such as `ECONNREFUSED`, the failed `spawn <command>`, the HTTP status, and the URL's origin and
- *   path, from the cause chain or from `target`), never a query string, user info, header or token. A stdio
- *   command that does not exist or may not be run (`ENOENT`, `EACCES` from `spawn`) is not retryable.
+ *   path, from the cause chain or from `target`), never a query string, user info, header or token. Not
+ *   retryable: a stdio command that does not exist or may not be run (`ENOENT`, `EACCES` from `spawn`), and an
+ *   HTTP 4xx other than 408, 425 and 429 (the server would answer the same again).
  *
  * @example
  * ```ts
@@ -66,13 +69,9 @@ export const RESPONSE_STREAM_LOST = 'mcp-switchboard/response-stream-lost';
  */
 export function classifyError(err: unknown, phase: OperationPhase, serverName: string, target?: ErrorTarget): SwitchboardError {
   if (err instanceof SwitchboardError) return err;
-  if (err instanceof McpError && (err.data as { reason?: unknown } | undefined)?.reason === RESPONSE_STREAM_LOST) {
-    return new SwitchboardError('transport_error', `The response stream from MCP server "${serverName}" ended before the response`, {
-      cause: err,
-      retryable: true,
-      serverName,
-    });
-  }
+  // A request the request path answered locally (response stream lost, message over the cap): its own error.
+  const local = localErrorOf(err);
+  if (local) return local;
   if (err instanceof McpError) {
     if (err.code === ErrorCode.RequestTimeout) {
       return phase === 'connect'
@@ -89,7 +88,8 @@ export function classifyError(err: unknown, phase: OperationPhase, serverName: s
   const summary = summarizeCause(err) ?? {};
   const url = summary.url ?? (target?.url === undefined ? undefined : safeUrl(target.url));
   const detail = describe(summary, url);
-  const retryable = !isMissingCommand(summary);
+  // Retryable only where a retry can succeed: not a missing command, not a client error the server will repeat.
+  const retryable = !isMissingCommand(summary) && !isPermanentStatus(summary.status);
   if (phase === 'connect') {
     return new SwitchboardError('connect_failed', `Could not connect to MCP server "${serverName}"${detail}`, { cause: sanitizeError(err), retryable, serverName });
   }
@@ -108,6 +108,14 @@ export function classifyError(err: unknown, phase: OperationPhase, serverName: s
 export interface ErrorTarget {
   /** The server URL (http, https, ws or wss). */
   url?: string;
+}
+
+/**
+ * An HTTP status the same request will meet again: 4xx, except 408 (timeout), 425 (too early) and 429 (rate
+ * limited). A 404 / 400 for an unknown session never gets here: the connection re-initializes instead.
+ */
+function isPermanentStatus(status: number | undefined): boolean {
+  return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 425 && status !== 429;
 }
 
 /** `spawn` failed because the command does not exist or may not be executed: retrying will not help. */

@@ -23,8 +23,10 @@ export type ScopeEndReason = 'aborted' | 'timeout' | 'closed';
  * ```
  */
 export interface OperationScopeOptions {
-  /** Deadline of the whole operation in ms from now. */
+  /** Deadline of the whole operation in ms from now (restarted by {@link OperationScope.touch}). */
   timeoutMs: number;
+  /** Bound in ms from now that {@link OperationScope.touch} never extends the deadline past; default none. */
+  maxTotalMs?: number;
   /** The caller's signal. */
   signal?: AbortSignal;
   /** Aborted when the connection closes. */
@@ -50,22 +52,44 @@ export interface OperationScopeOptions {
  */
 export class OperationScope {
   readonly #controller = new AbortController();
-  readonly #deadline: number;
+  #deadline: number;
+  readonly #timeoutMs: number;
+  readonly #hardDeadline: number;
+  #timer: NodeJS.Timeout | undefined;
   readonly #toError: OperationScopeOptions['toError'];
   readonly #cleanups: (() => void)[] = [];
   #endedBy: ScopeEndReason | undefined;
   #error: Error | undefined;
 
   constructor(opts: OperationScopeOptions) {
-    this.#deadline = Date.now() + opts.timeoutMs;
+    const now = Date.now();
+    this.#timeoutMs = opts.timeoutMs;
+    this.#hardDeadline = opts.maxTotalMs === undefined ? Infinity : now + opts.maxTotalMs;
+    this.#deadline = Math.min(now + opts.timeoutMs, this.#hardDeadline);
     this.#toError = opts.toError;
     this.#watch(opts.signal, 'aborted');
     this.#watch(opts.closeSignal, 'closed');
     if (!this.#endedBy) {
-      const timer = setTimeout(() => this.#end('timeout', undefined), opts.timeoutMs);
-      timer.unref?.();
-      this.#cleanups.push(() => clearTimeout(timer));
+      this.#arm(this.#deadline - now);
+      this.#cleanups.push(() => clearTimeout(this.#timer));
     }
+  }
+
+  /**
+   * Restarts the deadline at `timeoutMs` from now, never past `maxTotalMs` from the start: a long operation that
+   * keeps reporting progress is not timed out while progress keeps coming.
+   */
+  touch(): void {
+    if (this.#endedBy) return;
+    const now = Date.now();
+    this.#deadline = Math.min(now + this.#timeoutMs, this.#hardDeadline);
+    clearTimeout(this.#timer);
+    this.#arm(this.#deadline - now);
+  }
+
+  #arm(ms: number): void {
+    this.#timer = setTimeout(() => this.#end('timeout', undefined), Math.max(0, ms));
+    this.#timer.unref?.();
   }
 
   /** Aborts when the scope ends for any reason; pass it to the SDK and to transports. */
