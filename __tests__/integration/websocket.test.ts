@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SwitchboardError } from '../../src/errors.js';
+import { localErrorOf } from '../../src/transport/localAnswer.js';
 import { WebSocketClientTransport, WebSocketOpenError } from '../../src/transport/websocketClientTransport.js';
 import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import { startWebSocketMcpServer, type WebSocketMcpServer } from '../../src/testing/websocketServer.js';
@@ -77,17 +78,19 @@ describe('MCP over WebSocket', () => {
     expect(closes).toBe(1);
   });
 
-  it('fails the connection with too_large on an oversized incoming message', async () => {
+  it('fails only the call answered over maxMessageBytes, with too_large; the connection stays open', async () => {
     const transport = new WebSocketClientTransport(new URL(server.url), { maxMessageBytes: 2_000 });
-    const errors: unknown[] = [];
     const client = await connect(transport);
-    client.onerror = (e) => errors.push(e);
-    const onclose = new Promise<void>((resolve) => (client.onclose = () => resolve()));
+    let closes = 0;
+    client.onclose = () => closes++;
     const small = await client.callTool({ name: 'big', arguments: { bytes: 100 } });
     expect(small.content).toHaveLength(1);
-    await expect(client.callTool({ name: 'big', arguments: { bytes: 5_000 } })).rejects.toThrow();
-    await onclose;
-    expect(errors.some((e) => e instanceof SwitchboardError && e.code === 'too_large')).toBe(true);
+    const err = await client.callTool({ name: 'big', arguments: { bytes: 5_000 } }).catch((e: unknown) => e);
+    expect(localErrorOf(err)).toMatchObject({ code: 'too_large' });
+    const after = await client.callTool({ name: 'echo', arguments: { text: 'after' } });
+    expect(after.content).toEqual([{ type: 'text', text: 'after' }]);
+    expect(closes).toBe(0);
+    expect(server.connections()).toBe(1);
   });
 
   it('refuses to send a message larger than maxMessageBytes', async () => {

@@ -3,9 +3,10 @@
  * @module
  */
 import { WebSocket, type Dispatcher } from 'undici';
-import { JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { SwitchboardError, safeUrl } from '../errors.js';
+import { localErrorAnswer } from './localAnswer.js';
 
 /**
  * The WebSocket subprotocol of MCP.
@@ -28,7 +29,8 @@ export const MCP_WEBSOCKET_SUBPROTOCOL = 'mcp';
 export const CLOSE_WAIT_MS = 2_000;
 
 /**
- * Default largest message accepted, in bytes (16 MiB).
+ * Default largest message accepted or sent, in bytes (16 MiB): the same as the default result cap of a
+ * connection (`limits.maxResultBytes`).
  *
  * @example
  * ```ts
@@ -76,7 +78,21 @@ export interface WebSocketClientTransportOptions {
   dispatcher?: Dispatcher;
   /** Headers of the opening handshake. */
   headers?: Record<string, string>;
-  /** Largest message accepted or sent, in bytes (default {@link DEFAULT_MAX_MESSAGE_BYTES}). A larger one fails the connection with `too_large`. */
+  /**
+   * Largest message accepted or sent, in bytes of UTF-8 (default {@link DEFAULT_MAX_MESSAGE_BYTES}); a positive
+   * whole number, else a `TypeError`. The connection survives every over-size message:
+   * - an answer to one of our requests → that request alone rejects with `SwitchboardError('too_large')` (given
+   *   locally, see `localErrorAnswer`); the request is not sent again, so no tool runs twice;
+   * - a request from the server → the server gets a JSON-RPC error answer instead of waiting for one;
+   * - a notification, or a message whose `id` is not among its first or last 256 bytes → dropped, reported
+   *   through `onerror` as `too_large` (a request it answered then ends by its timeout).
+   *
+   * The cap applies once undici has received the message whole: undici's WebSocket has no per-socket limit
+   * and refuses earlier only by failing the connection (see {@link WebSocketClientTransport}), so a message is
+   * buffered up to the dispatcher's own `webSocket.maxPayloadSize` (undici's default 128 MiB) before this cap
+   * drops it. A message over that limit fails the connection. Outgoing messages over the cap are refused by
+   * `send()` with `too_large`, nothing sent.
+   */
   maxMessageBytes?: number;
 }
 
@@ -84,6 +100,13 @@ export interface WebSocketClientTransportOptions {
  * MCP over WebSocket (subprotocol "mcp") on undici's WebSocket (Node 20 has no global WebSocket). Implements
  * the SDK Transport interface (start/send/close/onmessage/onerror/onclose). `onclose` fires exactly once,
  * whether the server or `close()` ended the connection.
+ *
+ * Size cap ({@link WebSocketClientTransportOptions.maxMessageBytes}): an answer over the cap fails only the
+ * request it answers, with `SwitchboardError('too_large')`, and the connection stays open. It is checked after
+ * undici has buffered the message: undici 7's only earlier limit is the dispatcher's `webSocket.maxPayloadSize`
+ * (`new Agent({ webSocket: { maxPayloadSize } })`), checked against each frame header before the payload is
+ * read, but exceeding it fails the whole connection (close 1009 sent, the app sees 1006 and an empty error)
+ * without the payload, so the request it answered cannot be named and every call in flight would be lost.
  *
  * @example
  * ```ts
@@ -182,11 +205,8 @@ export class WebSocketClientTransport implements Transport {
   }
 
   #receive(data: unknown): void {
-    const size = typeof data === 'string' ? Buffer.byteLength(data) : data instanceof ArrayBuffer ? data.byteLength : 0;
-    if (size > this.#maxBytes) {
-      this.onerror?.(new SwitchboardError('too_large', `Incoming message of ${size} bytes exceeds ${this.#maxBytes} bytes`));
-      // The browser API allows only 1000 and 3000-4999; 4009 mirrors 1009 ("message too big").
-      this.#socket?.close(4009, 'message too big');
+    if (typeof data === 'string' ? overBytes(data, this.#maxBytes) : data instanceof ArrayBuffer && data.byteLength > this.#maxBytes) {
+      this.#refuse(data as string | ArrayBuffer);
       return;
     }
     let message: JSONRPCMessage;
@@ -200,9 +220,81 @@ export class WebSocketClientTransport implements Transport {
     this.onmessage?.(message);
   }
 
+  /**
+   * Drops a message over the cap without parsing it, and keeps the connection: the request it answers fails
+   * locally with `too_large`; a request from the server gets an error answer; anything else is reported.
+   */
+  #refuse(data: string | ArrayBuffer): void {
+    const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
+    const what = `Incoming WebSocket message of ${size} bytes exceeds maxMessageBytes (${this.#maxBytes})`;
+    const { id, request } = peekEnvelope(data);
+    if (id !== undefined && !request) {
+      this.onmessage?.(localErrorAnswer(id, new SwitchboardError('too_large', `${what}; the answer to request ${JSON.stringify(id)} was dropped`)));
+      return;
+    }
+    if (id !== undefined && this.#socket?.readyState === WebSocket.OPEN) {
+      const answer = { jsonrpc: '2.0', id, error: { code: ErrorCode.InvalidRequest, message: `Request larger than ${this.#maxBytes} bytes refused by the client` } };
+      this.#socket.send(JSON.stringify(answer));
+    }
+    this.onerror?.(new SwitchboardError('too_large', `${what}; dropped`));
+  }
+
   #finish(): void {
     if (this.#closed) return;
     this.#closed = true;
     this.onclose?.();
   }
+}
+
+/** How much of each end of an over-size message is read for its envelope. */
+const PEEK_CHARS = 256;
+/** A JSON-RPC id as JSON text: a string or a number. */
+const ID = String.raw`("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)`;
+/** A top-level `jsonrpc` or `id` member, with its comma. */
+const ENVELOPE_MEMBER = String.raw`"(?:jsonrpc|id)"\s*:\s*${ID}\s*,\s*`;
+/** `{"id": …` first, or after `"jsonrpc": "2.0"`. */
+const HEAD_ID = new RegExp(String.raw`^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*${ID}\s*[,}]`);
+/** `…, "id": …}` last, or before a last `"jsonrpc": "2.0"`: a nested `id` would be followed by two `}`. */
+const TAIL_ID = new RegExp(String.raw`[{,]\s*"id"\s*:\s*${ID}\s*(?:,\s*"jsonrpc"\s*:\s*"2\.0"\s*)?\}\s*$`);
+/** A request or notification: `method` first, or after `jsonrpc` and `id` (`{"method": …` as the SDK writes it)… */
+const HEAD_METHOD = new RegExp(String.raw`^\s*\{\s*(?:${ENVELOPE_MEMBER}){0,2}"method"\s*:`);
+/** … or last, or before a last `jsonrpc` and `id`. */
+const TAIL_METHOD = new RegExp(String.raw`[{,]\s*"method"\s*:\s*"(?:[^"\\]|\\.)*"\s*(?:,\s*"(?:jsonrpc|id)"\s*:\s*${ID}\s*){0,2}\}\s*$`);
+
+/** True when `text` is longer than `max` bytes of UTF-8, counting them only when the length cannot tell. */
+function overBytes(text: string, max: number): boolean {
+  // A UTF-16 code unit is 1 to 3 bytes of UTF-8 (a surrogate pair: 4 for 2).
+  if (text.length > max) return true;
+  if (text.length * 3 <= max) return false;
+  return Buffer.byteLength(text) > max;
+}
+
+/**
+ * The id of an over-size message, read from its first and last {@link PEEK_CHARS} characters without parsing
+ * it (where every MCP SDK puts it: `{"jsonrpc","id",…}` or `{…,"jsonrpc","id"}`), and whether it is a request
+ * (or notification) from the server rather than an answer. `id` is undefined when neither end shows a top-level one.
+ */
+function peekEnvelope(data: string | ArrayBuffer): { id: string | number | undefined; request: boolean } {
+  let head: string;
+  let tail: string;
+  if (typeof data === 'string') {
+    head = data.slice(0, PEEK_CHARS);
+    tail = data.slice(-PEEK_CHARS);
+  } else {
+    const bytes = Buffer.from(data);
+    // A character cut at either end decodes as U+FFFD, which no id or key of the envelope contains.
+    head = bytes.subarray(0, PEEK_CHARS).toString('utf8');
+    tail = bytes.subarray(Math.max(0, bytes.length - PEEK_CHARS)).toString('utf8');
+  }
+  const raw = HEAD_ID.exec(head)?.[1] ?? TAIL_ID.exec(tail)?.[1];
+  let id: string | number | undefined;
+  if (raw !== undefined) {
+    try {
+      const value: unknown = JSON.parse(raw);
+      if (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) id = value;
+    } catch {
+      id = undefined;
+    }
+  }
+  return { id, request: HEAD_METHOD.test(head) || TAIL_METHOD.test(tail) };
 }
