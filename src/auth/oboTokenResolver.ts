@@ -12,6 +12,7 @@ import { nonEmptyString, nonNegativeMs, oneOf, optionError, positiveInt, positiv
 import { IdpRequestError, idpRequest, type IdpFailure } from './idpErrors.js';
 import { AssertionInfoCache, OboTokenCache, type AssertionInfo } from './oboCache.js';
 import type { OboRequest, OboToken, OboTokenResolver } from './oboTypes.js';
+import { followSignal } from '../connection/signalLink.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -459,15 +460,14 @@ function aborted(serverName: string): OboError {
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, serverName: string): Promise<T> {
   if (!signal) return promise;
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(aborted(serverName));
-    signal.addEventListener('abort', onAbort, { once: true });
+    const unfollow = followSignal(signal, () => reject(aborted(serverName)));
     promise.then(
       (v) => {
-        signal.removeEventListener('abort', onAbort);
+        unfollow();
         resolve(v);
       },
       (e: unknown) => {
-        signal.removeEventListener('abort', onAbort);
+        unfollow();
         reject(e);
       },
     );

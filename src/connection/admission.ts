@@ -7,6 +7,7 @@
  * @module
  */
 import { SwitchboardError } from '../errors.js';
+import { followSignal } from './signalLink.js';
 
 interface Waiter {
   grant(): void;
@@ -71,14 +72,15 @@ export class KeyedSemaphore {
         if (queue.length === 0) this.#queues.delete(key);
         reject(aborted(serverName, signal!));
       };
+      let unfollow = (): void => {};
       const waiter: Waiter = {
         grant: () => {
-          signal?.removeEventListener('abort', onAbort);
+          unfollow();
           resolve(this.#releaser(key));
         },
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
       queue.push(waiter);
+      if (signal) unfollow = followSignal(signal, onAbort);
     });
   }
 

@@ -3,6 +3,7 @@
  * one signal handed to the SDK (so it sends `notifications/cancelled`) and to every await of the operation.
  * @module
  */
+import { followSignal } from './signalLink.js';
 
 /**
  * Why an {@link OperationScope} ended early.
@@ -150,9 +151,8 @@ export class OperationScope {
       this.#end(reason, signal.reason);
       return;
     }
-    const onAbort = () => this.#end(reason, signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    this.#cleanups.push(() => signal.removeEventListener('abort', onAbort));
+    // One listener on a caller's signal however many operations follow it (see followSignal).
+    this.#cleanups.push(followSignal(signal, () => this.#end(reason, signal.reason)));
   }
 
   #end(reason: ScopeEndReason, signalReason: unknown): void {

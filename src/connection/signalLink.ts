@@ -1,12 +1,71 @@
 /**
- * A per-operation signal that follows a caller's long-lived one, detached when the operation settles.
+ * Following a caller's long-lived `AbortSignal` from many operations at once with one listener on it.
  * @module
  */
 
 /**
+ * The operations following each signal. A signal gets one `abort` listener however many calls follow it: hosts
+ * commonly pass one signal for a whole session or request, and 50 concurrent calls must not add 50 listeners
+ * (Node warns past 10). Keyed weakly by the caller's signal, so it holds nothing once the signal is gone; it is
+ * module-level because two managers following the same caller signal must share the one listener too.
+ */
+const followers = new WeakMap<AbortSignal, Followers>();
+
+/** The followers of one signal and the one listener that calls them. */
+interface Followers {
+  set: Set<() => void>;
+  listener: () => void;
+}
+
+/**
+ * Calls `onAbort` once when `signal` aborts, until the returned function is called (idempotent). `onAbort` runs
+ * at once (synchronously) when the signal is already aborted. However many followers a signal has, it carries
+ * one `abort` listener of ours, removed with the last follower.
+ *
+ * @example
+ * ```ts
+ * const unfollow = followSignal(session.signal, () => controller.abort(session.signal.reason));
+ * try {
+ *   await work(controller.signal);
+ * } finally {
+ *   unfollow();
+ * }
+ * ```
+ */
+export function followSignal(signal: AbortSignal, onAbort: () => void): () => void {
+  if (signal.aborted) {
+    onAbort();
+    return noop;
+  }
+  let group = followers.get(signal);
+  if (!group) {
+    const set = new Set<() => void>();
+    const listener = (): void => {
+      followers.delete(signal);
+      for (const f of [...set]) f();
+    };
+    group = { set, listener };
+    followers.set(signal, group);
+    signal.addEventListener('abort', listener, { once: true });
+  }
+  const own = group;
+  // A wrapper per follower, so that the same callback can follow twice and be removed once.
+  const entry = (): void => onAbort();
+  own.set.add(entry);
+  return () => {
+    if (!own.set.delete(entry) || own.set.size > 0 || followers.get(signal) !== own) return;
+    // The last follower left: the listener goes too (it would keep the group alive as long as the signal lives).
+    followers.delete(signal);
+    signal.removeEventListener('abort', own.listener);
+  };
+}
+
+function noop(): void {}
+
+/**
  * Follows `parent` until {@link SignalLink.dispose}. Hand `signal` to code that adds an abort listener and never
  * removes it (the SDK's `Protocol.request` does): a host that passes one `AbortSignal` for a whole session then
- * does not collect one listener per call on it.
+ * does not collect one listener per call on it, and concurrent calls share one listener ({@link followSignal}).
  *
  * @example
  * ```ts
@@ -20,13 +79,10 @@
  */
 export class SignalLink {
   readonly #controller = new AbortController();
-  readonly #parent: AbortSignal;
-  readonly #onAbort = (): void => this.#controller.abort(this.#parent.reason);
+  readonly #unfollow: () => void;
 
   constructor(parent: AbortSignal) {
-    this.#parent = parent;
-    if (parent.aborted) this.#controller.abort(parent.reason);
-    else parent.addEventListener('abort', this.#onAbort, { once: true });
+    this.#unfollow = followSignal(parent, () => this.#controller.abort(parent.reason));
   }
 
   /** Aborts when the parent does, until disposed. */
@@ -36,6 +92,6 @@ export class SignalLink {
 
   /** Detaches from the parent. Idempotent. */
   dispose(): void {
-    this.#parent.removeEventListener('abort', this.#onAbort);
+    this.#unfollow();
   }
 }

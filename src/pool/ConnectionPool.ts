@@ -14,6 +14,7 @@ import { SwitchboardError } from '../errors.js';
 import type { EvictReason } from '../events.js';
 import { KeyedSemaphore } from '../connection/admission.js';
 import { fn, optionError, positiveInt, positiveMs, positiveMsOrInfinity } from '../options.js';
+import { followSignal } from '../connection/signalLink.js';
 
 /**
  * What the pool needs of a connection. `MCPConnection` has it; tests may pass fakes.
@@ -537,9 +538,10 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
         // connect of a key goes on, and its connection is kept for the next call.
         if (slot.waiters.size === 0 && slot.superseded && slot.state === 'connecting') this.#abandon(slot, 'lastWaiterLeftSuperseded', 'replaced');
       };
-      const waiter: Waiter<C> = { slot: s, resolve, reject, cleanup: () => signal?.removeEventListener('abort', onAbort) };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const waiter: Waiter<C> = { slot: s, resolve, reject, cleanup: () => {} };
       s.waiters.add(waiter);
+      // One listener on the caller's signal however many waits follow it (see followSignal).
+      if (signal) waiter.cleanup = followSignal(signal, onAbort);
     });
   }
 
