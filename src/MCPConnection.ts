@@ -17,7 +17,7 @@ import { classifyError, type ErrorTarget, type OperationPhase } from './connecti
 import { createProtocolClient, type ProtocolClient, type ProtocolRequestOptions } from './connection/protocolClient.js';
 import { SignalLink } from './connection/signalLink.js';
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
-import { exceedsBytes } from './connection/resultSize.js';
+import { DEFAULT_MAX_RESULT_BYTES, exceedsBytes } from './connection/resultSize.js';
 import type { CallerContext } from './connection/callerContext.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { defaultSchemaValidator } from './connection/schemaValidator.js';
@@ -240,7 +240,6 @@ const FAILURES_BEFORE_RECONNECT = 3;
 const DEFAULT_INIT_TIMEOUT_MS = 30_000;
 const DEFAULT_CALL_TIMEOUT_MS = 60_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 2_000;
-const DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024;
 
 let packageVersion: string | undefined;
 /** The package version, read once on first use (never at import). */

@@ -8,19 +8,21 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ErrorCode, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config/schema.js';
 import { resolveServerConfig } from './config/parse.js';
 import { hasUserPlaceholder, resolvePlaceholders } from './config/placeholders.js';
-import { CallerContext, requestIdOfBody, type JsonRpcId } from './connection/callerContext.js';
+import { CallerContext, type JsonRpcId } from './connection/callerContext.js';
 import { KeyedSemaphore } from './connection/admission.js';
 import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
-import type { Logger, UserContext } from './types.js';
+import { silentLogger, type Logger, type UserContext } from './types.js';
 import { MCPConnection, type ConnectionLimits, type MCPConnectionOptions } from './MCPConnection.js';
-import type { ReconnectOptions } from './connection/backoff.js';
-import { RESPONSE_STREAM_LOST } from './connection/classifyError.js';
+import { resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
+import { RetryPolicy } from './connection/retryPolicy.js';
+import { DEFAULT_MAX_RESULT_BYTES, MESSAGE_ENVELOPE_BYTES } from './connection/resultSize.js';
 import { HttpClient } from './transport/httpClient.js';
-import { createAuthFetch } from './transport/authFetch.js';
+import { createRequestPath, type RequestPathOptions } from './transport/requestPath.js';
+import { OwnErrors } from './transport/interceptors/ownErrors.js';
+import { localErrorAnswer } from './transport/localAnswer.js';
 import { createDefaultTransport } from './transport/createTransport.js';
 import type { AuthHeaderProvider, AuthHeaderRequest, FetchLike, Transport, TransportContext, TransportFactory } from './transport/types.js';
 
@@ -83,12 +85,21 @@ export interface MCPConnectionFactoryOptions {
   /** Diagnostics (never a token); default silent. */
   logger?: Logger;
   /**
-   * Watch each streamable HTTP request's `text/event-stream` response (default `false`): when it ends or breaks
-   * before the response arrived (the server died mid-call), that call fails at once with a retryable
-   * `transport_error` instead of waiting for its timeout. Off by default because the extra web stream costs
-   * about 0.2–0.3 ms per call (~15 % of a loopback call); turn it on where failing fast matters more.
+   * Watch each streamable HTTP request's `text/event-stream` response (default `true`): when it ends or breaks
+   * before the response arrived (the server died mid-call) and the server did not make it resumable, that call
+   * fails at once with a retryable `transport_error` instead of waiting for its timeout. The watch runs inside
+   * undici's dispatch handler (no extra stream), so it costs next to nothing; `false` turns it off. Size caps
+   * on responses (`limits.maxResultBytes` + 64 KiB per message → `too_large`) apply either way.
    */
   watchResponseStreams?: boolean;
+  /**
+   * Whether streamable HTTP connections open the standby GET stream through which a server sends requests and
+   * notifications outside of a call (default `true`). `false`: every standby GET is answered `405` locally and
+   * nothing is sent. Either way the GETs of a connection are bounded by its reconnect policy (`reconnect`):
+   * a server that keeps ending the stream at once gets at most `maxAttempts` quick reopenings (with backoff),
+   * then the standby stream is off for that connection and one warning is logged.
+   */
+  standbyStream?: boolean;
   /**
    * Most handshakes (connect + initialize) in flight at once per origin (per command for stdio). Default 16.
    * A burst of cold calls queues for admission instead of starting every handshake at once; the wait does not
@@ -167,6 +178,8 @@ export class MCPConnectionFactory {
   readonly #httpClient: HttpClient;
   readonly #ownsHttpClient: boolean;
   readonly #admission: KeyedSemaphore;
+  /** The reconnect settings, checked once (a bad one is a `TypeError` from the constructor). */
+  readonly #reconnect: ResolvedReconnectOptions;
   #closing: Promise<void> | undefined;
 
   constructor(opts: MCPConnectionFactoryOptions = {}) {
@@ -178,6 +191,7 @@ export class MCPConnectionFactory {
     this.#ownsHttpClient = !opts.httpClient;
     this.#httpClient = opts.httpClient ?? new HttpClient();
     this.#admission = new KeyedSemaphore(opts.maxConcurrentConnects ?? DEFAULT_MAX_CONCURRENT_CONNECTS);
+    this.#reconnect = resolveReconnectOptions(opts.reconnect);
   }
 
   /**
@@ -198,14 +212,16 @@ export class MCPConnectionFactory {
     const resolved = resolveServerConfig(serverName, config, { ...(user ? { user } : {}), env });
     const callers = req.callers ?? (user ? new CallerContext(user) : undefined);
     const creds = this.#credentialsFor(target, resolved, req.auth, callers, env);
-    const http = this.#httpFor(target, resolved, creds);
+    const http = this.#httpFor(resolved, creds);
+    // One standby-stream budget per connection, shared by the transports of its reconnects.
+    const standby = resolved.type === 'streamable-http' ? new RetryPolicy(this.#reconnect) : undefined;
 
     const conn = new MCPConnection({
       serverName,
       config,
       ...(user ? { user } : {}),
       ...(callers ? { callers } : {}),
-      createTransport: (attemptSignal) => this.#transportFor(target, resolved, http, attemptSignal, creds, callers),
+      createTransport: (attemptSignal) => this.#transportFor(target, resolved, http, attemptSignal, creds, callers, standby),
       ...(this.#opts.clientInfo ? { clientInfo: this.#opts.clientInfo } : {}),
       ...(this.#opts.reconnect ? { reconnect: this.#opts.reconnect } : {}),
       ...(this.#opts.limits ? { limits: this.#opts.limits } : {}),
@@ -295,73 +311,94 @@ export class MCPConnectionFactory {
     };
   }
 
-  #httpFor(target: ConnectionTarget, resolved: ServerConfig, creds: RequestCredentials): { fetch: FetchLike; dispatcher?: TransportContext['dispatcher'] } {
-    if (resolved.type === 'stdio') return { fetch: noHttp(target.serverName) };
+  /**
+   * The parts of a connection's request path that all its transports share (dispatcher, credentials, SSRF
+   * rules); `undefined` for a transport that makes no HTTP requests.
+   */
+  #httpFor(resolved: ServerConfig, creds: RequestCredentials): ConnectionHttp {
+    if (resolved.type === 'stdio') return {};
     const route = this.#httpClient.forConfig({
       ...(resolved.source ? { source: resolved.source } : {}),
       ...(resolved.type !== 'websocket' && resolved.proxy ? { proxy: resolved.proxy } : {}),
     });
-    if (resolved.type === 'websocket') return { fetch: noHttp(target.serverName), dispatcher: route.dispatcher };
+    if (resolved.type === 'websocket') return { dispatcher: route.dispatcher };
     const { auth } = creds;
-    const fetch = createAuthFetch({
+    return {
       dispatcher: route.dispatcher,
-      ...(creds.staticHeaders ? { headers: creds.staticHeaders } : {}),
-      ...(creds.requestHeaders ? { requestHeaders: creds.requestHeaders } : {}),
-      ...(creds.authHeaders ? { authHeaders: creds.authHeaders } : {}),
-      ...(auth?.retryUnauthorized ? { retryUnauthorized: true } : {}),
-      ...(auth?.onRejected ? { onRejected: auth.onRejected } : {}),
-      ...(route.ssrf ? { ssrf: route.ssrf } : {}),
-    });
-    return { fetch, dispatcher: route.dispatcher };
+      path: {
+        dispatcher: route.dispatcher,
+        ...(creds.staticHeaders ? { headers: creds.staticHeaders } : {}),
+        ...(creds.requestHeaders ? { requestHeaders: creds.requestHeaders } : {}),
+        ...(creds.authHeaders ? { authHeaders: creds.authHeaders } : {}),
+        ...(auth?.retryUnauthorized ? { retryUnauthorized: true } : {}),
+        ...(auth?.onRejected ? { onRejected: auth.onRejected } : {}),
+        ...(route.ssrf ? { ssrf: route.ssrf } : {}),
+      },
+    };
   }
 
+  /**
+   * The transport of one connection attempt, with its own request path (composed in `createRequestPath`): the
+   * connection's credentials, plus the response watch that answers this transport's requests locally, the
+   * standby-stream gate, and the own-errors channel that lets `start()` reject with our error itself.
+   */
   async #transportFor(
     target: ConnectionTarget,
     resolved: ServerConfig,
-    http: { fetch: FetchLike; dispatcher?: TransportContext['dispatcher'] },
+    http: ConnectionHttp,
     signal: AbortSignal | undefined,
     creds: RequestCredentials,
     callers: CallerContext | undefined,
+    standby: RetryPolicy | undefined,
   ): Promise<Transport> {
-    // The SSE transport turns a failed event-stream fetch into a generic SseError; remember an error of ours
-    // (the auth provider's, the SSRF guard's) so that connect rejects with that very object.
-    let ownError: SwitchboardError | undefined;
+    const { serverName } = target;
     let created: Transport | undefined;
-    const watch = this.#opts.watchResponseStreams ?? false;
-    const fetch: FetchLike = async (url, init) => {
-      let res: Response;
-      try {
-        res = await http.fetch(url, init);
-      } catch (err) {
-        if (err instanceof SwitchboardError) ownError = err;
-        throw err;
-      }
-      // The response stream of a request that ends or breaks before the response (the server died mid-call)
-      // is reported by the SDK only as a message-only onerror, and the call would hang until its timeout:
-      // answer that one request with an error of ours instead, so it fails now (retryable).
-      const id = watch && init?.method === 'POST' ? requestIdOfBody(init.body) : undefined;
-      if (id !== undefined) return watchEventStream(res, id, () => created?.onmessage?.(responseStreamLost(id)));
-      return res;
-    };
+    const ownErrors = new OwnErrors();
+    const maxMessageBytes = this.#maxMessageBytes();
+    let fetch: FetchLike = noHttp(serverName);
+    if (http.path && (resolved.type === 'sse' || resolved.type === 'streamable-http')) {
+      fetch = createRequestPath({
+        ...http.path,
+        ownErrors,
+        watch: {
+          serverName,
+          streams: resolved.type,
+          maxMessageBytes,
+          detectLoss: this.#opts.watchResponseStreams ?? true,
+          // A request that cannot be answered by the server is answered here, through the transport itself.
+          answer: (id, error) => created?.onmessage?.(localErrorAnswer(id, error)),
+        },
+        ...(standby
+          ? { standby: { policy: standby, enabled: this.#opts.standbyStream ?? true, logger: this.#opts.logger ?? silentLogger, serverName } }
+          : {}),
+      });
+    }
     const transport = await this.#createTransport({
       ...target,
       config: resolved,
       fetch,
+      maxMessageBytes,
       ...(http.dispatcher ? { dispatcher: http.dispatcher } : {}),
       ...(signal ? { signal } : {}),
     });
     created = transport;
     if (callers) attachCallers(transport, callers, creds, resolved);
-    const start = transport.start.bind(transport);
-    transport.start = async () => {
-      try {
-        await start();
-      } catch (err) {
-        throw ownError ?? err;
-      }
-    };
-    return transport;
+    return ownErrors.keepOnStart(transport);
   }
+
+  /** The largest message a connection accepts: its result cap plus room for the JSON-RPC envelope. */
+  #maxMessageBytes(): number {
+    const max = this.#opts.limits?.maxResultBytes;
+    return (typeof max === 'number' && Number.isFinite(max) && max > 0 ? max : DEFAULT_MAX_RESULT_BYTES) + MESSAGE_ENVELOPE_BYTES;
+  }
+}
+
+/** What {@link MCPConnectionFactory}'s `#httpFor` gives each transport of a connection. */
+interface ConnectionHttp {
+  /** The dispatcher of the server (HTTP and WebSocket). */
+  dispatcher?: TransportContext['dispatcher'];
+  /** The shared part of the request path (HTTP transports only). */
+  path?: RequestPathOptions;
 }
 
 const DEFAULT_MAX_CONCURRENT_CONNECTS = 16;
@@ -423,74 +460,6 @@ function toAuthInfo(headers: Record<string, string>, userId: string): AuthInfo {
   for (const [k, v] of Object.entries(headers)) if (k.toLowerCase() === 'authorization') authorization = v;
   const bearer = authorization?.match(/^Bearer\s+(.+)$/i)?.[1];
   return { token: bearer ?? '', clientId: 'mcp-switchboard', scopes: [], extra: { headers, userId } };
-}
-
-/** The error answer given locally to a request whose response stream was lost (see classifyError). */
-function responseStreamLost(id: string | number): JSONRPCMessage {
-  return {
-    jsonrpc: '2.0',
-    id,
-    error: { code: ErrorCode.ConnectionClosed, message: 'The response stream ended before the response arrived', data: { reason: RESPONSE_STREAM_LOST } },
-  };
-}
-
-/**
- * Watches the `text/event-stream` answer to request `id`. When the stream ends or breaks before an event
- * carried the response to `id`, and the server made it resumable by no event id (the SDK resumes those itself),
- * `onLost` is called once. Other responses are returned as they are.
- */
-function watchEventStream(res: Response, id: string | number, onLost: () => void): Response {
-  if (!res.body || !(res.headers.get('content-type') ?? '').includes('text/event-stream')) return res;
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let pending = '';
-  let answered = false;
-  let resumable = false;
-  const scan = (text: string) => {
-    const lines = (pending + text).split(/\r\n|\r|\n/);
-    pending = lines.pop() ?? '';
-    for (const line of lines) {
-      if (line.startsWith('id:')) resumable = true;
-      else if (!answered && line.startsWith('data:')) answered = answers(line.slice(5).trim(), id);
-    }
-  };
-  const lost = () => {
-    if (!answered && !resumable) onLost();
-  };
-  const body = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      let chunk: Awaited<ReturnType<typeof reader.read>>;
-      try {
-        chunk = await reader.read();
-      } catch (err) {
-        lost();
-        controller.error(err);
-        return;
-      }
-      if (chunk.done) {
-        scan(decoder.decode());
-        if (pending) scan('\n');
-        lost();
-        controller.close();
-        return;
-      }
-      if (!answered) scan(decoder.decode(chunk.value, { stream: true }));
-      controller.enqueue(chunk.value);
-    },
-    cancel: (reason) => reader.cancel(reason),
-  });
-  return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
-}
-
-/** Whether an SSE data payload is the response (result or error) to request `id`. */
-function answers(data: string, id: string | number): boolean {
-  if (!data.includes('"id"')) return false;
-  try {
-    const msg = JSON.parse(data) as { id?: unknown; result?: unknown; error?: unknown; method?: unknown };
-    return msg.id === id && msg.method === undefined && ('result' in msg || 'error' in msg);
-  } catch {
-    return false;
-  }
 }
 
 /** The fetch of a transport that makes no HTTP requests: any use is a bug, said loudly. */

@@ -44,9 +44,9 @@ function managerWith(servers: Record<string, unknown>, factoryOpts: MCPConnectio
 const PATIENT_RECONNECT = { maxAttempts: 10_000, baseDelayMs: 5, maxDelayMs: 40 };
 
 describe('MCP server killed mid-call, then restarted', () => {
-  it('streamable-http without watchResponseStreams: the call still rejects typed, at its timeout', async () => {
+  it('streamable-http with watchResponseStreams: false: the call still rejects typed, at its timeout', async () => {
     const first = await server({ transport: 'streamable-http', keepAlive: false });
-    const { m, inst } = managerWith({ svc: { type: 'streamable-http', url: first.url } }, { reconnect: PATIENT_RECONNECT });
+    const { m, inst } = managerWith({ svc: { type: 'streamable-http', url: first.url } }, { reconnect: PATIENT_RECONNECT, watchResponseStreams: false });
     await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'before' } });
     const reached = inst.nextCallReached();
     const timeoutMs = 500;
@@ -58,13 +58,13 @@ describe('MCP server killed mid-call, then restarted', () => {
     // call_timeout is produced only by the call's own timer: the call ended at its timeout, not the tool's 60 s
     // (nor the 60 s default timeout, which is past jest's 30 s budget), and not with a transport error.
     expect(died.error).toMatchObject({ code: 'call_timeout', retryable: true });
-    report('faults', `streamable-http without watchResponseStreams: call in flight when the server died rejected with call_timeout after ${died.ms.toFixed(0)} ms (timeout ${timeoutMs} ms)`);
+    report('faults', `streamable-http with watchResponseStreams off: call in flight when the server died rejected with call_timeout after ${died.ms.toFixed(0)} ms (timeout ${timeoutMs} ms)`);
   });
 
   it.each(['sse', 'streamable-http'] as const)('%s: the call rejects typed within its timeout; the same manager uses the restarted server', async (kind) => {
     const first = await server({ transport: kind, keepAlive: false });
-    // Streamable HTTP sees the broken response stream only with watchResponseStreams (off by default).
-    const { m, inst } = managerWith({ svc: { type: kind, url: first.url } }, { reconnect: PATIENT_RECONNECT, watchResponseStreams: true });
+    // Streamable HTTP sees the broken response stream through watchResponseStreams, on by default.
+    const { m, inst } = managerWith({ svc: { type: kind, url: first.url } }, { reconnect: PATIENT_RECONNECT });
     expect(text(await m.callTool({ serverName: 'svc', toolName: 'echo', arguments: { text: 'before' } }))).toBe('before');
     const conn = await m.getConnection({ serverName: 'svc' });
     const reconnects: number[] = [];

@@ -6,6 +6,26 @@
  */
 
 /**
+ * The default cap on a tool result, in bytes of its JSON (16 MiB): `limits.maxResultBytes` of a connection.
+ *
+ * @example
+ * ```ts
+ * const limits = { maxResultBytes: DEFAULT_MAX_RESULT_BYTES / 4 };
+ * ```
+ */
+export const DEFAULT_MAX_RESULT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Room for the JSON-RPC envelope around a result (64 KiB): a transport's message cap is the result cap plus this.
+ *
+ * @example
+ * ```ts
+ * const maxMessageBytes = DEFAULT_MAX_RESULT_BYTES + MESSAGE_ENVELOPE_BYTES;
+ * ```
+ */
+export const MESSAGE_ENVELOPE_BYTES = 64 * 1024;
+
+/**
  * True when `value` is larger than `maxBytes` (approximately its JSON size). Walks at most until the cap is
  * passed, so an oversized result is refused without serializing it.
  *

@@ -14,6 +14,11 @@ export type { SsrfOptions } from './ssrf.js';
 /**
  * Options of {@link HttpClient}.
  *
+ * No transport-level timer sits below a call's deadline: every Agent, ProxyAgent and EnvHttpProxyAgent is made
+ * with `headersTimeout: 0` and `bodyTimeout: 0` (undici's defaults of 300 s would cut long tool calls); the
+ * call deadlines (`timeoutMs`, `initTimeoutMs`) are the only timers of a request. `connectTimeoutMs` still bounds
+ * opening a socket.
+ *
  * @example
  * ```ts
  * const http = new HttpClient({ proxy: 'env', userSsrf: { blockPrivate: true, allowHosts: ['*.corp.example'] } });
@@ -35,6 +40,11 @@ export interface HttpClientOptions {
   /** Timeout of establishing one socket (TCP + TLS), in ms (default 10 000). */
   connectTimeoutMs?: number;
 }
+
+// Every dispatcher is created with undici's `headersTimeout` and `bodyTimeout` at 0 (off): their 300 s defaults
+// would cut a long tool call below its configured deadline (over SSE as a retryable loss, so a retry would run
+// the tool twice; over streamable HTTP silently). The call deadlines of `MCPConnection` are the only timers of a
+// request; the connect timeout above stays.
 
 /**
  * What {@link HttpClient.forConfig} needs of a server config (a whole `ServerConfig` fits).
@@ -166,6 +176,9 @@ export class HttpClient {
   #agentOptions(ssrf?: SsrfOptions): Agent.Options {
     const timeout = this.#opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     const base: Agent.Options = {
+      // Off: the call's own deadline is the only timer (see HttpClientOptions).
+      headersTimeout: 0,
+      bodyTimeout: 0,
       ...(this.#opts.keepAliveTimeoutMs === undefined ? {} : { keepAliveTimeout: this.#opts.keepAliveTimeoutMs }),
       ...(this.#opts.connections === undefined ? {} : { connections: this.#opts.connections }),
     };

@@ -96,6 +96,11 @@ export interface TransportContext {
   dispatcher?: Dispatcher;
   /** Aborts the connection attempt. */
   signal?: AbortSignal;
+  /**
+   * The largest message the transport accepts, in bytes; the factory sets it from `limits.maxResultBytes` plus
+   * envelope room. Absent: the transport's own default.
+   */
+  maxMessageBytes?: number;
 }
 
 /**

@@ -1,0 +1,72 @@
+/**
+ * The credentials stage: puts the config's headers and the caller's credentials on every request that stays
+ * on the configured origin, asked afresh for each request (and each redirect hop).
+ * @module
+ */
+import type { RequestInterceptor } from '../requestPath.js';
+import type { AuthHeaderProvider, AuthHeaderRequest } from '../types.js';
+
+/**
+ * What the credentials stage puts on a request.
+ *
+ * @example
+ * ```ts
+ * const opts: CredentialsOptions = {
+ *   headers: { 'X-Tenant': 'contoso' },
+ *   authHeaders: async ({ forceRefresh }) => ({ Authorization: `Bearer ${await getToken(forceRefresh)}` }),
+ * };
+ * ```
+ */
+export interface CredentialsOptions {
+  /** Static + placeholder-resolved headers from the config (the caller's headers win over them). */
+  headers?: Record<string, string>;
+  /**
+   * Per-request headers that are not credentials of a provider (a config's `{{var.*}}` / `{{user.*}}` headers,
+   * resolved for the request's caller). A throw means the request is not sent; the error reaches the caller
+   * unchanged. It does not displace a static Authorization header.
+   */
+  requestHeaders?: (req: AuthHeaderRequest) => Record<string, string> | Promise<Record<string, string>>;
+  /**
+   * Called for every request. Throws → not sent, the same error object reaches the caller. When present, the
+   * provider's answer is the only source of Authorization (a config's or the caller's is dropped first).
+   */
+  authHeaders?: AuthHeaderProvider;
+}
+
+/**
+ * The credentials stage. A hop that left the configured origin gets none of it: no config headers, no provider
+ * headers, and the providers are not asked.
+ *
+ * @example
+ * ```ts
+ * const stage = composeStages(sendWithUndici, [credentials({ headers: { 'X-Api-Key': key } })]);
+ * ```
+ */
+export function credentials(opts: CredentialsOptions): RequestInterceptor {
+  const staticHeaders: Record<string, string> = lowerKeys(opts.headers ?? {});
+  const { requestHeaders, authHeaders } = opts;
+  return (next) => async (req) => {
+    if (req.crossOrigin) return next(req);
+    const headers = { ...staticHeaders, ...req.headers };
+    if (authHeaders) delete headers.authorization;
+    if (requestHeaders || authHeaders) {
+      const ask: AuthHeaderRequest = {
+        url: new URL(req.url.href),
+        method: req.method,
+        forceRefresh: req.forceRefresh,
+        ...(req.signal ? { signal: req.signal } : {}),
+        ...(req.requestId === undefined ? {} : { requestId: req.requestId }),
+      };
+      // No try/catch: a provider's error reaches the caller as the same object.
+      if (requestHeaders) Object.assign(headers, lowerKeys(await requestHeaders(ask)));
+      if (authHeaders) Object.assign(headers, lowerKeys((await authHeaders(ask)) ?? {}));
+    }
+    return next({ ...req, headers });
+  };
+}
+
+function lowerKeys(headers: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k.toLowerCase()] = v;
+  return out;
+}

@@ -1,0 +1,387 @@
+/**
+ * The response-watch stage: watches each response at the undici dispatcher level (a wrapper around the
+ * request's own dispatch handler, so no extra web stream and no extra copy) and answers a request locally, with
+ * an error of ours, when its response cannot come:
+ *
+ * - **lost response stream** (streamable HTTP): the `text/event-stream` answer to a POST ends or breaks before
+ *   the response to its request id, and no event `id` made it resumable (the SDK resumes those itself). The SDK
+ *   would report it only through a message-only `onerror`, leaving the call to wait for its timeout; it is
+ *   answered with a retryable `transport_error` instead.
+ * - **over-size message**: a POST's answer (event stream or `application/json`) with an event or body over
+ *   `maxMessageBytes` is answered `too_large` first, and then that response alone is aborted, before it is
+ *   buffered whole. On a long-lived GET event stream (the legacy SSE transport's, the standby stream), only
+ *   complete events are passed on; an over-size event is dropped, and the request whose id it answers gets
+ *   `too_large`. The stream itself lives on.
+ *
+ * Events are parsed with `eventsource-parser`'s `createParser`, the parser the SDK itself uses.
+ * @module
+ */
+import { StringDecoder } from 'node:string_decoder';
+import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
+import type { Dispatcher } from 'undici';
+import type { JsonRpcId } from '../../connection/callerContext.js';
+import { SwitchboardError } from '../../errors.js';
+import type { RequestInterceptor } from '../requestPath.js';
+import { nextBoundary, seamAfter } from './eventFrames.js';
+
+/**
+ * Which transport's streams are watched: `streamable-http` (POST answers and GET streams) or `sse` (the GET
+ * event stream; its POSTs are answered `202` with nothing to watch).
+ *
+ * @example
+ * ```ts
+ * const streams: WatchedStreams = 'streamable-http';
+ * ```
+ */
+export type WatchedStreams = 'streamable-http' | 'sse';
+
+/**
+ * Settings of {@link responseWatch}.
+ *
+ * @example
+ * ```ts
+ * const opts: ResponseWatchOptions = {
+ *   serverName: 'docs', streams: 'streamable-http', maxMessageBytes: 16 * 1024 * 1024 + 65_536,
+ *   answer: (id, error) => transport.onmessage?.(localErrorAnswer(id, error)),
+ * };
+ * ```
+ */
+export interface ResponseWatchOptions {
+  /** For the errors' messages and `serverName`. */
+  serverName: string;
+  /** Which transport's streams these are. */
+  streams: WatchedStreams;
+  /** Largest message (one event, or one JSON body) accepted, in bytes. */
+  maxMessageBytes: number;
+  /** Answers request `id` locally (through the transport's `onmessage`, see `localErrorAnswer`). */
+  answer: (id: JsonRpcId, error: SwitchboardError) => void;
+  /** Whether lost POST response streams are answered (default true). Size caps apply either way. */
+  detectLoss?: boolean;
+}
+
+/**
+ * The response-watch stage (see the module comment). Puts a watching dispatcher in front of the request's
+ * own for POSTs of a request (streamable HTTP) and for GETs; everything else passes as it is.
+ *
+ * @example
+ * ```ts
+ * const stage = composeStages(sendWithUndici, [responseWatch({ serverName: 'docs', streams: 'sse', maxMessageBytes: 1 << 20, answer })]);
+ * ```
+ */
+export function responseWatch(opts: ResponseWatchOptions): RequestInterceptor {
+  if (!Number.isFinite(opts.maxMessageBytes) || opts.maxMessageBytes <= 0) throw new TypeError('responseWatch: maxMessageBytes must be a number > 0');
+  return (next) => (req) => {
+    const id = req.requestId;
+    if (req.method === 'POST' && id !== undefined && opts.streams === 'streamable-http') {
+      return next({ ...req, dispatcher: watching(req.dispatcher, (h) => new WatchedResponse(h, opts, id, req.signal)) });
+    }
+    if (req.method === 'GET') return next({ ...req, dispatcher: watching(req.dispatcher, (h) => new WatchedResponse(h, opts, undefined, req.signal)) });
+    return next(req);
+  };
+}
+
+/** A dispatcher for one request: `inner`, with the request's handler wrapped. */
+function watching(inner: Dispatcher, wrap: (handler: LegacyHandler) => LegacyHandler): Dispatcher {
+  // undici's fetch only calls `dispatch` on its dispatcher: a plain object is enough, and far cheaper than a
+  // Dispatcher (an EventEmitter) per request.
+  const dispatcher = { dispatch: (o: Dispatcher.DispatchOptions, handler: LegacyHandler) => inner.dispatch(o, wrap(handler) as never) };
+  return dispatcher as unknown as Dispatcher;
+}
+
+/** The dispatch handler undici 7's fetch passes (the legacy `on*` callbacks; `this` is the handler). */
+interface LegacyHandler {
+  onConnect?(abort: (err?: Error) => void, context?: unknown): void;
+  onResponseStarted?(): void;
+  onHeaders?(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  onData?(chunk: Buffer): boolean;
+  onComplete?(trailers: Buffer[] | null): void;
+  onError?(err: Error): void;
+  onUpgrade?(status: number, rawHeaders: Buffer[], socket: unknown): void;
+  onBodySent?(chunk: unknown): void;
+  onRequestSent?(): void;
+}
+
+type Mode = 'none' | 'post-events' | 'post-json' | 'stream';
+const EMPTY = Buffer.alloc(0);
+const HEAD_BYTES = 512;
+const TAIL_BYTES = 256;
+
+/** Wraps fetch's handler of one request; see the module comment. */
+class WatchedResponse implements LegacyHandler {
+  readonly #h: LegacyHandler;
+  readonly #o: ResponseWatchOptions;
+  /** The request id of a POST; undefined for a GET stream. */
+  readonly #id: JsonRpcId | undefined;
+  readonly #signal: AbortSignal | undefined;
+  #abort: ((err?: Error) => void) | undefined;
+  #mode: Mode = 'none';
+  /** Answered locally (or nothing left to watch): no more checks. */
+  #done = false;
+  /** This response was aborted for its size: nothing more of it is passed on. */
+  #cut = false;
+  /** Bytes of the current event (the whole body for JSON). */
+  #eventBytes = 0;
+  #seam: Buffer = EMPTY;
+  // POST event streams: what the stream has said about the request.
+  #parser: EventSourceParser | undefined;
+  #decoder: StringDecoder | undefined;
+  #answered = false;
+  #resumable = false;
+  // GET event streams: the incomplete event held back, or the over-size event being dropped.
+  #held: Buffer[] = [];
+  #dropping = false;
+  #dropHead: Buffer = EMPTY;
+  #dropTail: Buffer = EMPTY;
+
+  constructor(handler: LegacyHandler, opts: ResponseWatchOptions, id: JsonRpcId | undefined, signal: AbortSignal | undefined) {
+    this.#h = handler;
+    this.#o = opts;
+    this.#id = id;
+    this.#signal = signal;
+  }
+
+  onConnect(abort: (err?: Error) => void, context?: unknown): void {
+    this.#abort = abort;
+    return this.#h.onConnect?.(abort, context);
+  }
+
+  onResponseStarted(): void {
+    return this.#h.onResponseStarted?.();
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (status === 200) {
+      const { type, length } = contentHeaders(rawHeaders);
+      if (type.includes('text/event-stream')) this.#mode = this.#id === undefined ? 'stream' : 'post-events';
+      else if (this.#id !== undefined && type.includes('application/json')) {
+        this.#mode = 'post-json';
+        if (length > this.#o.maxMessageBytes) {
+          this.#tooLarge(this.#id);
+          return true;
+        }
+      }
+    }
+    return this.#h.onHeaders ? this.#h.onHeaders(status, rawHeaders, resume, statusText) : true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#cut) return true;
+    if (this.#done) return this.#forward(chunk);
+    switch (this.#mode) {
+      case 'post-json':
+        this.#eventBytes += chunk.length;
+        if (this.#eventBytes > this.#o.maxMessageBytes) return this.#tooLarge(this.#id!);
+        return this.#forward(chunk);
+      case 'post-events':
+        if (this.#overSize(chunk)) return this.#tooLarge(this.#id!);
+        if (this.#o.detectLoss !== false && !this.#answered && !this.#resumable) this.#parse(chunk);
+        return this.#forward(chunk);
+      case 'stream':
+        return this.#frames(chunk);
+      default:
+        return this.#forward(chunk);
+    }
+  }
+
+  onComplete(trailers: Buffer[] | null): void {
+    if (this.#cut) return;
+    if (this.#mode === 'stream') this.#flushStream();
+    else if (this.#mode === 'post-events') this.#checkLost();
+    return this.#h.onComplete?.(trailers);
+  }
+
+  onError(err: Error): void {
+    // The transport closing aborts its requests: that is no lost stream (pending requests end with the close).
+    if (this.#mode === 'post-events' && !this.#signal?.aborted) this.#checkLost();
+    this.#done = true;
+    return this.#h.onError?.(err);
+  }
+
+  onUpgrade(status: number, rawHeaders: Buffer[], socket: unknown): void {
+    return this.#h.onUpgrade?.(status, rawHeaders, socket);
+  }
+
+  onBodySent(chunk: unknown): void {
+    return this.#h.onBodySent?.(chunk);
+  }
+
+  onRequestSent(): void {
+    return this.#h.onRequestSent?.();
+  }
+
+  #forward(chunk: Buffer): boolean {
+    return this.#h.onData ? this.#h.onData(chunk) : true;
+  }
+
+  /** Counts the bytes of each event of a POST stream: true once one is over the cap. */
+  #overSize(chunk: Buffer): boolean {
+    const cap = this.#o.maxMessageBytes;
+    let pos = 0;
+    for (;;) {
+      const end = nextBoundary(chunk, pos, pos === 0 ? this.#seam : EMPTY);
+      if (end < 0) {
+        this.#eventBytes += chunk.length - pos;
+        break;
+      }
+      this.#eventBytes += end - pos;
+      if (this.#eventBytes > cap) return true;
+      this.#eventBytes = 0;
+      pos = end;
+    }
+    this.#seam = seamAfter(this.#seam, chunk);
+    return this.#eventBytes > cap;
+  }
+
+  #parse(chunk: Buffer): void {
+    if (!this.#parser) {
+      const id = this.#id!;
+      this.#decoder = new StringDecoder('utf8');
+      this.#parser = createParser({
+        onEvent: (event: EventSourceMessage) => {
+          if (event.id) this.#resumable = true;
+          // The SDK reads only unnamed and `message` events.
+          if (!this.#answered && event.data && (!event.event || event.event === 'message') && answersRequest(event.data, id)) this.#answered = true;
+        },
+      });
+    }
+    this.#parser.feed(this.#decoder!.write(chunk));
+  }
+
+  #checkLost(): void {
+    if (this.#done || this.#answered || this.#resumable || this.#o.detectLoss === false) return;
+    this.#done = true;
+    const { serverName } = this.#o;
+    this.#o.answer(
+      this.#id!,
+      new SwitchboardError('transport_error', `The response stream from MCP server "${serverName}" ended before the response`, { retryable: true, serverName }),
+    );
+  }
+
+  /** Answers request `id` with `too_large` first, then aborts this response alone. */
+  #tooLarge(id: JsonRpcId): boolean {
+    this.#done = true;
+    this.#cut = true;
+    const error = this.#tooLargeError(id);
+    this.#o.answer(id, error);
+    this.#abort?.(error);
+    return true;
+  }
+
+  #tooLargeError(id: JsonRpcId): SwitchboardError {
+    const { serverName, maxMessageBytes } = this.#o;
+    return new SwitchboardError('too_large', `The response to request ${JSON.stringify(id)} from MCP server "${serverName}" is larger than ${maxMessageBytes} bytes`, { serverName });
+  }
+
+  /** GET streams: passes on complete events only, dropping an over-size one. */
+  #frames(chunk: Buffer): boolean {
+    const cap = this.#o.maxMessageBytes;
+    const out: Buffer[] = [];
+    let pos = 0;
+    while (pos < chunk.length) {
+      const end = nextBoundary(chunk, pos, pos === 0 ? this.#seam : EMPTY);
+      const part = chunk.subarray(pos, end < 0 ? chunk.length : end);
+      if (this.#dropping) this.#dropTail = lastBytes(this.#dropTail, part, TAIL_BYTES);
+      else {
+        this.#held.push(part);
+        this.#eventBytes += part.length;
+        if (this.#eventBytes > cap) this.#startDrop();
+      }
+      if (end < 0) break;
+      if (this.#dropping) this.#endDrop();
+      else for (const b of this.#held) out.push(b);
+      this.#held = [];
+      this.#eventBytes = 0;
+      pos = end;
+    }
+    this.#seam = seamAfter(this.#seam, chunk);
+    if (out.length === 0) return true;
+    return this.#forward(out.length === 1 ? out[0]! : Buffer.concat(out));
+  }
+
+  #startDrop(): void {
+    const held = Buffer.concat(this.#held);
+    this.#dropping = true;
+    this.#dropHead = Buffer.from(held.subarray(0, HEAD_BYTES));
+    this.#dropTail = Buffer.from(held.subarray(-TAIL_BYTES));
+    this.#held = [];
+  }
+
+  #endDrop(): void {
+    this.#dropping = false;
+    const id = responseIdOf(dataHead(this.#dropHead), this.#dropTail.toString('utf8'));
+    this.#dropHead = this.#dropTail = EMPTY;
+    if (id !== undefined) this.#o.answer(id, this.#tooLargeError(id));
+  }
+
+  #flushStream(): void {
+    if (this.#dropping) this.#endDrop();
+    // What is left is an event the stream never finished: no parser dispatches it, but pass it on as sent.
+    else if (this.#held.length > 0) this.#forward(Buffer.concat(this.#held));
+    this.#held = [];
+  }
+}
+
+/** `content-type` (lower-cased) and `content-length` (-1 when absent) of raw undici headers. */
+function contentHeaders(raw: Buffer[]): { type: string; length: number } {
+  let type = '';
+  let length = -1;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    // Compare lengths first: most headers are neither, and need no string.
+    if (name.length === 12 && name.toString('latin1').toLowerCase() === 'content-type') type = String(raw[i + 1]).toLowerCase();
+    else if (name.length === 14 && name.toString('latin1').toLowerCase() === 'content-length') length = Number(String(raw[i + 1]));
+  }
+  return { type, length: Number.isFinite(length) ? length : -1 };
+}
+
+const METHOD_FIRST = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?(?:"id"\s*:\s*[^,]+,\s*)?"method"\s*:/;
+const ID_FIRST = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*[,}]/;
+const ID_LAST = /"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/;
+/** Above this, an event is judged by its first bytes instead of being parsed a second time. */
+const PARSE_LIMIT = 64 * 1024;
+
+/**
+ * Whether an event's data is the response (result or error) to request `id`. Small payloads are parsed; a large
+ * one counts as the response unless it opens as a request or notification (its `method` comes first): a miss
+ * here only falls back to the call's timeout, while a wrong "lost" would fail a call that succeeded.
+ */
+function answersRequest(data: string, id: JsonRpcId): boolean {
+  if (data.length > PARSE_LIMIT) return !METHOD_FIRST.test(data.slice(0, 256));
+  try {
+    const msg = JSON.parse(data) as { id?: unknown; method?: unknown };
+    return msg !== null && typeof msg === 'object' && msg.id === id && msg.method === undefined && ('result' in msg || 'error' in msg);
+  } catch {
+    return false;
+  }
+}
+
+/** The first bytes of an event's data (after `data:`), from the first bytes of the raw event. */
+function dataHead(head: Buffer): string {
+  const text = head.toString('utf8');
+  const at = text.search(/(?:^|[\r\n])data:/);
+  if (at < 0) return '';
+  const start = text.indexOf('data:', at) + 5;
+  return text.slice(text.charCodeAt(start) === 32 ? start + 1 : start);
+}
+
+/**
+ * The request id a (dropped) event answers, from the first and last bytes of its data; `undefined` for a request
+ * or notification of the server (its id is the server's, not one of ours) or when no id is found.
+ */
+function responseIdOf(head: string, tail: string): JsonRpcId | undefined {
+  if (METHOD_FIRST.test(head)) return undefined;
+  const raw = ID_FIRST.exec(head)?.[1] ?? ID_LAST.exec(tail.trimEnd())?.[1];
+  if (raw === undefined) return undefined;
+  try {
+    const id: unknown = JSON.parse(raw);
+    return typeof id === 'number' || typeof id === 'string' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The last `n` bytes of `prev` followed by `next`. */
+function lastBytes(prev: Buffer, next: Buffer, n: number): Buffer {
+  if (next.length >= n) return Buffer.from(next.subarray(next.length - n));
+  return Buffer.from(Buffer.concat([prev, next]).subarray(-n));
+}

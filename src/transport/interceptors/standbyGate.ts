@@ -1,0 +1,114 @@
+/**
+ * The standby-stream gate: puts the GET requests of a streamable HTTP connection (the standby stream the SDK
+ * opens after `initialize`, and the SDK's own reconnects of it) under the connection's {@link RetryPolicy}.
+ *
+ * Why: the SDK transport reopens a GET stream that ended gracefully with an attempt counter that starts again
+ * at each close and no delay floor, so a server that answers each GET with an event stream and ends it at once
+ * (or sends `retry: 50`) draws GETs in a tight loop. The gate bounds that load whatever the SDK does.
+ * @module
+ */
+import type { RetryPolicy } from '../../connection/retryPolicy.js';
+import type { Logger } from '../../types.js';
+import type { RequestInterceptor } from '../requestPath.js';
+
+/**
+ * Settings of {@link standbyGate}.
+ *
+ * @example
+ * ```ts
+ * const opts: StandbyGateOptions = { policy: new RetryPolicy({ maxAttempts: 5 }), enabled: true, logger: console, serverName: 'docs' };
+ * ```
+ */
+export interface StandbyGateOptions {
+  /** The connection's policy, shared by the transports of its reconnects. */
+  policy: RetryPolicy;
+  /** `false`: no standby stream at all; every standby GET is answered 405 locally. */
+  enabled: boolean;
+  /** Gets one warning when the budget is spent. */
+  logger: Logger;
+  /** For the warning. */
+  serverName: string;
+}
+
+/**
+ * A GET sent less than `healthyAfterMs` after the previous one is a retry: it waits the policy's next delay
+ * (cut short when the request's signal aborts) before it goes out. When the budget is spent, or the standby
+ * stream is turned off, the GET is answered locally with `405 Method Not Allowed`, which the SDK takes as "this
+ * server offers no standby stream" and stops. A GET answered with a `200` event stream makes the policy healthy.
+ *
+ * A GET that resumes a response stream (`Last-Event-ID`) is not a standby stream: it passes even when the
+ * standby stream is off, but counts against the same budget.
+ *
+ * @example
+ * ```ts
+ * const stage = composeStages(sendWithUndici, [standbyGate({ policy, enabled: true, logger, serverName: 'docs' })]);
+ * ```
+ */
+export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
+  const { policy, logger, serverName } = opts;
+  const state = gateStateOf(policy);
+  return (next) => async (req) => {
+    if (req.method !== 'GET') return next(req);
+    const resuming = req.headers['last-event-id'] !== undefined;
+    if (!opts.enabled && !resuming) return notAllowed();
+    if (req.signal?.aborted) return notAllowed();
+    if (state.lastSentAt !== undefined && Date.now() - state.lastSentAt < policy.options.healthyAfterMs) {
+      const delayMs = policy.nextDelay();
+      if (delayMs === undefined) {
+        if (!state.warned) {
+          state.warned = true;
+          // No URL, no header: the server name says enough and carries no secret.
+          logger.warn({ serverName, attempts: policy.attempts }, 'MCP standby stream off: the server keeps ending it; retry budget spent');
+        }
+        return notAllowed();
+      }
+      // A transport closing while its GET waits gets the same quiet "no stream" answer: a rejection would make
+      // the SDK schedule yet another attempt after its close.
+      if (!(await wait(delayMs, req.signal))) return notAllowed();
+    }
+    state.lastSentAt = Date.now();
+    const res = await next(req);
+    if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('text/event-stream')) {
+      policy.healthy();
+      state.warned = false;
+    }
+    return res;
+  };
+}
+
+/** When the last GET of a policy's connection went out; shared by every gate on that policy (its reconnects). */
+interface GateState {
+  lastSentAt: number | undefined;
+  warned: boolean;
+}
+const states = new WeakMap<RetryPolicy, GateState>();
+
+function gateStateOf(policy: RetryPolicy): GateState {
+  let s = states.get(policy);
+  if (!s) {
+    s = { lastSentAt: undefined, warned: false };
+    states.set(policy, s);
+  }
+  return s;
+}
+
+function notAllowed(): Response {
+  return new Response(null, { status: 405, statusText: 'Method Not Allowed (standby stream off)' });
+}
+
+/** Resolves `true` after `ms`, or `false` as soon as `signal` aborts. */
+function wait(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve(true);
+    }, ms);
+    // The standby stream is optional: it never keeps the process alive.
+    timer.unref();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
