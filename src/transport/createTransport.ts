@@ -2,17 +2,19 @@
  * The default transport of each config type.
  * @module
  */
-import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { SwitchboardError } from '../errors.js';
 import type { ServerConfig } from '../config/schema.js';
 import type { Transport, TransportContext } from './types.js';
+import { StdioProcessTransport } from './stdioClientTransport.js';
 import { WebSocketClientTransport } from './websocketClientTransport.js';
 
 /**
- * Default transports: stdio → SDK StdioClientTransport (command/args/env merged over a safe default
- * env/cwd/stderr); sse → SDK SSEClientTransport using ctx.fetch for BOTH the event stream and POSTs;
+ * Default transports: stdio → our StdioProcessTransport (command/args/env merged over a safe default
+ * env/cwd/stderr; `close()` ends the server's whole process tree; lines over `ctx.maxMessageBytes` fail their
+ * request with `too_large`); sse → SDK SSEClientTransport using ctx.fetch for BOTH the event stream and POSTs;
  * streamable-http → SDK StreamableHTTPClientTransport with fetch: ctx.fetch; websocket → our
  * WebSocketClientTransport (through `ctx.dispatcher` when given).
  *
@@ -30,13 +32,15 @@ export function createDefaultTransport(ctx: TransportContext): Transport {
   const config: ServerConfig = ctx.config;
   switch (config.type) {
     case 'stdio':
-      return new StdioClientTransport({
+      return new StdioProcessTransport({
+        serverName: ctx.serverName,
         command: config.command,
         ...(config.args ? { args: config.args } : {}),
         // Only a short list of the host's variables (PATH, HOME, …): the host's secrets stay with the host.
         env: { ...getDefaultEnvironment(), ...(config.env ?? {}) },
         ...(config.cwd ? { cwd: config.cwd } : {}),
         stderr: config.stderr ?? 'inherit',
+        ...(ctx.maxMessageBytes === undefined ? {} : { maxMessageBytes: ctx.maxMessageBytes }),
       });
     case 'sse':
       // SSEClientTransport uses `fetch` for the event stream too unless `eventSourceInit.fetch` overrides it.

@@ -1,6 +1,6 @@
 /**
  * The transport layer: default transports per config type, the auth-aware fetch, shared undici dispatchers,
- * the SSRF guard, and MCP over WebSocket.
+ * the SSRF guard, MCP over WebSocket, and MCP over stdio ending the server's whole process tree.
  * @module
  */
 export type * from './types.js';
@@ -8,4 +8,5 @@ export * from './ssrf.js';
 export * from './httpClient.js';
 export * from './authFetch.js';
 export * from './websocketClientTransport.js';
+export * from './stdioClientTransport.js';
 export * from './createTransport.js';
