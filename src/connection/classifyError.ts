@@ -5,7 +5,6 @@
  * @module
  */
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
-import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { redactSecrets, sanitizeError } from '../redact.js';
 import { SwitchboardError, safeUrl, summarizeCause, type CauseSummary } from '../errors.js';
 import { localErrorOf } from '../transport/localAnswer.js';
@@ -20,30 +19,6 @@ import { localErrorOf } from '../transport/localAnswer.js';
  * ```
  */
 export type OperationPhase = 'connect' | 'call';
-
-/**
- * True when a streamable HTTP server answered 404 to a request carrying an `Mcp-Session-Id`: the session
- * expired or the server restarted; the request was not processed, so it may be sent again on a new session.
- *
- * @example
- * ```ts
- * if (isSessionExpired(err)) await reinitialize();
- * ```
- */
-export function isSessionExpired(err: unknown): boolean {
-  return err instanceof StreamableHTTPError && err.code === 404;
-}
-
-/**
- * Marks the local error answer given to a request whose `text/event-stream` response ended or broke before the
- * response arrived (the server died mid-call): classified as a retryable `transport_error`.
- *
- * @example
- * ```ts
- * const lost = { jsonrpc: '2.0', id, error: { code: ErrorCode.ConnectionClosed, message: 'lost', data: { reason: RESPONSE_STREAM_LOST } } };
- * ```
- */
-export const RESPONSE_STREAM_LOST = 'mcp-switchboard/response-stream-lost';
 
 /**
  * Wraps a raw error from the SDK or a transport in a {@link SwitchboardError}:
