@@ -14,6 +14,7 @@ import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/s
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { SwitchboardError } from '../errors.js';
+import { lastBytes, PEEK_BYTES, peekEnvelope } from './envelopePeek.js';
 import { localErrorAnswer } from './localAnswer.js';
 
 /** Default largest message accepted: a 16 MiB result plus 64 KiB of JSON-RPC envelope. */
@@ -25,8 +26,6 @@ const DEFAULT_CLOSE_GRACE_MS = 2_000;
  * to wait for is the reaping of the killed processes (orphans are reaped by init, which some containers do slowly).
  */
 const KILL_CONFIRM_MS = 5_000;
-/** How many bytes at each end of an oversized line are searched for its JSON-RPC id. */
-const ID_WINDOW_BYTES = 256;
 const NEWLINE = 0x0a;
 const isWindows = process.platform === 'win32';
 
@@ -120,7 +119,7 @@ export class StdioProcessTransport implements Transport {
   #lineBytes = 0;
   /** The current line is over the cap: its bytes are dropped up to the next newline. */
   #skipping = false;
-  /** The first and the last {@link ID_WINDOW_BYTES} bytes of the current line. */
+  /** The first and the last {@link PEEK_BYTES} bytes of the current line. */
   #head: Buffer = Buffer.alloc(0);
   #tail: Buffer = Buffer.alloc(0);
 
@@ -279,8 +278,8 @@ export class StdioProcessTransport implements Transport {
       const end = nl === -1 ? chunk.length : nl;
       const part = chunk.subarray(start, end);
       this.#lineBytes += part.length;
-      if (this.#head.length < ID_WINDOW_BYTES) this.#head = Buffer.concat([this.#head, part.subarray(0, ID_WINDOW_BYTES - this.#head.length)]);
-      this.#tail = lastBytes(this.#tail, part, ID_WINDOW_BYTES);
+      if (this.#head.length < PEEK_BYTES) this.#head = Buffer.concat([this.#head, part.subarray(0, PEEK_BYTES - this.#head.length)]);
+      this.#tail = lastBytes(this.#tail, part, PEEK_BYTES);
       if (!this.#skipping && this.#lineBytes > this.#maxBytes) {
         this.#skipping = true;
         this.#readBuffer.clear();
@@ -324,8 +323,9 @@ export class StdioProcessTransport implements Transport {
       retryable: false,
       ...(this.#opts.serverName === undefined ? {} : { serverName: this.#opts.serverName }),
     });
-    const id = responseIdOf(this.#head, this.#tail);
-    if (id === undefined) this.onerror?.(error);
+    // A request or notification of the server carries the server's id, not one of ours: nothing to answer.
+    const { id, fromServer } = peekEnvelope(this.#head.toString('utf8'), this.#tail.toString('utf8'));
+    if (id === undefined || fromServer) this.onerror?.(error);
     else this.onmessage?.(localErrorAnswer(id, error));
   }
 
@@ -453,67 +453,4 @@ function waitUntil(p: Promise<unknown>, ms: number): Promise<void> {
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-function lastBytes(tail: Buffer, part: Buffer, n: number): Buffer {
-  if (part.length >= n) return Buffer.from(part.subarray(part.length - n));
-  const joined = Buffer.concat([tail, part]);
-  return joined.length > n ? joined.subarray(joined.length - n) : joined;
-}
-
-// ---- the id of an oversized line -----------------------------------------------------------------------------
-
-/** A JSON-RPC id as a value: `"abc"` or an integer. */
-const ID_VALUE = /\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*[,}]/y;
-/** `"id": <value>}` closing the line: the last member of the top-level object, where the SDK writes it. */
-const ID_AT_END = /[{,]\s*"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/;
-
-/**
- * The id of the response an oversized line holds, from its first or last bytes; `undefined` when none is found or
- * the line is a request or notification from the server (a top-level `"method"` near the start).
- */
-function responseIdOf(head: Buffer, tail: Buffer): string | number | undefined {
-  const top = topLevelMembers(head.toString('utf8'));
-  if (top.method) return undefined;
-  if (top.id !== undefined) return top.id;
-  const m = ID_AT_END.exec(tail.toString('utf8'));
-  return m ? parseId(m[1]!) : undefined;
-}
-
-/** Walks the start of a JSON object and reads its top-level `"id"` value and whether it has a `"method"` member. */
-function topLevelMembers(text: string): { id?: string | number; method: boolean } {
-  const out: { id?: string | number; method: boolean } = { method: false };
-  let depth = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '{' || c === '[') depth++;
-    else if (c === '}' || c === ']') depth--;
-    else if (c === '"') {
-      const start = i + 1;
-      for (i = start; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
-      if (i >= text.length) break; // the window ends inside a string
-      if (depth !== 1) continue;
-      const key = text.slice(start, i);
-      let j = i + 1;
-      while (j < text.length && /\s/.test(text[j]!)) j++;
-      if (text[j] !== ':') continue; // a value, not a key
-      if (key === 'method') out.method = true;
-      else if (key === 'id' && out.id === undefined) {
-        ID_VALUE.lastIndex = j + 1;
-        const m = ID_VALUE.exec(text);
-        const id = m ? parseId(m[1]!) : undefined;
-        if (id !== undefined) out.id = id;
-      }
-    }
-  }
-  return out;
-}
-
-function parseId(raw: string): string | number | undefined {
-  try {
-    const v: unknown = JSON.parse(raw);
-    return typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v)) ? v : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -6,6 +6,7 @@ import { WebSocket, type Dispatcher } from 'undici';
 import { ErrorCode, JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { SwitchboardError, safeUrl } from '../errors.js';
+import { PEEK_BYTES, peekEnvelope, type Envelope } from './envelopePeek.js';
 import { localErrorAnswer } from './localAnswer.js';
 
 /**
@@ -227,8 +228,8 @@ export class WebSocketClientTransport implements Transport {
   #refuse(data: string | ArrayBuffer): void {
     const size = typeof data === 'string' ? Buffer.byteLength(data) : data.byteLength;
     const what = `Incoming WebSocket message of ${size} bytes exceeds maxMessageBytes (${this.#maxBytes})`;
-    const { id, request } = peekEnvelope(data);
-    if (id !== undefined && !request) {
+    const { id, fromServer } = peekEnds(data);
+    if (id !== undefined && !fromServer) {
       this.onmessage?.(localErrorAnswer(id, new SwitchboardError('too_large', `${what}; the answer to request ${JSON.stringify(id)} was dropped`)));
       return;
     }
@@ -246,21 +247,6 @@ export class WebSocketClientTransport implements Transport {
   }
 }
 
-/** How much of each end of an over-size message is read for its envelope. */
-const PEEK_CHARS = 256;
-/** A JSON-RPC id as JSON text: a string or a number. */
-const ID = String.raw`("(?:[^"\\]|\\.)*"|-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)`;
-/** A top-level `jsonrpc` or `id` member, with its comma. */
-const ENVELOPE_MEMBER = String.raw`"(?:jsonrpc|id)"\s*:\s*${ID}\s*,\s*`;
-/** `{"id": …` first, or after `"jsonrpc": "2.0"`. */
-const HEAD_ID = new RegExp(String.raw`^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*${ID}\s*[,}]`);
-/** `…, "id": …}` last, or before a last `"jsonrpc": "2.0"`: a nested `id` would be followed by two `}`. */
-const TAIL_ID = new RegExp(String.raw`[{,]\s*"id"\s*:\s*${ID}\s*(?:,\s*"jsonrpc"\s*:\s*"2\.0"\s*)?\}\s*$`);
-/** A request or notification: `method` first, or after `jsonrpc` and `id` (`{"method": …` as the SDK writes it)… */
-const HEAD_METHOD = new RegExp(String.raw`^\s*\{\s*(?:${ENVELOPE_MEMBER}){0,2}"method"\s*:`);
-/** … or last, or before a last `jsonrpc` and `id`. */
-const TAIL_METHOD = new RegExp(String.raw`[{,]\s*"method"\s*:\s*"(?:[^"\\]|\\.)*"\s*(?:,\s*"(?:jsonrpc|id)"\s*:\s*${ID}\s*){0,2}\}\s*$`);
-
 /** True when `text` is longer than `max` bytes of UTF-8, counting them only when the length cannot tell. */
 function overBytes(text: string, max: number): boolean {
   // A UTF-16 code unit is 1 to 3 bytes of UTF-8 (a surrogate pair: 4 for 2).
@@ -270,31 +256,12 @@ function overBytes(text: string, max: number): boolean {
 }
 
 /**
- * The id of an over-size message, read from its first and last {@link PEEK_CHARS} characters without parsing
- * it (where every MCP SDK puts it: `{"jsonrpc","id",…}` or `{…,"jsonrpc","id"}`), and whether it is a request
- * (or notification) from the server rather than an answer. `id` is undefined when neither end shows a top-level one.
+ * The envelope of an over-size message from its first and last {@link PEEK_BYTES} characters (text frames) or
+ * bytes (binary frames), without decoding the rest.
  */
-function peekEnvelope(data: string | ArrayBuffer): { id: string | number | undefined; request: boolean } {
-  let head: string;
-  let tail: string;
-  if (typeof data === 'string') {
-    head = data.slice(0, PEEK_CHARS);
-    tail = data.slice(-PEEK_CHARS);
-  } else {
-    const bytes = Buffer.from(data);
-    // A character cut at either end decodes as U+FFFD, which no id or key of the envelope contains.
-    head = bytes.subarray(0, PEEK_CHARS).toString('utf8');
-    tail = bytes.subarray(Math.max(0, bytes.length - PEEK_CHARS)).toString('utf8');
-  }
-  const raw = HEAD_ID.exec(head)?.[1] ?? TAIL_ID.exec(tail)?.[1];
-  let id: string | number | undefined;
-  if (raw !== undefined) {
-    try {
-      const value: unknown = JSON.parse(raw);
-      if (typeof value === 'string' || (typeof value === 'number' && Number.isFinite(value))) id = value;
-    } catch {
-      id = undefined;
-    }
-  }
-  return { id, request: HEAD_METHOD.test(head) || TAIL_METHOD.test(tail) };
+function peekEnds(data: string | ArrayBuffer): Envelope {
+  if (typeof data === 'string') return peekEnvelope(data.slice(0, PEEK_BYTES), data.slice(-PEEK_BYTES));
+  const bytes = Buffer.from(data);
+  // A character cut at either end decodes as U+FFFD, which no id or key of the envelope contains.
+  return peekEnvelope(bytes.subarray(0, PEEK_BYTES).toString('utf8'), bytes.subarray(-PEEK_BYTES).toString('utf8'));
 }

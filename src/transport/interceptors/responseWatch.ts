@@ -21,6 +21,7 @@ import { createParser, type EventSourceMessage, type EventSourceParser } from 'e
 import type { Dispatcher } from 'undici';
 import type { JsonRpcId } from '../../connection/callerContext.js';
 import { SwitchboardError } from '../../errors.js';
+import { lastBytes, PEEK_BYTES, peekEnvelope } from '../envelopePeek.js';
 import type { RequestInterceptor } from '../requestPath.js';
 import { nextBoundary, seamAfter } from './eventFrames.js';
 
@@ -103,8 +104,8 @@ interface LegacyHandler {
 
 type Mode = 'none' | 'post-events' | 'post-json' | 'stream';
 const EMPTY = Buffer.alloc(0);
-const HEAD_BYTES = 512;
-const TAIL_BYTES = 256;
+/** The head of a dropped event is read raw: room for `event:`/`id:` lines before {@link PEEK_BYTES} of data. */
+const HEAD_BYTES = 2 * PEEK_BYTES;
 
 /** Wraps fetch's handler of one request; see the module comment. */
 class WatchedResponse implements LegacyHandler {
@@ -280,7 +281,7 @@ class WatchedResponse implements LegacyHandler {
     while (pos < chunk.length) {
       const end = nextBoundary(chunk, pos, pos === 0 ? this.#seam : EMPTY);
       const part = chunk.subarray(pos, end < 0 ? chunk.length : end);
-      if (this.#dropping) this.#dropTail = lastBytes(this.#dropTail, part, TAIL_BYTES);
+      if (this.#dropping) this.#dropTail = lastBytes(this.#dropTail, part, PEEK_BYTES);
       else {
         this.#held.push(part);
         this.#eventBytes += part.length;
@@ -302,15 +303,16 @@ class WatchedResponse implements LegacyHandler {
     const held = Buffer.concat(this.#held);
     this.#dropping = true;
     this.#dropHead = Buffer.from(held.subarray(0, HEAD_BYTES));
-    this.#dropTail = Buffer.from(held.subarray(-TAIL_BYTES));
+    this.#dropTail = Buffer.from(held.subarray(-PEEK_BYTES));
     this.#held = [];
   }
 
   #endDrop(): void {
     this.#dropping = false;
-    const id = responseIdOf(dataHead(this.#dropHead), this.#dropTail.toString('utf8'));
+    const { id, fromServer } = peekEnvelope(dataHead(this.#dropHead), this.#dropTail.toString('utf8'));
     this.#dropHead = this.#dropTail = EMPTY;
-    if (id !== undefined) this.#o.answer(id, this.#tooLargeError(id));
+    // A request or notification of the server carries the server's id, not one of ours: nothing to answer.
+    if (id !== undefined && !fromServer) this.#o.answer(id, this.#tooLargeError(id));
   }
 
   #flushStream(): void {
@@ -334,19 +336,16 @@ function contentHeaders(raw: Buffer[]): { type: string; length: number } {
   return { type, length: Number.isFinite(length) ? length : -1 };
 }
 
-const METHOD_FIRST = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?(?:"id"\s*:\s*[^,]+,\s*)?"method"\s*:/;
-const ID_FIRST = /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*[,}]/;
-const ID_LAST = /"id"\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")\s*\}\s*$/;
-/** Above this, an event is judged by its first bytes instead of being parsed a second time. */
+/** Above this, an event is judged by its two ends instead of being parsed a second time. */
 const PARSE_LIMIT = 64 * 1024;
 
 /**
  * Whether an event's data is the response (result or error) to request `id`. Small payloads are parsed; a large
- * one counts as the response unless it opens as a request or notification (its `method` comes first): a miss
+ * one counts as the response unless its ends show a request or notification (a top-level `method`): a miss
  * here only falls back to the call's timeout, while a wrong "lost" would fail a call that succeeded.
  */
 function answersRequest(data: string, id: JsonRpcId): boolean {
-  if (data.length > PARSE_LIMIT) return !METHOD_FIRST.test(data.slice(0, 256));
+  if (data.length > PARSE_LIMIT) return !peekEnvelope(data.slice(0, PEEK_BYTES), data.slice(-PEEK_BYTES)).fromServer;
   try {
     const msg = JSON.parse(data) as { id?: unknown; method?: unknown };
     return msg !== null && typeof msg === 'object' && msg.id === id && msg.method === undefined && ('result' in msg || 'error' in msg);
@@ -362,26 +361,4 @@ function dataHead(head: Buffer): string {
   if (at < 0) return '';
   const start = text.indexOf('data:', at) + 5;
   return text.slice(text.charCodeAt(start) === 32 ? start + 1 : start);
-}
-
-/**
- * The request id a (dropped) event answers, from the first and last bytes of its data; `undefined` for a request
- * or notification of the server (its id is the server's, not one of ours) or when no id is found.
- */
-function responseIdOf(head: string, tail: string): JsonRpcId | undefined {
-  if (METHOD_FIRST.test(head)) return undefined;
-  const raw = ID_FIRST.exec(head)?.[1] ?? ID_LAST.exec(tail.trimEnd())?.[1];
-  if (raw === undefined) return undefined;
-  try {
-    const id: unknown = JSON.parse(raw);
-    return typeof id === 'number' || typeof id === 'string' ? id : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** The last `n` bytes of `prev` followed by `next`. */
-function lastBytes(prev: Buffer, next: Buffer, n: number): Buffer {
-  if (next.length >= n) return Buffer.from(next.subarray(next.length - n));
-  return Buffer.from(Buffer.concat([prev, next]).subarray(-n));
 }
