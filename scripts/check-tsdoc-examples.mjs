@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * Type-checks every TSDoc `@example` of src/: each ```ts block in a doc comment becomes a temp .ts module that
- * imports what it uses (from its own source file, `mcp-switchboard`, `mcp-switchboard/testing`, or a few
+ * imports what it uses (from its own source file, `mcp-switchboard` or one of its subpaths, or a few
  * well-known packages) and declares, as `any`, the free names the snippet assumes (`manager`, `user`, …).
  * It is then compiled with the repository's compiler options; any error is reported with the source line of
  * the example. Exit code 1 when an example does not compile.
@@ -71,6 +71,12 @@ function extract(file) {
   return out;
 }
 
+/** The package's entry points, by import name (package.json "exports"), as their sources. */
+const SUBPATHS = Object.fromEntries(
+  Object.entries(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).exports)
+    .filter(([, target]) => typeof target === 'object' && target.default)
+    .map(([subpath, target]) => [join('mcp-switchboard', subpath).replace(/\\/g, '/'), join(ROOT, target.default.replace(/^\.\/dist\//, 'src/').replace(/\.js$/, '.ts'))]),
+);
 const tsconfig = ts.getParsedCommandLineOfConfigFile(join(ROOT, 'tsconfig.json'), {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => {} });
 const work = mkdtempSync(join(tmpdir(), 'tsdoc-examples-'));
 symlinkSync(join(ROOT, 'node_modules'), join(work, 'node_modules'), 'dir');
@@ -84,7 +90,7 @@ const options = {
   outDir: undefined,
   types: ['node', 'jest'],
   typeRoots: [join(ROOT, 'node_modules/@types')],
-  paths: { 'mcp-switchboard': [join(SRC, 'index.ts')], 'mcp-switchboard/testing': [join(SRC, 'testing/index.ts')] },
+  paths: Object.fromEntries(Object.entries(SUBPATHS).map(([name, file]) => [name, [file]])),
   noUnusedLocals: false,
 };
 
@@ -118,7 +124,7 @@ function compile(files, oldProgram) {
   host.readFile = (f) => (files.has(f) ? files.get(f) : read(f));
   const exists = host.fileExists.bind(host);
   host.fileExists = (f) => files.has(f) || exists(f);
-  const rootNames = [...files.keys(), SHIMS, join(SRC, 'index.ts'), join(SRC, 'testing/index.ts')];
+  const rootNames = [...files.keys(), SHIMS, ...Object.values(SUBPATHS)];
   return ts.createProgram({ rootNames, options, host, oldProgram });
 }
 
@@ -127,8 +133,8 @@ function compile(files, oldProgram) {
 // `return` is wrapped in a function once that error shows, which can reveal more missing names).
 let files = new Map(examples.map((e) => [e.path, render(e, HEADER_MARK)]));
 let program = compile(files);
-const mainExports = exportsOf(program, join(SRC, 'index.ts'));
-const kitExports = exportsOf(program, join(SRC, 'testing/index.ts'));
+// A name an example does not import comes from the first entry point that has it (the root first).
+const entryExports = Object.entries(SUBPATHS).map(([name, file]) => [name, exportsOf(program, file)]);
 const MISSING = new Set([2304, 2552, 2582, 2503, 2693, 18004]);
 for (const e of examples) e.missing = new Set();
 for (let pass = 0; pass < 4; pass++) {
@@ -154,8 +160,7 @@ function headerFor(e, program) {
   const declared = [];
   for (const name of e.missing) {
     if (own.has(name)) add(e.file.replace(/\.ts$/, '.js'), name);
-    else if (mainExports.has(name)) add('mcp-switchboard', name);
-    else if (kitExports.has(name)) add('mcp-switchboard/testing', name);
+    else if (entryExports.some(([, names]) => names.has(name))) add(entryExports.find(([, names]) => names.has(name))[0], name);
     else if (WELL_KNOWN[name]) add(WELL_KNOWN[name], name);
     else declared.push(name);
   }

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * Tests the package as a host app gets it: builds, packs (npm pack) into a temp dir, checks what the tarball
- * holds, installs it in a temp host app (npm install of the tarball: its dependencies come from the registry
- * or the npm cache), then
+ * holds (dist for every subpath of package.json "exports"), installs it in a temp host app (npm install of the
+ * tarball: its dependencies come from the registry or the npm cache), then
+ *   0. imports every subpath (`mcp-switchboard`, `/config`, `/transport`, `/testing`) by name;
  *   1. imports `mcp-switchboard/testing` without the optional `ws` / `oidc-provider` installed: the import
  *      works and the helpers needing them fail naming the package and the install command;
  *   2. type-checks and runs the host test docs/examples/host-app/test/summarize.test.ts with the jest config
@@ -63,6 +64,11 @@ try {
   console.log(`${packed.filename}: ${list.length} files, ${(packed.size / 1024).toFixed(0)} KiB`);
   check(list.includes('LICENSE'), 'ships LICENSE');
   check(list.includes('dist/index.js') && list.includes('dist/testing/index.d.ts'), 'ships dist (run the build first with --no-build)');
+  const exportsMap = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).exports;
+  const subpaths = Object.entries(exportsMap).filter(([, target]) => typeof target === 'object');
+  for (const [subpath, target] of subpaths) {
+    for (const file of [target.types, target.default]) check(list.includes(file.replace(/^\.\//, '')), `ships ${file} for "${subpath}"`);
+  }
   check(!list.some((f) => f.endsWith('.map')), 'ships no source maps');
   for (const doc of ['getting-started', 'configuration', 'obo', 'operations', 'testing']) check(list.includes(`docs/${doc}.md`), `ships docs/${doc}.md`);
   const unpacked = join(tmp, 'unpacked');
@@ -85,6 +91,18 @@ try {
   cpSync(join(ROOT, 'docs/examples/host-app'), host, { recursive: true });
   const withVitest = !args.has('--no-vitest');
   run(npm, ['install', '--no-audit', '--no-fund', '--prefer-offline', '--save-dev', tarball, ...(withVitest ? ['vitest'] : [])], { cwd: host });
+
+  step('every subpath of package.json "exports" imports by name in the host app');
+  for (const [subpath] of subpaths) {
+    const name = subpath === '.' ? 'mcp-switchboard' : `mcp-switchboard/${subpath.slice(2)}`;
+    let count = -1;
+    try {
+      count = Number(run(process.execPath, ['--input-type=module', '-e', `console.log(Object.keys(await import(${JSON.stringify(name)})).length)`], { cwd: host }).trim());
+    } catch (err) {
+      console.error(err.stderr?.toString?.() || err);
+    }
+    check(count > 0, `import('${name}') works (${count} exports)`);
+  }
 
   step('mcp-switchboard/testing without ws / oidc-provider');
   const probe = `

@@ -7,31 +7,74 @@
 import { EventEmitter, setMaxListeners } from 'node:events';
 import { createRequire } from 'node:module';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { CallToolResult, Progress, Tool } from '@modelcontextprotocol/sdk/types.js';
+import type {
+  CallToolResult,
+  CompleteResult,
+  CreateMessageRequest,
+  CreateMessageResult,
+  GetPromptResult,
+  LoggingLevel,
+  Progress,
+  Prompt,
+  PromptReference,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplate,
+  ResourceTemplateReference,
+  Root,
+  Tool,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { ServerConfig } from './config/schema.js';
-import { isCredentialFailure, SwitchboardError } from './errors.js';
+import { isCredentialFailure, summarizeCause, SwitchboardError } from './errors.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
 import { resolveReconnectOptions, type ReconnectOptions } from './connection/backoff.js';
 import { RetryPolicy } from './connection/retryPolicy.js';
 import { classifyError, type ErrorTarget, type OperationPhase } from './connection/classifyError.js';
-import { createProtocolClient, type ProtocolClient, type ProtocolRequestOptions } from './connection/protocolClient.js';
+import {
+  createProtocolClient,
+  type ProtocolClient,
+  type ProtocolClientHandlers,
+  type ProtocolRequestOptions,
+  type SdkClient,
+} from './connection/protocolClient.js';
 import { SignalLink } from './connection/signalLink.js';
 import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
 import { DEFAULT_MAX_RESULT_BYTES, exceedsBytes } from './connection/resultSize.js';
 import type { CallerContext } from './connection/callerContext.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 import { defaultSchemaValidator } from './connection/schemaValidator.js';
-import { fn, nonEmptyString, nonNegativeMs, optionError, positiveInt, positiveMs } from './options.js';
+import { fn, nonEmptyString, nonNegativeMs, oneOf, optionError, positiveInt, positiveMs } from './options.js';
 
-/** One `tools/list` walk over all pages, shared by the callers that join it. */
-interface ToolsFlight {
+/** One walk of a paged list over all pages, shared by the callers that join it. */
+interface ListFlight<T> {
   generation: number;
-  promise: Promise<Tool[]>;
+  promise: Promise<T[]>;
   /** The caller whose credentials it is made with. */
   user: UserContext | undefined;
 }
 
+/** One paged list of the server (`tools/list`, `resources/list`, …): how to read it, and its cache. */
+interface Listing<T> {
+  /** The JSON-RPC method, for messages. */
+  readonly method: string;
+  /** What is listed, plural, for messages ("tools", "resource templates"). */
+  readonly what: string;
+  /** One page. */
+  readonly page: (client: ProtocolClient, cursor: string | undefined, opts: ProtocolRequestOptions) => Promise<{ items: T[]; nextCursor?: string }>;
+  readonly maxPages: number;
+  readonly maxItems: number;
+  /** The cached list; dropped on list_changed and on every new session. */
+  items: T[] | undefined;
+  /** Bumped whenever the list may have changed, so an in-flight listing is not cached stale. */
+  generation: number;
+  flight: ListFlight<T> | undefined;
+}
+
+/** The log levels of MCP (RFC 5424 severities), least severe first. */
+const LOGGING_LEVELS: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
 export type { ReconnectOptions } from './connection/backoff.js';
+export type { SdkClient } from './connection/protocolClient.js';
 
 /**
  * The life of a connection: `idle` → `connecting` → `connected` ⇄ `reconnecting` → `closed`.
@@ -47,12 +90,12 @@ export type { ReconnectOptions } from './connection/backoff.js';
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
 /**
- * Caps on `listTools` and tool results, so a misbehaving server cannot make the client page forever, hold
- * unbounded lists or hand an unbounded result on.
+ * Caps on the lists a connection reads and the results it passes on, so a misbehaving server cannot make the
+ * client page forever, hold unbounded lists or hand an unbounded result on.
  *
  * @example
  * ```ts
- * const limits: ConnectionLimits = { maxToolPages: 10, maxTools: 1_000, maxResultBytes: 4 * 1024 * 1024 };
+ * const limits: ConnectionLimits = { maxToolPages: 10, maxTools: 1_000, maxListItems: 10_000, maxResultBytes: 4 * 1024 * 1024 };
  * ```
  */
 export interface ConnectionLimits {
@@ -61,10 +104,72 @@ export interface ConnectionLimits {
   /** Most tools accepted (default 5 000). More → `SwitchboardError('too_large')`. */
   maxTools?: number;
   /**
-   * Largest tool result passed on, in bytes of its JSON (default 16 MiB). More → `SwitchboardError('too_large')`,
-   * so an oversized result never reaches the caller (or a model's context).
+   * Most pages read of each other list: `resources/list`, `resources/templates/list`, `prompts/list` (default
+   * `maxToolPages`). More → `SwitchboardError('too_large')`.
+   */
+  maxListPages?: number;
+  /**
+   * Most resources, resource templates or prompts accepted, per list (default `maxTools`). More →
+   * `SwitchboardError('too_large')`.
+   */
+  maxListItems?: number;
+  /**
+   * Largest result passed on (`tools/call`, `resources/read`, `prompts/get`), in bytes of its JSON (default
+   * 16 MiB). More → `SwitchboardError('too_large')`, so an oversized result never reaches the caller (or a
+   * model's context).
    */
   maxResultBytes?: number;
+}
+
+/**
+ * What a handler of a server's request ({@link ConnectionHandlers}) is told about it.
+ *
+ * @example
+ * ```ts
+ * const roots = ({ serverName, user, signal }: ServerRequestContext) =>
+ *   signal.aborted ? [] : [{ uri: `file:///home/${user?.id ?? 'shared'}/${serverName}` }];
+ * ```
+ */
+export interface ServerRequestContext {
+  /** The server's name in the config. */
+  serverName: string;
+  /**
+   * The user of the connection (on a user connection, its most recent caller's context); absent on shared
+   * app-level connections.
+   */
+  user?: UserContext;
+  /** Aborted when the server cancels its request or the session ends. */
+  signal: AbortSignal;
+}
+
+/**
+ * How the host answers requests the server sends to the client. Each handler given declares its client
+ * capability in `initialize` (`sampling: {}`, `roots: { listChanged: false }`); without handlers the client
+ * declares no capability and the server's request is refused ("Method not found"), as the SDK does.
+ *
+ * Sampling and roots are part of MCP 2025-11-25 and deprecated by the 2026-07-28 revision: servers speaking
+ * the newer revision will not send them.
+ *
+ * @example
+ * ```ts
+ * const handlers: ConnectionHandlers = {
+ *   sampling: async (request, { serverName, user }) => ({
+ *     role: 'assistant',
+ *     model: 'gpt-x',
+ *     content: { type: 'text', text: `${serverName} asked ${request.messages.length} messages for ${user?.id ?? 'app'}` },
+ *   }),
+ *   roots: () => [{ uri: 'file:///workspace', name: 'workspace' }],
+ * };
+ * ```
+ */
+export interface ConnectionHandlers {
+  /**
+   * Answers `sampling/createMessage` (the server asks the host's model for a completion). Deprecated by MCP
+   * 2026-07-28; still in 2025-11-25. A throwing handler answers the server with a JSON-RPC error.
+   */
+  sampling?: (request: CreateMessageRequest['params'], ctx: ServerRequestContext) => Promise<CreateMessageResult>;
+  /** Answers `roots/list` (the host's roots for this server). Deprecated by MCP 2026-07-28; still in 2025-11-25. */
+  roots?: (ctx: ServerRequestContext) => Promise<Root[]> | Root[];
 }
 
 /**
@@ -100,8 +205,13 @@ export interface MCPConnectionOptions {
   clientInfo?: { name: string; version: string };
   /** Reconnect loop settings (attempts, backoff base and cap). */
   reconnect?: ReconnectOptions;
-  /** Caps on `listTools`. */
+  /** Caps on lists and results. */
   limits?: ConnectionLimits;
+  /**
+   * Answers to the server's requests (sampling, roots); each one given is declared as a client capability.
+   * Default none: no client capability is declared.
+   */
+  handlers?: ConnectionHandlers;
   /** Where diagnostics go (never a token); default silent. */
   logger?: Logger;
   /** Source of jitter in [0, 1); default `Math.random`. Tests inject a fixed one. */
@@ -166,6 +276,42 @@ export interface ReconnectAttemptEvent {
 }
 
 /**
+ * Payload of the `resourceUpdated` event: the server sent `notifications/resources/updated`.
+ *
+ * @example
+ * ```ts
+ * conn.on('resourceUpdated', async ({ uri }: ResourceUpdatedEvent) => {
+ *   const { contents } = await conn.readResource(uri);
+ *   cache.set(uri, contents);
+ * });
+ * ```
+ */
+export interface ResourceUpdatedEvent {
+  /** The resource that changed (it may be a sub-resource of the URI subscribed to). */
+  uri: string;
+}
+
+/**
+ * Payload of the `serverLog` event: a log message the server sent (`notifications/message`). Its `data` is the
+ * server's own and may hold anything: log it with care.
+ *
+ * @example
+ * ```ts
+ * conn.on('serverLog', ({ level, logger, data }: ServerLogEvent) => {
+ *   if (level === 'error' || level === 'critical') log.warn({ logger, data }, 'MCP server reported an error');
+ * });
+ * ```
+ */
+export interface ServerLogEvent {
+  /** Its severity: `debug` … `emergency` (RFC 5424). */
+  level: LoggingLevel;
+  /** The server-side logger's name, when the server gave one. */
+  logger?: string;
+  /** Any JSON value the server sent. */
+  data: unknown;
+}
+
+/**
  * The events of an {@link MCPConnection} and their payloads.
  *
  * @example
@@ -181,20 +327,32 @@ export interface MCPConnectionEvents {
   close: [event: ConnectionCloseEvent];
   /** The server sent `notifications/tools/list_changed`; the cached tool list was dropped. */
   toolsChanged: [];
+  /**
+   * The server sent `notifications/resources/list_changed`; the cached resource and resource template lists
+   * were dropped.
+   */
+  resourcesChanged: [];
+  /** The server sent `notifications/prompts/list_changed`; the cached prompt list was dropped. */
+  promptsChanged: [];
+  /** The server sent `notifications/resources/updated` (for a resource subscribed with `subscribeResource`). */
+  resourceUpdated: [event: ResourceUpdatedEvent];
+  /** The server sent a log message (`notifications/message`); see {@link MCPConnection.setLoggingLevel}. */
+  serverLog: [event: ServerLogEvent];
   /** A reconnect attempt is about to be made. */
   reconnect: [event: ReconnectAttemptEvent];
 }
 
 /**
- * Options of {@link MCPConnection.callTool}.
+ * Per-call options of every request of an {@link MCPConnection} (`callTool`, `listResources`, `readResource`,
+ * `getPrompt`, `complete`, …).
  *
  * @example
  * ```ts
- * const opts: CallToolOptions = { signal: req.signal, timeoutMs: 15_000 };
- * await conn.callTool('search', { q: 'mcp' }, opts);
+ * const opts: ConnectionRequestOptions = { signal: req.signal, timeoutMs: 15_000, user, onProgress: (p) => log.debug(p) };
+ * await conn.readResource('file:///notes/today.md', opts);
  * ```
  */
-export interface CallToolOptions {
+export interface ConnectionRequestOptions {
   /** Aborts the call: it rejects with `SwitchboardError('aborted')` and the server gets `notifications/cancelled`. */
   signal?: AbortSignal;
   /** Deadline of the call in ms, including any wait for a reconnect; default `config.timeoutMs` or 60 000. */
@@ -219,20 +377,115 @@ export interface CallToolOptions {
   maxTotalTimeoutMs?: number;
 }
 
+/**
+ * Options of {@link MCPConnection.callTool}: the {@link ConnectionRequestOptions} of every request.
+ *
+ * @example
+ * ```ts
+ * const opts: CallToolOptions = { signal: req.signal, timeoutMs: 15_000 };
+ * await conn.callTool('search', { q: 'mcp' }, opts);
+ * ```
+ */
+export interface CallToolOptions extends ConnectionRequestOptions {}
+
+/**
+ * Parameters of {@link MCPConnection.complete} (`completion/complete`): which prompt or resource template
+ * argument to complete, its partial value, and the values of the arguments already chosen.
+ *
+ * @example
+ * ```ts
+ * const params: CompleteParams = {
+ *   ref: { type: 'ref/prompt', name: 'team-lead' },
+ *   argument: { name: 'name', value: 'Al' },
+ *   context: { arguments: { department: 'Engineering' } },
+ * };
+ * const { values } = await conn.complete(params);
+ * ```
+ */
+export interface CompleteParams {
+  /** The prompt (`ref/prompt`, by name) or resource template (`ref/resource`, by URI template). */
+  ref: PromptReference | ResourceTemplateReference;
+  /** The argument being completed and what was typed so far. */
+  argument: { name: string; value: string };
+  /** Values of other arguments already resolved. */
+  context?: { arguments?: Record<string, string> };
+}
+
+/**
+ * What {@link MCPConnection.complete} returns: the `completion` of the server's answer.
+ *
+ * @example
+ * ```ts
+ * const completion: Completion = await conn.complete({ ref: { type: 'ref/prompt', name: 'p' }, argument: { name: 'a', value: '' } });
+ * console.log(completion.values, completion.hasMore);
+ * ```
+ */
+export type Completion = CompleteResult['completion'];
+
 /** Whether a call asks for progress handling (it then takes the full path, whose deadline progress can move). */
-function tracksProgress(opts: CallToolOptions): boolean {
+function tracksProgress(opts: ConnectionRequestOptions): boolean {
   return opts.onProgress !== undefined || opts.resetTimeoutOnProgress !== undefined || opts.maxTotalTimeoutMs !== undefined;
 }
 
-/** Checks the progress options of a call (a bad one is a `TypeError` naming it) and returns them. */
-function checkProgressOptions(opts: CallToolOptions): CallToolOptions {
-  fn(opts.onProgress, 'callTool: onProgress');
+/** Checks the progress options of a call of `method` (a bad one is a `TypeError` naming it) and returns them. */
+function checkProgressOptions(opts: ConnectionRequestOptions, method = 'callTool'): ConnectionRequestOptions {
+  fn(opts.onProgress, `${method}: onProgress`);
   if (opts.resetTimeoutOnProgress !== undefined && typeof opts.resetTimeoutOnProgress !== 'boolean') {
-    throw optionError('callTool: resetTimeoutOnProgress', 'a boolean', opts.resetTimeoutOnProgress);
+    throw optionError(`${method}: resetTimeoutOnProgress`, 'a boolean', opts.resetTimeoutOnProgress);
   }
-  if (opts.maxTotalTimeoutMs !== undefined) positiveMs(opts.maxTotalTimeoutMs, 'callTool: maxTotalTimeoutMs');
+  if (opts.maxTotalTimeoutMs !== undefined) positiveMs(opts.maxTotalTimeoutMs, `${method}: maxTotalTimeoutMs`);
   return opts;
 }
+
+/** An `AbortSignal`, by what it does (signals of another realm or library pass too). */
+function isAbortSignal(value: unknown): value is AbortSignal {
+  const v = value as Partial<AbortSignal> | null;
+  return typeof v === 'object' && v !== null && typeof v.aborted === 'boolean' && typeof v.addEventListener === 'function';
+}
+
+/**
+ * Checks the options object of a call of `method` (not `callTool`, whose fast path checks only what it uses): a
+ * bad one is a `TypeError` naming it.
+ */
+function checkRequestOptions(opts: unknown, method: string): ConnectionRequestOptions {
+  if (opts === null || typeof opts !== 'object') throw optionError(`${method}: options`, 'an object', opts);
+  const o = opts as ConnectionRequestOptions;
+  if (o.signal !== undefined && !isAbortSignal(o.signal)) throw optionError(`${method}: signal`, 'an AbortSignal', o.signal);
+  if (o.timeoutMs !== undefined) positiveMs(o.timeoutMs, `${method}: timeoutMs`);
+  if (o.user !== undefined && (o.user === null || typeof o.user !== 'object')) throw optionError(`${method}: user`, 'a UserContext object', o.user);
+  if (tracksProgress(o)) checkProgressOptions(o, method);
+  return o;
+}
+
+/** Checks that `value` is a `Record<string, string>` (a `TypeError` naming `name` otherwise). */
+function checkStringRecord(value: unknown, name: string): Record<string, string> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw optionError(name, 'an object of strings', value);
+  for (const [k, v] of Object.entries(value)) {
+    if (typeof v !== 'string') throw optionError(`${name}.${k}`, 'a string', v);
+  }
+  return value as Record<string, string>;
+}
+
+/** Checks the parameters of `complete` (a `TypeError` naming the bad one) and returns what is sent. */
+function checkCompleteParams(params: CompleteParams): CompleteParams {
+  if (params === null || typeof params !== 'object') throw optionError('complete: params', 'an object', params);
+  const { ref, argument, context } = params;
+  if (ref === null || typeof ref !== 'object') throw optionError('complete: ref', "a { type: 'ref/prompt', name } or { type: 'ref/resource', uri } object", ref);
+  const type = oneOf(ref.type, ['ref/prompt', 'ref/resource'] as const, 'complete: ref.type');
+  if (type === 'ref/prompt') nonEmptyString((ref as PromptReference).name, 'complete: ref.name');
+  else nonEmptyString((ref as ResourceTemplateReference).uri, 'complete: ref.uri');
+  if (argument === null || typeof argument !== 'object') throw optionError('complete: argument', 'a { name, value } object', argument);
+  nonEmptyString(argument.name, 'complete: argument.name');
+  if (typeof argument.value !== 'string') throw optionError('complete: argument.value', 'a string', argument.value);
+  if (context !== undefined) {
+    if (context === null || typeof context !== 'object') throw optionError('complete: context', 'an object', context);
+    if (context.arguments !== undefined) checkStringRecord(context.arguments, 'complete: context.arguments');
+  }
+  return context === undefined ? { ref, argument } : { ref, argument, context };
+}
+
+/** Bound on the `ping` that tells a forgotten session from a refused request after a 400, in ms. */
+const SESSION_PROBE_TIMEOUT_MS = 10_000;
 
 /** Consecutive retryable transport failures of a connected client after which it is treated as lost. */
 const FAILURES_BEFORE_RECONNECT = 3;
@@ -279,6 +532,12 @@ function defaultClientInfo(): { name: string; version: string } {
  *   host may pass one signal for a whole session.
  * - `close()` is idempotent: it DELETEs the streamable HTTP session (waiting at most `closeTimeoutMs`), then
  *   closes the transport (for stdio, the child process).
+ * - The whole client surface takes the same per-call options ({@link ConnectionRequestOptions}) and the same
+ *   path (credentials of the call's `user`, one resend on a new session, progress, typed errors): tools,
+ *   resources (lists cached until `list_changed`, subscriptions sent again on every new session), prompts,
+ *   completions and the log level. Server notifications are events (`toolsChanged`, `resourcesChanged`,
+ *   `promptsChanged`, `resourceUpdated`, `serverLog`); server requests go to `handlers` (sampling, roots), whose
+ *   presence alone declares the client capabilities. {@link MCPConnection.client} is the SDK escape hatch.
  *
  * @example
  * ```ts
@@ -305,9 +564,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   /** One reconnect budget for the life of the connection (see {@link ReconnectOptions.healthyAfterMs}). */
   readonly #retry: RetryPolicy;
   readonly #target: ErrorTarget | undefined;
-  readonly #maxToolPages: number;
-  readonly #maxTools: number;
   readonly #maxResultBytes: number;
+  readonly #handlers: ProtocolClientHandlers | undefined;
   readonly #logger: Logger;
   readonly #random: () => number;
   readonly #closeTimeoutMs: number;
@@ -326,9 +584,26 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   readonly #lostClients = new WeakSet<ProtocolClient>();
   /** Retryable transport failures in a row on the current client; reset by any success. */
   #failedInRow = 0;
-  #tools: Tool[] | undefined;
-  /** Bumped whenever the tool list may have changed, so an in-flight listing is not cached stale. */
-  #toolsGeneration = 0;
+  /** Requests in flight per client (so that a replaced client is closed only after them). */
+  readonly #inFlight = new WeakMap<ProtocolClient, number>();
+  /** Replaced clients waiting for their requests to settle → whether to end their session then. */
+  readonly #retiring = new Map<ProtocolClient, boolean>();
+  /** Clients being closed by us: their transport's close is not a loss. */
+  readonly #disposing = new WeakSet<ProtocolClient>();
+  /** Clients replaced because the server forgot their session. */
+  readonly #sessionLost = new WeakSet<ProtocolClient>();
+  /** The `ping` deciding whether a client's session is gone after a 400, while it runs. */
+  readonly #probes = new WeakMap<ProtocolClient, Promise<boolean>>();
+  readonly #tools: Listing<Tool>;
+  readonly #resources: Listing<Resource>;
+  readonly #resourceTemplates: Listing<ResourceTemplate>;
+  readonly #prompts: Listing<Prompt>;
+  /** Resources subscribed to: subscribed again on every new session (a new session has none). */
+  readonly #subscriptions = new Set<string>();
+  /** The log level last set: set again on every new session. */
+  #loggingLevel: LoggingLevel | undefined;
+  /** The client of the connect attempt in progress, not yet current: its notifications are passed on. */
+  #establishing: ProtocolClient | undefined;
 
   constructor(opts: MCPConnectionOptions) {
     super();
@@ -345,8 +620,38 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.#random = opts.random ?? Math.random;
     this.#retry = new RetryPolicy(resolveReconnectOptions(opts.reconnect), { random: this.#random });
     this.#target = 'url' in opts.config ? { url: opts.config.url } : undefined;
-    this.#maxToolPages = positiveInt(opts.limits?.maxToolPages, 'MCPConnection: limits.maxToolPages', 50);
-    this.#maxTools = positiveInt(opts.limits?.maxTools, 'MCPConnection: limits.maxTools', 5000);
+    if (opts.limits !== undefined && (opts.limits === null || typeof opts.limits !== 'object')) throw optionError('MCPConnection: limits', 'an object', opts.limits);
+    const maxToolPages = positiveInt(opts.limits?.maxToolPages, 'MCPConnection: limits.maxToolPages', 50);
+    const maxTools = positiveInt(opts.limits?.maxTools, 'MCPConnection: limits.maxTools', 5000);
+    const maxListPages = positiveInt(opts.limits?.maxListPages, 'MCPConnection: limits.maxListPages', maxToolPages);
+    const maxListItems = positiveInt(opts.limits?.maxListItems, 'MCPConnection: limits.maxListItems', maxTools);
+    const listing = <T>(method: string, what: string, maxPages: number, maxItems: number, page: Listing<T>['page']): Listing<T> => ({
+      method,
+      what,
+      page,
+      maxPages,
+      maxItems,
+      items: undefined,
+      generation: 0,
+      flight: undefined,
+    });
+    this.#tools = listing<Tool>('tools/list', 'tools', maxToolPages, maxTools, async (client, cursor, o) => {
+      const r = await client.listTools(cursor, o);
+      return { items: r.tools, nextCursor: r.nextCursor };
+    });
+    this.#resources = listing<Resource>('resources/list', 'resources', maxListPages, maxListItems, async (client, cursor, o) => {
+      const r = await client.listResources(cursor, o);
+      return { items: r.resources, nextCursor: r.nextCursor };
+    });
+    this.#resourceTemplates = listing<ResourceTemplate>('resources/templates/list', 'resource templates', maxListPages, maxListItems, async (client, cursor, o) => {
+      const r = await client.listResourceTemplates(cursor, o);
+      return { items: r.resourceTemplates, nextCursor: r.nextCursor };
+    });
+    this.#prompts = listing<Prompt>('prompts/list', 'prompts', maxListPages, maxListItems, async (client, cursor, o) => {
+      const r = await client.listPrompts(cursor, o);
+      return { items: r.prompts, nextCursor: r.nextCursor };
+    });
+    this.#handlers = this.#resolveHandlers(opts.handlers);
     this.#maxResultBytes = positiveInt(opts.limits?.maxResultBytes, 'MCPConnection: limits.maxResultBytes', DEFAULT_MAX_RESULT_BYTES);
     this.#logger = opts.logger ?? silentLogger;
     this.#closeTimeoutMs = nonNegativeMs(opts.closeTimeoutMs, 'MCPConnection: closeTimeoutMs', DEFAULT_CLOSE_TIMEOUT_MS);
@@ -412,7 +717,12 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    */
   callTool(name: string, args: Record<string, unknown> = {}, opts: CallToolOptions = {}): Promise<CallToolResult> {
     if (typeof name !== 'string' || !name) return Promise.reject(new TypeError('callTool: name must be a non-empty string'));
-    const timeoutMs = opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    let timeoutMs: number;
+    try {
+      timeoutMs = this.#timeoutOf(opts, 'callTool');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const params = { name, arguments: args };
     // Fast path, connected: the SDK's own timeout and the caller's signal suffice (a close rejects the SDK's
     // pending requests), so no scope or timer per call. No async frame of its own either: the SDK's promise is
@@ -424,6 +734,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     const link = opts.signal ? new SignalLink(opts.signal) : undefined;
     const options: ProtocolRequestOptions = link ? { signal: link.signal, timeout: timeoutMs } : { timeout: timeoutMs };
     let call: Promise<CallToolResult>;
+    this.#enter(client);
     try {
       call = this.#callers ? this.#callers.issue(opts.user, () => client.callTool(params, options)) : client.callTool(params, options);
     } catch (err) {
@@ -432,12 +743,16 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     return call.then(
       (result) => {
         link?.dispose();
+        this.#leave(client);
         this.#failedInRow = 0;
         return this.#checkSize(result, name);
       },
-      (err: unknown) => {
+      async (err: unknown) => {
         link?.dispose();
-        const error = this.#failure(err, client, undefined, opts.signal, opts.user, true);
+        // Judged against the client as it was when the request failed, before leaving may close it.
+        const rejection = client.sessionRejection(err);
+        this.#leave(client);
+        const error = await this.#failure(err, client, undefined, opts.signal, opts.user, rejection);
         if (error) throw error;
         // The server no longer knew the session and did not process the request: resent once on a new one.
         return this.#fullCall(params, timeoutMs, opts, true);
@@ -445,39 +760,57 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     );
   }
 
-  /** The full path: a scope (own timer and signal), waiting for a connect or reconnect, one resend on a new session. */
+  /** The full path of `callTool`: see {@link #fullRequest}. */
   async #fullCall(params: { name: string; arguments: Record<string, unknown> }, timeoutMs: number, opts: CallToolOptions, resent: boolean): Promise<CallToolResult> {
-    const progress = tracksProgress(opts) ? checkProgressOptions(opts) : undefined;
+    const result = await this.#fullRequest('callTool', timeoutMs, opts, (client, options) => client.callTool(params, options()), resent);
+    return this.#checkSize(result, `tool "${params.name}"`);
+  }
+
+  /**
+   * The full path of one call (of `method`, for option errors): a scope (own timer, the caller's signal through a
+   * {@link SignalLink}-like follower, the connection's close), waiting for a connect or reconnect, the caller's
+   * credentials, one resend on a new session, and progress handling. `send` gets the options of each request it
+   * makes (fresh per request: a listing makes one per page), carrying the scope's signal and remaining time, and
+   * the progress handler when the caller asked for progress.
+   */
+  async #fullRequest<T>(
+    method: string,
+    timeoutMs: number,
+    opts: ConnectionRequestOptions,
+    send: (client: ProtocolClient, options: () => ProtocolRequestOptions) => Promise<T>,
+    resent = false,
+  ): Promise<T> {
+    const progress = tracksProgress(opts) ? checkProgressOptions(opts, method) : undefined;
     const scope = this.#scope('call', timeoutMs, opts.signal, progress?.maxTotalTimeoutMs);
     const onprogress = progress ? this.#progressHandler(scope, progress) : undefined;
+    const options = (): ProtocolRequestOptions =>
+      onprogress
+        ? {
+            signal: scope.signal,
+            // The scope enforces the deadline and the total bound; the SDK's timer only needs to follow it.
+            timeout: progress!.resetTimeoutOnProgress ? timeoutMs : scope.remaining(),
+            onprogress,
+            resetTimeoutOnProgress: progress!.resetTimeoutOnProgress ?? false,
+            // The whole bound, not what is left of the first deadline (the scope enforces it exactly).
+            ...(progress!.maxTotalTimeoutMs === undefined ? {} : { maxTotalTimeout: progress!.maxTotalTimeoutMs }),
+          }
+        : { signal: scope.signal, timeout: scope.remaining() };
     try {
-      const result = await this.#request(
-        scope,
-        (client) =>
-          client.callTool(
-            params,
-            onprogress
-              ? {
-                  signal: scope.signal,
-                  // The scope enforces the deadline and the total bound; the SDK's timer only needs to follow it.
-                  timeout: progress!.resetTimeoutOnProgress ? timeoutMs : scope.remaining(),
-                  onprogress,
-                  resetTimeoutOnProgress: progress!.resetTimeoutOnProgress ?? false,
-                  ...(progress!.maxTotalTimeoutMs === undefined ? {} : { maxTotalTimeout: scope.remaining() }),
-                }
-              : { signal: scope.signal, timeout: scope.remaining() },
-          ),
-        resent,
-        opts.user,
-      );
-      return this.#checkSize(result, params.name);
+      return await this.#request(scope, (client) => send(client, options), resent, opts.user);
     } finally {
       scope.dispose();
     }
   }
 
+  /** The deadline of a call: its own `timeoutMs`, else `config.timeoutMs`, else 60 s. */
+  #timeoutOf(opts: ConnectionRequestOptions, method = 'request'): number {
+    // A zero or negative deadline is a programming error, not a timeout to retry.
+    if (opts.timeoutMs !== undefined) positiveMs(opts.timeoutMs, `${method}: timeoutMs`);
+    return opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+  }
+
   /** The SDK's progress handler of one call: moves the scope's deadline when asked, then tells the caller. */
-  #progressHandler(scope: OperationScope, opts: CallToolOptions): (progress: Progress) => void {
+  #progressHandler(scope: OperationScope, opts: ConnectionRequestOptions): (progress: Progress) => void {
     return (progress) => {
       if (opts.resetTimeoutOnProgress) scope.touch();
       if (!opts.onProgress) return;
@@ -489,10 +822,10 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     };
   }
 
-  /** `result`, unless it is larger than `limits.maxResultBytes`: then `SwitchboardError('too_large')`. */
-  #checkSize(result: CallToolResult, name: string): CallToolResult {
+  /** `result` (of `what`), unless it is larger than `limits.maxResultBytes`: then `SwitchboardError('too_large')`. */
+  #checkSize<R>(result: R, what: string): R {
     if (exceedsBytes(result, this.#maxResultBytes)) {
-      throw new SwitchboardError('too_large', `Result of tool "${name}" from MCP server "${this.serverName}" is larger than ${this.#maxResultBytes} bytes`, {
+      throw new SwitchboardError('too_large', `Result of ${what} from MCP server "${this.serverName}" is larger than ${this.#maxResultBytes} bytes`, {
         serverName: this.serverName,
       });
     }
@@ -509,13 +842,200 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    * const names = (await conn.listTools()).map((t) => t.name);
    * ```
    */
-  async listTools(opts: { signal?: AbortSignal; timeoutMs?: number; user?: UserContext } = {}): Promise<Tool[]> {
-    if (this.#tools && this.#state === 'connected') return [...this.#tools];
-    const timeoutMs = opts.timeoutMs ?? this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
-    // Concurrent callers share one listing (made with the credentials of the caller that started it); each
-    // keeps its own signal and deadline.
+  listTools(opts: ConnectionRequestOptions = {}): Promise<Tool[]> {
+    return this.#list(this.#tools, 'listTools', opts);
+  }
+
+  /**
+   * Lists every resource (`resources/list`), following `nextCursor` through all pages (at most
+   * `limits.maxListPages` pages and `limits.maxListItems` resources, else `SwitchboardError('too_large')`; a
+   * repeated cursor is a `server_error`). The list is cached until the server sends
+   * `notifications/resources/list_changed` (then `resourcesChanged` is emitted) or the connection
+   * re-initializes; concurrent callers share one listing. A caller asking for progress walks the pages on its own.
+   *
+   * @example
+   * ```ts
+   * const uris = (await conn.listResources({ timeoutMs: 10_000 })).map((r) => r.uri);
+   * ```
+   */
+  async listResources(opts: ConnectionRequestOptions = {}): Promise<Resource[]> {
+    return this.#list(this.#resources, 'listResources', checkRequestOptions(opts, 'listResources'));
+  }
+
+  /**
+   * Lists every resource template (`resources/templates/list`), over all pages, with the caps and caching of
+   * {@link listResources} (dropped on `notifications/resources/list_changed` too).
+   *
+   * @example
+   * ```ts
+   * const templates = await conn.listResourceTemplates();
+   * console.log(templates.map((t) => t.uriTemplate)); // e.g. ['file:///notes/{name}']
+   * ```
+   */
+  async listResourceTemplates(opts: ConnectionRequestOptions = {}): Promise<ResourceTemplate[]> {
+    return this.#list(this.#resourceTemplates, 'listResourceTemplates', checkRequestOptions(opts, 'listResourceTemplates'));
+  }
+
+  /**
+   * Reads a resource (`resources/read`): its text or base64 `blob` contents. A result larger than
+   * `limits.maxResultBytes` is refused with `SwitchboardError('too_large')`.
+   *
+   * @example
+   * ```ts
+   * const { contents } = await conn.readResource('file:///notes/today.md', { signal });
+   * for (const c of contents) console.log(c.uri, 'text' in c ? c.text : `${c.blob.length} base64 chars`);
+   * ```
+   */
+  async readResource(uri: string, opts: ConnectionRequestOptions = {}): Promise<ReadResourceResult> {
+    nonEmptyString(uri, 'readResource: uri');
+    checkRequestOptions(opts, 'readResource');
+    const result = await this.#fullRequest('readResource', this.#timeoutOf(opts), opts, (client, options) => client.readResource(uri, options()));
+    return this.#checkSize(result, 'resources/read');
+  }
+
+  /**
+   * Subscribes to a resource (`resources/subscribe`): the server then sends `notifications/resources/updated`,
+   * emitted as `resourceUpdated` `{ uri }`. The subscription is remembered and sent again on every new session
+   * (after a reconnect or a re-initialize: a new session has none), until {@link unsubscribeResource}.
+   *
+   * @example
+   * ```ts
+   * conn.on('resourceUpdated', ({ uri }) => void refresh(uri));
+   * await conn.subscribeResource('file:///notes/today.md');
+   * ```
+   */
+  async subscribeResource(uri: string, opts: ConnectionRequestOptions = {}): Promise<void> {
+    nonEmptyString(uri, 'subscribeResource: uri');
+    checkRequestOptions(opts, 'subscribeResource');
+    await this.#fullRequest('subscribeResource', this.#timeoutOf(opts), opts, async (client, options) => {
+      await client.subscribeResource(uri, options());
+      this.#subscriptions.add(uri);
+    });
+  }
+
+  /**
+   * Unsubscribes from a resource (`resources/unsubscribe`). The subscription is forgotten first, so it is not
+   * sent again on a new session even when this request fails.
+   *
+   * @example
+   * ```ts
+   * await conn.unsubscribeResource('file:///notes/today.md');
+   * ```
+   */
+  async unsubscribeResource(uri: string, opts: ConnectionRequestOptions = {}): Promise<void> {
+    nonEmptyString(uri, 'unsubscribeResource: uri');
+    checkRequestOptions(opts, 'unsubscribeResource');
+    this.#subscriptions.delete(uri);
+    await this.#fullRequest('unsubscribeResource', this.#timeoutOf(opts), opts, (client, options) => client.unsubscribeResource(uri, options()));
+  }
+
+  /** The resources subscribed to (sent again on every new session). */
+  get subscriptions(): readonly string[] {
+    return [...this.#subscriptions];
+  }
+
+  /**
+   * Lists every prompt (`prompts/list`), over all pages, with the caps of {@link listResources}. Cached until the
+   * server sends `notifications/prompts/list_changed` (then `promptsChanged` is emitted) or the connection
+   * re-initializes; concurrent callers share one listing.
+   *
+   * @example
+   * ```ts
+   * const prompts = await conn.listPrompts();
+   * console.log(prompts.map((p) => `${p.name}(${(p.arguments ?? []).map((a) => a.name).join(', ')})`));
+   * ```
+   */
+  async listPrompts(opts: ConnectionRequestOptions = {}): Promise<Prompt[]> {
+    return this.#list(this.#prompts, 'listPrompts', checkRequestOptions(opts, 'listPrompts'));
+  }
+
+  /**
+   * Gets a prompt (`prompts/get`) with its arguments filled in. A result larger than `limits.maxResultBytes` is
+   * refused with `SwitchboardError('too_large')`.
+   *
+   * @example
+   * ```ts
+   * const { messages } = await conn.getPrompt('summarize', { style: 'bullets' }, { timeoutMs: 10_000 });
+   * ```
+   */
+  async getPrompt(name: string, args?: Record<string, string>, opts: ConnectionRequestOptions = {}): Promise<GetPromptResult> {
+    nonEmptyString(name, 'getPrompt: name');
+    if (args !== undefined) checkStringRecord(args, 'getPrompt: args');
+    checkRequestOptions(opts, 'getPrompt');
+    const params = args === undefined ? { name } : { name, arguments: args };
+    const result = await this.#fullRequest('getPrompt', this.#timeoutOf(opts), opts, (client, options) => client.getPrompt(params, options()));
+    return this.#checkSize(result, `prompt "${name}"`);
+  }
+
+  /**
+   * Asks the server for completions of a prompt or resource template argument (`completion/complete`); returns
+   * the result's `completion` (`values`, at most 100, with `total` and `hasMore` when the server gives them).
+   *
+   * @example
+   * ```ts
+   * const { values } = await conn.complete({
+   *   ref: { type: 'ref/resource', uri: 'file:///notes/{name}' },
+   *   argument: { name: 'name', value: 'to' },
+   * });
+   * ```
+   */
+  async complete(params: CompleteParams, opts: ConnectionRequestOptions = {}): Promise<Completion> {
+    const checked = checkCompleteParams(params);
+    checkRequestOptions(opts, 'complete');
+    const result = await this.#fullRequest('complete', this.#timeoutOf(opts), opts, (client, options) => client.complete(checked, options()));
+    return result.completion;
+  }
+
+  /**
+   * Sets the level of the log messages the server sends (`logging/setLevel`); they arrive as `serverLog` events.
+   * The level is remembered and set again on every new session.
+   *
+   * @example
+   * ```ts
+   * conn.on('serverLog', ({ level, logger, data }) => log.info({ level, logger, data }, 'MCP server log'));
+   * await conn.setLoggingLevel('warning');
+   * ```
+   */
+  async setLoggingLevel(level: LoggingLevel, opts: ConnectionRequestOptions = {}): Promise<void> {
+    oneOf(level, LOGGING_LEVELS, 'setLoggingLevel: level');
+    checkRequestOptions(opts, 'setLoggingLevel');
+    await this.#fullRequest('setLoggingLevel', this.#timeoutOf(opts), opts, (client, options) => client.setLoggingLevel(level, options()));
+    this.#loggingLevel = level;
+  }
+
+  /**
+   * The SDK `Client` of the current session: a read-only escape hatch for what this class does not wrap (e.g.
+   * `getServerCapabilities()`, `getInstructions()`, `ping()`). `undefined` while (re)connecting and after close;
+   * a different object after every reconnect or re-initialize, so do not keep it. Do not close it, connect it,
+   * or replace its handlers: the connection owns it. Requests made on it bypass this connection's timeouts,
+   * reconnects and per-caller credentials.
+   *
+   * @example
+   * ```ts
+   * const instructions = conn.client?.getInstructions();
+   * const caps = conn.client?.getServerCapabilities();
+   * ```
+   */
+  get client(): SdkClient | undefined {
+    return this.#client?.sdkClient;
+  }
+
+  /**
+   * One list: the cached copy when connected; else a walk over all pages, shared by concurrent callers (made with
+   * the credentials of the caller that started it; each keeps its own signal and deadline). A caller asking for
+   * progress walks on its own, within its own scope (progress belongs to one chain of requests).
+   */
+  async #list<T>(listing: Listing<T>, method: string, opts: ConnectionRequestOptions): Promise<T[]> {
+    if (listing.items && this.#state === 'connected') return [...listing.items];
+    const timeoutMs = this.#timeoutOf(opts);
+    if (tracksProgress(opts)) {
+      const generation = listing.generation;
+      const items = await this.#fullRequest(method, timeoutMs, opts, (client, options) => this.#listAll(listing, client, options, opts.user));
+      if (generation === listing.generation && this.#state !== 'closed') listing.items = items;
+      return [...items];
+    }
     const flightTimeout = Math.max(timeoutMs, this.config.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
-    const flight = this.#listFlight(flightTimeout, opts.user, false);
+    const flight = this.#listFlight(listing, flightTimeout, opts.user, false);
     const mine = this.#scope('call', timeoutMs, opts.signal);
     try {
       try {
@@ -523,31 +1043,30 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       } catch (err) {
         // Another caller's credentials failed the shared listing: this caller's own may be good.
         if (!opts.user || flight.user === opts.user || !isCredentialFailure(err)) throw err;
-        return [...(await mine.race(this.#listFlight(flightTimeout, opts.user, true).promise))];
+        return [...(await mine.race(this.#listFlight(listing, flightTimeout, opts.user, true).promise))];
       }
     } finally {
       mine.dispose();
     }
   }
 
-  #toolsFlight: ToolsFlight | undefined;
-
-  #listFlight(timeoutMs: number, user: UserContext | undefined, own: boolean): ToolsFlight {
-    const generation = this.#toolsGeneration;
-    if (!own && this.#toolsFlight?.generation === generation) return this.#toolsFlight;
+  #listFlight<T>(listing: Listing<T>, timeoutMs: number, user: UserContext | undefined, own: boolean): ListFlight<T> {
+    const generation = listing.generation;
+    if (!own && listing.flight?.generation === generation) return listing.flight;
     const scope = this.#scope('call', timeoutMs, undefined);
-    const promise = this.#request(scope, (client) => this.#listAllTools(client, scope, user), false, user)
-      .then((tools) => {
-        if (generation === this.#toolsGeneration && this.#state !== 'closed') this.#tools = tools;
-        return tools;
+    const options = (): ProtocolRequestOptions => ({ signal: scope.signal, timeout: scope.remaining() });
+    const promise = this.#request(scope, (client) => this.#listAll(listing, client, options, user), false, user)
+      .then((items) => {
+        if (generation === listing.generation && this.#state !== 'closed') listing.items = items;
+        return items;
       })
       .finally(() => {
         scope.dispose();
-        if (this.#toolsFlight === flight) this.#toolsFlight = undefined;
+        if (listing.flight === flight) listing.flight = undefined;
       });
     promise.catch(() => {}); // each caller sees the rejection through its own race
-    const flight: ToolsFlight = { generation, promise, user };
-    if (!own) this.#toolsFlight = flight;
+    const flight: ListFlight<T> = { generation, promise, user };
+    if (!own) listing.flight = flight;
     return flight;
   }
 
@@ -592,8 +1111,11 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     const client = this.#client;
     this.#client = undefined;
     this.#setState('closed');
-    this.#dropTools();
-    if (client) await this.#disposeClient(client, true);
+    this.#dropLists();
+    // Replaced clients still finishing their requests are closed now too (their requests fail connection_closed).
+    const retiring = [...this.#retiring];
+    this.#retiring.clear();
+    await Promise.all([...(client ? [this.#disposeClient(client, true)] : []), ...retiring.map(([c, terminate]) => this.#disposeClient(c, terminate))]);
     // An attempt still running closes its own transport once the close signal reaches it.
     await this.#pending?.catch(() => {});
     this.#emitClose({});
@@ -607,9 +1129,13 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     try {
       transport = await scope.race(transportPromise);
       client = this.#newClient();
+      // Its notifications count from now on (a subscribed resource may change while subscriptions are restored).
+      this.#establishing = client;
       await scope.race(client.connect(transport, { signal: scope.signal, timeout: scope.remaining() }));
       scope.throwIfEnded();
+      await this.#restoreSession(client, scope);
     } catch (err) {
+      this.#establishing = undefined;
       // Read before disposing (which closes the transport too): did the peer go away during initialize? The
       // SDK then rejects with McpError(ConnectionClosed), which must not pass for a server's JSON-RPC error.
       const lost = client !== undefined && this.#lostClients.has(client);
@@ -627,10 +1153,62 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       }
       throw error;
     }
+    this.#establishing = undefined;
     this.#client = client;
     this.#failedInRow = 0;
-    this.#dropTools();
+    this.#dropLists();
     if (this.#lostClients.has(client)) this.#onTransportLost(client, undefined);
+  }
+
+  /**
+   * A new session has no subscriptions and no log level: sends again the log level set and every subscription,
+   * as part of the connect attempt, with the credentials of the most recent caller (these requests belong to no
+   * call). A refusal by the server is logged (the subscription stays remembered); a lost transport fails the
+   * attempt, so that the reconnect loop tries again.
+   */
+  async #restoreSession(client: ProtocolClient, scope: OperationScope): Promise<void> {
+    const level = this.#loggingLevel;
+    const uris = [...this.#subscriptions];
+    if (level === undefined && uris.length === 0) return;
+    const options = (): ProtocolRequestOptions => ({ signal: scope.signal, timeout: scope.remaining() });
+    const sends = [...(level === undefined ? [] : [client.setLoggingLevel(level, options())]), ...uris.map((uri) => client.subscribeResource(uri, options()))];
+    const results = await scope.race(Promise.allSettled(sends));
+    scope.throwIfEnded();
+    if (this.#lostClients.has(client)) {
+      throw new SwitchboardError('connect_failed', `MCP server "${this.serverName}" closed the connection while its subscriptions were restored`, {
+        retryable: true,
+        serverName: this.serverName,
+      });
+    }
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length > 0) {
+      this.#logger.warn(
+        { serverName: this.serverName, failed: failed.length, sent: sends.length, error: errorName(failed[0]!.reason) },
+        'MCP server refused to restore subscriptions or the log level on a new session',
+      );
+    }
+  }
+
+  /** Whether `client`'s notifications are passed on: it is the current client, or the one being established. */
+  #isCurrent(client: ProtocolClient): boolean {
+    return client === this.#client || client === this.#establishing;
+  }
+
+  /** Checks the host's handlers and binds each to this connection's context. */
+  #resolveHandlers(handlers: ConnectionHandlers | undefined): ProtocolClientHandlers | undefined {
+    if (handlers === undefined) return undefined;
+    if (handlers === null || typeof handlers !== 'object') throw optionError('MCPConnection: handlers', 'an object', handlers);
+    const sampling = fn(handlers.sampling, 'MCPConnection: handlers.sampling');
+    const roots = fn(handlers.roots, 'MCPConnection: handlers.roots');
+    const ctx = (signal: AbortSignal): ServerRequestContext => {
+      // The connection's (tenant, user); on a user connection, the context of its most recent caller.
+      const user = this.#callers?.latest ?? this.user;
+      return user ? { serverName: this.serverName, user, signal } : { serverName: this.serverName, signal };
+    };
+    return {
+      ...(sampling ? { sampling: (params, { signal }) => sampling(params, ctx(signal)) } : {}),
+      ...(roots ? { roots: ({ signal }) => roots(ctx(signal)) } : {}),
+    };
   }
 
   #newClient(): ProtocolClient {
@@ -638,14 +1216,32 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     // connection, instead of the ajv instance each SDK Client otherwise builds for itself (~19 KB apiece).
     const client: ProtocolClient = createProtocolClient({
       clientInfo: this.#clientInfo,
+      handlers: this.#handlers,
       jsonSchemaValidator: this.#jsonSchemaValidator ?? defaultSchemaValidator(),
       events: {
         lost: (cause) => this.#onTransportLost(client, cause),
         error: (err) => this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP transport error'),
         toolsChanged: () => {
           if (client !== this.#client) return;
-          this.#dropTools();
+          this.#drop(this.#tools);
           this.#emit('toolsChanged');
+        },
+        resourcesChanged: () => {
+          if (!this.#isCurrent(client)) return;
+          this.#drop(this.#resources);
+          this.#drop(this.#resourceTemplates);
+          this.#emit('resourcesChanged');
+        },
+        promptsChanged: () => {
+          if (!this.#isCurrent(client)) return;
+          this.#drop(this.#prompts);
+          this.#emit('promptsChanged');
+        },
+        resourceUpdated: (uri) => {
+          if (this.#isCurrent(client)) this.#emit('resourceUpdated', { uri });
+        },
+        serverLog: (message) => {
+          if (this.#isCurrent(client)) this.#emit('serverLog', message);
         },
       },
     });
@@ -653,6 +1249,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   }
 
   #onTransportLost(client: ProtocolClient, cause: unknown): void {
+    // Closed by us (a replaced client, once its requests settled): not a loss.
+    if (this.#disposing.has(client)) return;
     this.#lostClients.add(client);
     if (client !== this.#client || this.#state !== 'connected') return;
     this.#logger.warn({ serverName: this.serverName, error: errorName(cause) }, 'MCP connection lost; reconnecting');
@@ -663,11 +1261,13 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    * Replaces `failed` (if it is still the current client) by a new connection; joins a reconnect already
    * running. `immediate`: the first attempt is made without delay (expired session: nothing to wait for).
    */
-  #beginReconnect(failed: ProtocolClient, immediate: boolean): Promise<void> {
+  #beginReconnect(failed: ProtocolClient, immediate: boolean, retire?: { terminate: boolean }): Promise<void> {
     if (failed !== this.#client || this.#state !== 'connected') return this.#pending ?? Promise.resolve();
     this.#client = undefined;
-    void this.#disposeClient(failed, false);
-    this.#dropTools();
+    // A lost transport is closed at once (its requests are dead); a replaced one once its requests settle.
+    if (retire) this.#retire(failed, retire.terminate);
+    else void this.#disposeClient(failed, false);
+    this.#dropLists();
     this.#setState('reconnecting');
     const loop = this.#reconnectLoop(immediate);
     this.#pending = loop;
@@ -683,7 +1283,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       // server that accepts and drops at once cannot keep this loop going. An expired session is re-initialized
       // once, without delay, even when the budget is spent or reconnecting is disabled.
       const budgeted = this.#retry.nextDelay();
-      if (budgeted === undefined && !(immediate && attempt === 0)) break;
+      // With reconnecting disabled (maxAttempts 0), an expired session is still re-initialized once.
+      if (budgeted === undefined && !(immediate && attempt === 0 && this.#retry.options.maxAttempts === 0)) break;
       const delayMs = immediate && attempt === 0 ? 0 : budgeted!;
       this.#emit('reconnect', { attempt: attempt + 1, delayMs });
       if (delayMs > 0) await this.#delay(delayMs);
@@ -731,7 +1332,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.#client = undefined;
     if (client) void this.#disposeClient(client, true);
     this.#setState('closed');
-    this.#dropTools();
+    this.#dropLists();
     this.#emitClose({ error });
   }
 
@@ -743,12 +1344,16 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     let resent = alreadyResent;
     for (;;) {
       const client = await this.#readyClient(scope);
+      this.#enter(client);
       try {
         const result = await scope.race(this.#callers ? this.#callers.issue(user, () => send(client)) : send(client));
+        this.#leave(client);
         this.#failedInRow = 0;
         return result;
       } catch (err) {
-        const error = this.#failure(err, client, scope.error, undefined, user, !resent);
+        const rejection = resent ? undefined : client.sessionRejection(err);
+        this.#leave(client);
+        const error = await this.#failure(err, client, scope.error, undefined, user, rejection);
         if (error) throw error;
         resent = true;
       }
@@ -758,25 +1363,27 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   /**
    * What one failed request means, the same for every call path. `undefined`: the server no longer knew the
    * session and did not process the request, a re-initialize has been started, and the request may be sent once
-   * more (`mayResend`). Otherwise the error to throw, in this order: the operation's own end (its deadline, the
+   * more (`rejection`: what the client made of the error when it failed). Otherwise the error to throw, in this order: the operation's own end (its deadline, the
    * caller's abort, the connection's close), an error of ours or of a credential provider (unchanged, as the
    * same object), a closed connection, a lost transport (retryable `transport_error`: the request may have run,
    * so it is not resent), then {@link classifyError}. Retryable transport failures in a row on one client
    * mark it lost, so that a connection whose every request fails does not stay `connected`.
    */
-  #failure(
+  async #failure(
     err: unknown,
     client: ProtocolClient,
     ended: Error | undefined,
     signal: AbortSignal | undefined,
     user: UserContext | undefined,
-    mayResend: boolean,
-  ): SwitchboardError | undefined {
+    rejection: 'not_found' | 'bad_request' | undefined,
+  ): Promise<SwitchboardError | undefined> {
     if (ended instanceof SwitchboardError) return ended;
     if (signal?.aborted) return this.#scopeError('call', 'aborted', signal.reason);
     if (err instanceof SwitchboardError) return err;
     if (this.#closeController.signal.aborted || this.#state === 'closed') return this.#closedError();
-    if (mayResend && client.isSessionRejected(err)) {
+    // A 404 says the session is gone; a 400 may be a gateway refusing this one request, so a ping on the same
+    // session decides (one ping per client, shared by concurrent failures), and a live session is left alone.
+    if (rejection && (rejection === 'not_found' || (await this.#sessionGone(client, user)))) {
       this.#reinitialize(client, user);
       return undefined;
     }
@@ -785,13 +1392,66 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     return error;
   }
 
-  /** Counts a retryable transport failure of `client`; enough in a row and the client is treated as lost. */
+  /**
+   * Whether `client`'s session is gone after a 400: true once it was replaced for that reason, else one `ping` on
+   * it (shared by every request that failed meanwhile) says so by being rejected as well.
+   */
+  #sessionGone(client: ProtocolClient, user: UserContext | undefined): Promise<boolean> {
+    if (this.#sessionLost.has(client)) return Promise.resolve(true);
+    let probe = this.#probes.get(client);
+    if (!probe) {
+      const ping = () => client.ping({ timeout: Math.min(this.config.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS, SESSION_PROBE_TIMEOUT_MS) });
+      probe = (this.#callers ? this.#callers.issue(user, ping) : ping()).then(
+        () => false,
+        (err: unknown) => client.sessionRejection(err) !== undefined,
+      );
+      this.#probes.set(client, probe);
+      // A live session is probed again at the next 400: a refused request says nothing about the ones after it.
+      void probe.then((gone) => {
+        if (!gone) this.#probes.delete(client);
+      });
+    }
+    return probe;
+  }
+
+  /**
+   * Counts a retryable transport failure of `client`; enough in a row and the client is replaced (its requests
+   * in flight go on, and its session is ended after them). Statuses a busy server answers (429, 408, any 4xx) do
+   * not count: the connection is fine, the server asks to slow down.
+   */
   #noteTransportFailure(client: ProtocolClient, error: SwitchboardError): void {
+    const status = summarizeCause(error)?.status;
+    if (status !== undefined && status > 0 && status < 500) return;
     if (client !== this.#client || ++this.#failedInRow < FAILURES_BEFORE_RECONNECT) return;
     this.#failedInRow = 0;
     this.#logger.warn({ serverName: this.serverName, failures: FAILURES_BEFORE_RECONNECT, error: errorName(error) }, 'MCP requests keep failing; reconnecting');
-    this.#lostClients.add(client);
-    this.#onTransportLost(client, error);
+    if (this.#state === 'connected') void this.#beginReconnect(client, false, { terminate: true });
+  }
+
+  /** Counts a request in flight on `client`. */
+  #enter(client: ProtocolClient): void {
+    this.#inFlight.set(client, (this.#inFlight.get(client) ?? 0) + 1);
+  }
+
+  /** A request on `client` settled: a replaced client is closed once its last request has. */
+  #leave(client: ProtocolClient): void {
+    const left = (this.#inFlight.get(client) ?? 1) - 1;
+    this.#inFlight.set(client, left);
+    if (left > 0) return;
+    const terminate = this.#retiring.get(client);
+    if (terminate === undefined) return;
+    this.#retiring.delete(client);
+    void this.#disposeClient(client, terminate);
+  }
+
+  /**
+   * Closes a replaced client now, or once the requests still in flight on it have settled (they are not cut:
+   * a session replaced after failures or a refused request may still answer them; a forgotten one answers
+   * 404 / 400 and they are resent on the new session). `terminate`: end its server-side session too.
+   */
+  #retire(client: ProtocolClient, terminate: boolean): void {
+    if ((this.#inFlight.get(client) ?? 0) === 0) void this.#disposeClient(client, terminate);
+    else this.#retiring.set(client, terminate);
   }
 
   /**
@@ -801,9 +1461,10 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
    */
   #reinitialize(client: ProtocolClient, user?: UserContext): void {
     if (user && client === this.#client) this.#callers?.observe(user);
-    this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
-    // Failure shows up in #readyClient of the resend.
-    void this.#beginReconnect(client, true);
+    if (client === this.#client) this.#logger.info({ serverName: this.serverName }, 'MCP session expired; re-initializing');
+    this.#sessionLost.add(client);
+    // Failure shows up in #readyClient of the resend. The old session is gone: nothing to DELETE.
+    void this.#beginReconnect(client, true, { terminate: false });
   }
 
   /** A request that failed because its client's transport was lost (it may have run): retryable `transport_error`. */
@@ -831,28 +1492,29 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     }
   }
 
-  async #listAllTools(client: ProtocolClient, scope: OperationScope, user: UserContext | undefined): Promise<Tool[]> {
-    const tools: Tool[] = [];
+  /** Every page of `listing`, within its caps; a cursor seen before is a `server_error`. */
+  async #listAll<T>(listing: Listing<T>, client: ProtocolClient, options: () => ProtocolRequestOptions, user: UserContext | undefined): Promise<T[]> {
+    const items: T[] = [];
     const seen = new Set<string>();
     let cursor: string | undefined;
-    for (let page = 0; page < this.#maxToolPages; page++) {
-      const list = () => client.listTools(cursor, { signal: scope.signal, timeout: scope.remaining() });
+    for (let page = 0; page < listing.maxPages; page++) {
+      const list = () => listing.page(client, cursor, options());
       const result = await (this.#callers ? this.#callers.issue(user, list) : list());
-      tools.push(...result.tools);
-      if (tools.length > this.#maxTools) {
-        throw new SwitchboardError('too_large', `MCP server "${this.serverName}" lists more than ${this.#maxTools} tools`, { serverName: this.serverName });
+      items.push(...result.items);
+      if (items.length > listing.maxItems) {
+        throw new SwitchboardError('too_large', `MCP server "${this.serverName}" lists more than ${listing.maxItems} ${listing.what}`, { serverName: this.serverName });
       }
       cursor = result.nextCursor;
-      if (cursor === undefined) return tools;
+      if (cursor === undefined) return items;
       // A cursor seen before would walk the same pages again until the page cap: a server bug, said at once.
       if (seen.has(cursor)) {
-        throw new SwitchboardError('server_error', `MCP server "${this.serverName}" repeated a tools/list pagination cursor (page ${page + 2}); the listing was stopped`, {
+        throw new SwitchboardError('server_error', `MCP server "${this.serverName}" repeated a ${listing.method} pagination cursor (page ${page + 2}); the listing was stopped`, {
           serverName: this.serverName,
         });
       }
       seen.add(cursor);
     }
-    throw new SwitchboardError('too_large', `MCP server "${this.serverName}" lists tools over more than ${this.#maxToolPages} pages`, {
+    throw new SwitchboardError('too_large', `MCP server "${this.serverName}" lists ${listing.what} over more than ${listing.maxPages} pages`, {
       serverName: this.serverName,
     });
   }
@@ -899,6 +1561,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
 
   /** Closes a client that is no longer current; DELETEs its session first when asked, within a bound. */
   async #disposeClient(client: ProtocolClient, terminate: boolean): Promise<void> {
+    this.#disposing.add(client);
     const terminating = terminate ? client.terminateSession() : undefined;
     if (terminating) {
       let timer: NodeJS.Timeout | undefined;
@@ -933,9 +1596,18 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     });
   }
 
-  #dropTools(): void {
-    this.#tools = undefined;
-    this.#toolsGeneration++;
+  /** Drops a cached list; a listing in flight is then not cached either. */
+  #drop(listing: Listing<unknown>): void {
+    listing.items = undefined;
+    listing.generation++;
+  }
+
+  /** Drops every cached list (a new session, or none). */
+  #dropLists(): void {
+    this.#drop(this.#tools);
+    this.#drop(this.#resources);
+    this.#drop(this.#resourceTemplates);
+    this.#drop(this.#prompts);
   }
 
   #setState(to: ConnectionState): void {

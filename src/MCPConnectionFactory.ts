@@ -9,11 +9,12 @@ import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { ServerConfig } from './config/schema.js';
-import { resolveServerConfig } from './config/parse.js';
+import { resolveConfigPlaceholders } from './config/parse.js';
 import { hasUserPlaceholder, resolvePlaceholders } from './config/placeholders.js';
 import { CallerContext, type JsonRpcId } from './connection/callerContext.js';
 import { KeyedSemaphore } from './connection/admission.js';
 import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
+import { knownKeys, optionError } from './options.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
 import { MCPConnection, type ConnectionLimits, type MCPConnectionOptions } from './MCPConnection.js';
 import { resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
@@ -109,6 +110,30 @@ export interface MCPConnectionFactoryOptions {
 }
 
 /**
+ * Every key of {@link MCPConnectionFactoryOptions}: any other is refused with a `TypeError` naming it.
+ *
+ * @example
+ * ```ts
+ * FACTORY_OPTION_KEYS.includes('reconnect'); // true
+ * ```
+ */
+export const FACTORY_OPTION_KEYS: readonly string[] = [
+  'createTransport',
+  'httpClient',
+  'env',
+  'authHeaders',
+  'retryUnauthorized',
+  'clientInfo',
+  'reconnect',
+  'limits',
+  'jsonSchemaValidator',
+  'logger',
+  'watchResponseStreams',
+  'standbyStream',
+  'maxConcurrentConnects',
+];
+
+/**
  * Per-request credentials of one connection's HTTP requests, given to {@link MCPConnectionFactory.create}.
  * Wins over the factory's `authHeaders` / `retryUnauthorized` hooks.
  *
@@ -183,6 +208,8 @@ export class MCPConnectionFactory {
   #closing: Promise<void> | undefined;
 
   constructor(opts: MCPConnectionFactoryOptions = {}) {
+    if (!opts || typeof opts !== 'object') throw optionError('MCPConnectionFactory: options', 'an object', opts);
+    knownKeys(opts, FACTORY_OPTION_KEYS, 'MCPConnectionFactory');
     if (opts.createTransport !== undefined && typeof opts.createTransport !== 'function') {
       throw new TypeError('MCPConnectionFactory: createTransport must be a function');
     }
@@ -209,7 +236,7 @@ export class MCPConnectionFactory {
     const env = this.#opts.env ?? process.env;
     // Resolved for the connecting user: validates every placeholder now, and fixes what a live connection
     // cannot change (URL, command, env). Headers that read the user are resolved again for each request.
-    const resolved = resolveServerConfig(serverName, config, { ...(user ? { user } : {}), env });
+    const resolved = resolveConfigPlaceholders(serverName, config, { ...(user ? { user } : {}), env });
     const callers = req.callers ?? (user ? new CallerContext(user) : undefined);
     const creds = this.#credentialsFor(target, resolved, req.auth, callers, env);
     const http = this.#httpFor(resolved, creds);

@@ -14,13 +14,13 @@ import { ConfigError, isCredentialFailure, OboError, SwitchboardError, type Conf
 import { publishDiagnostics, type MCPManagerEventName, type MCPManagerEvents, type PoolScope } from './events.js';
 import type { CallToolOptions, MCPConnection } from './MCPConnection.js';
 import { CallerContext } from './connection/callerContext.js';
-import { MCPConnectionFactory, type ConnectionAuth } from './MCPConnectionFactory.js';
+import { FACTORY_OPTION_KEYS, MCPConnectionFactory, type ConnectionAuth } from './MCPConnectionFactory.js';
 import { APP_PRINCIPAL, CircuitBreaker, type CircuitBreakerOptions } from './pool/CircuitBreaker.js';
 import type { Lease, PoolCounters } from './pool/ConnectionPool.js';
 import type { AuthHeaderProvider } from './transport/types.js';
 import { assertUser, DEFAULT_IDLE_TIMEOUT_MS, UserConnectionManager, userOwnerKey } from './UserConnectionManager.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
-import { fn, optionError, positiveInt, positiveMsOrInfinity } from './options.js';
+import { fn, optionError, positiveInt, positiveMsOrInfinity, knownKeys } from './options.js';
 
 /**
  * Supplies per-user OAuth headers for servers with an `oauth` block (the host runs the OAuth flow and keeps
@@ -82,6 +82,21 @@ export interface MCPManagerOptions {
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
 }
+
+/** Every key of {@link MCPManagerOptions}: any other is refused (see `knownKeys`). */
+const MANAGER_OPTION_KEYS: readonly string[] = [
+  'servers',
+  'oboTokenResolver',
+  'oboTrustChecker',
+  'userAuthHeaders',
+  'idleTimeoutMs',
+  'appIdleTimeoutMs',
+  'maxConnectionsPerUser',
+  'maxUserConnections',
+  'connectionFactory',
+  'circuitBreaker',
+  'logger',
+];
 
 /**
  * Arguments of {@link MCPManager.callTool}.
@@ -255,6 +270,11 @@ export class MCPManager {
 
   constructor(opts: MCPManagerOptions) {
     if (!opts || typeof opts !== 'object') throw optionError('MCPManager: options', 'an object', opts);
+    knownKeys(opts, MANAGER_OPTION_KEYS, 'MCPManager', (key) =>
+      FACTORY_OPTION_KEYS.includes(key)
+        ? `connection settings go to the factory: connectionFactory: new MCPConnectionFactory({ ${key} })`
+        : undefined,
+    );
     // Checked here, under their public names, before they reach the pools under internal ones.
     positiveMsOrInfinity(opts.idleTimeoutMs, 'MCPManager: idleTimeoutMs', undefined);
     positiveMsOrInfinity(opts.appIdleTimeoutMs, 'MCPManager: appIdleTimeoutMs', undefined);

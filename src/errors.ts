@@ -7,20 +7,57 @@
  */
 
 /**
- * Stable codes for {@link SwitchboardError}. Subclasses add their own (for example {@link OboError} uses
- * `obo_<reason>`, {@link BearerError} uses the RFC 6750-flavoured codes listed on it).
+ * Every `code` a {@link SwitchboardError} of this package can have: a closed union, so a `switch` over `code`
+ * can be checked for exhaustiveness. It is the package's own codes ({@link CoreErrorCode}) and those of the
+ * subclasses: {@link OboError} (`obo_<reason>`, {@link OboErrorCode}), {@link BearerError}
+ * ({@link BearerErrorCode}) and {@link UpstreamTokenError} ({@link UpstreamTokenErrorCode}). A new code is a
+ * change to this union, listed in the changelog.
  *
  * @example
  * ```ts
- * if (err instanceof SwitchboardError) {
- *   switch (err.code) {
- *     case 'unknown_server': return res.writeHead(404).end();
- *     case 'limit_reached': case 'circuit_open': return res.writeHead(503, { 'Retry-After': '5' }).end();
+ * function statusOf(err: SwitchboardError): number {
+ *   const code: SwitchboardErrorCode = err.code;
+ *   switch (code) {
+ *     case 'unknown_server': return 404;
+ *     case 'limit_reached': case 'circuit_open': return 503;
+ *     default: return 500;
  *   }
  * }
  * ```
  */
-export type SwitchboardErrorCode =
+export type SwitchboardErrorCode = CoreErrorCode | OboErrorCode | BearerErrorCode | UpstreamTokenErrorCode;
+
+/**
+ * The codes of {@link SwitchboardError} itself (and of {@link ConfigError}: `config_invalid`):
+ * - `config_invalid`: a server config or an option value is invalid ({@link ConfigError}, with `issues`).
+ * - `unknown_server`: no server of that name.
+ * - `user_required`: the server connects per user and no `user` (or no `user.id`) was given.
+ * - `manager_closed`: the manager (or pool) was closed.
+ * - `connection_closed`: the connection closed (or was lost and gave up reconnecting) before the call ended.
+ * - `connect_failed`: the server could not be reached or refused the connection.
+ * - `connect_timeout`: connect + initialize did not finish within `initTimeoutMs`.
+ * - `call_timeout`: a request did not finish within its timeout.
+ * - `aborted`: the caller's signal aborted the operation.
+ * - `transport_error`: the transport failed (an HTTP error status, a broken stream, a bad redirect).
+ * - `server_error`: the MCP server answered with an error (JSON-RPC error, a repeated cursor, …).
+ * - `limit_reached`: a connection limit was reached.
+ * - `circuit_open`: the server's circuit breaker is open after repeated connect failures.
+ * - `ssrf_blocked`: the SSRF guard refused the address.
+ * - `too_large`: a message, result or response exceeded its size cap.
+ * - `session_expired`: the server forgot the session and it could not be re-initialized.
+ * - `not_connected`: the connection is not connected (yet or any more).
+ * - `idp_request_failed`: a request to the identity provider failed (mapped to `OboError` / `UpstreamTokenError`
+ *   before it reaches a caller).
+ * - `idp_closed`: the test kit's IdP (`mcp-switchboard/testing`) was closed.
+ * - `usage_error`: the `mcp-switchboard` command was called with bad arguments.
+ *
+ * @example
+ * ```ts
+ * const retryLater: CoreErrorCode[] = ['connect_failed', 'connect_timeout', 'circuit_open', 'limit_reached'];
+ * if (err instanceof SwitchboardError && (retryLater as string[]).includes(err.code)) scheduleRetry();
+ * ```
+ */
+export type CoreErrorCode =
   | 'config_invalid'
   | 'unknown_server'
   | 'user_required'
@@ -38,7 +75,38 @@ export type SwitchboardErrorCode =
   | 'too_large'
   | 'session_expired'
   | 'not_connected'
-  | (string & {});
+  | 'idp_request_failed'
+  | 'idp_closed'
+  | 'usage_error';
+
+/**
+ * The `code` of an {@link OboError}: `obo_` followed by its {@link OboErrorReason}.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof OboError) {
+ *   const code: OboErrorCode = err.code; // `obo_${err.reason}`, e.g. 'obo_untrusted'
+ *   metrics.increment('obo.failure', { code });
+ * }
+ * ```
+ */
+export type OboErrorCode = `obo_${OboErrorReason}`;
+
+/**
+ * Codes of {@link UpstreamTokenError}:
+ * - `reauth_required`: the refresh token is no longer valid (`invalid_grant`) or there is no session; the user
+ *   must sign in again.
+ * - `refresh_failed`: the IdP could not be reached or failed (see `retryable`).
+ *
+ * @example
+ * ```ts
+ * if (err instanceof UpstreamTokenError) {
+ *   const code: UpstreamTokenErrorCode = err.code;
+ *   if (code === 'reauth_required') redirectToLogin();
+ * }
+ * ```
+ */
+export type UpstreamTokenErrorCode = 'reauth_required' | 'refresh_failed';
 
 /**
  * Options accepted by every error constructor of this package.
@@ -213,6 +281,7 @@ export interface ConfigIssue {
  * ```
  */
 export class ConfigError extends SwitchboardError {
+  declare readonly code: 'config_invalid';
   /** Every problem found, each with its path. */
   readonly issues: ConfigIssue[];
 
@@ -228,7 +297,7 @@ export class ConfigError extends SwitchboardError {
 }
 
 /**
- * Why an On-Behalf-Of token could not be had (or was refused). Documented values:
+ * Why an On-Behalf-Of token could not be had (or was refused); a closed union, every value listed:
  * - `untrusted`: the trust checker refused the server (or threw).
  * - `missing_upstream_token`: the user has no upstream token to exchange.
  * - `no_resolver`: an OBO server is configured but no `oboTokenResolver` was given.
@@ -258,8 +327,7 @@ export type OboErrorReason =
   | 'rejected_by_server'
   | 'timeout'
   | 'aborted'
-  | 'invalid_request'
-  | (string & {});
+  | 'invalid_request';
 
 /**
  * Details an IdP gave when it refused an exchange. Never contains a token.
@@ -340,6 +408,7 @@ export type OboErrorHint = 'expired' | 'wrong_audience' | 'revoked' | 'consent_r
  * ```
  */
 export class OboError extends SwitchboardError {
+  declare readonly code: OboErrorCode;
   /** Why the token could not be had; see {@link OboErrorReason}. */
   readonly reason: OboErrorReason;
 
@@ -471,7 +540,13 @@ function quote(s: string): string {
  * }
  * ```
  */
-export class UpstreamTokenError extends SwitchboardError {}
+export class UpstreamTokenError extends SwitchboardError {
+  declare readonly code: UpstreamTokenErrorCode;
+
+  constructor(code: UpstreamTokenErrorCode, message: string, options: SwitchboardErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
 
 /**
  * A failure for want of credentials (an OBO failure, a config value the user does not have, no user at all):

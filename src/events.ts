@@ -97,7 +97,9 @@ export interface EvictEvent extends ConnectionEventBase {
 }
 
 /**
- * One On-Behalf-Of token lookup, for metrics. Never carries a token.
+ * One On-Behalf-Of token lookup, for metrics. Never carries a token. The manager emits it as `oboExchange`
+ * (successes and failures); `createOboTokenResolver({ onExchange })` reports the same shape for every call it
+ * resolves (always `ok: true`, with `cacheHit` and `coalesced`).
  *
  * @example
  * ```ts
@@ -116,6 +118,8 @@ export interface OboExchangeEvent {
   tenantId?: string;
   /** True when the resolver answered from its cache (when it says so). */
   cacheHit?: boolean;
+  /** True when the call joined an exchange another caller had started (no IdP request of its own). */
+  coalesced?: boolean;
   /** Whether a token was obtained. */
   ok: boolean;
   /** Time spent in the resolver. */
@@ -123,6 +127,19 @@ export interface OboExchangeEvent {
   /** The failure reason, when `ok` is false. */
   reason?: string;
 }
+
+/**
+ * The former name of {@link OboExchangeEvent} (the payload of `createOboTokenResolver({ onExchange })`).
+ *
+ * @deprecated Use {@link OboExchangeEvent}: one name for one OBO lookup, whether the manager or the resolver
+ * reports it. This alias leaves the package in the next release.
+ *
+ * @example
+ * ```ts
+ * const onExchange = (e: OboExchangeEvent) => metrics.observe('obo', e.durationMs, { hit: e.cacheHit === true });
+ * ```
+ */
+export type OboExchangeInfo = OboExchangeEvent;
 
 /**
  * Something failed that no caller will see (closing an evicted connection failed, …). A connection that died on its own is reported by `disconnect` with `error`.

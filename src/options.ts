@@ -157,3 +157,45 @@ export function fn<F extends (...args: never[]) => unknown>(value: F | undefined
   if (typeof value !== 'function') throw optionError(name, 'a function', value);
   return value;
 }
+
+/**
+ * Refuses option keys that `owner` does not know, so that a misspelt or misplaced option is a `TypeError` naming
+ * it (with the closest known name, or `hint(key)` when given), never silently ignored. `undefined` values count
+ * as absent.
+ *
+ * @example
+ * ```ts
+ * knownKeys(opts, ['servers', 'logger'], 'MCPManager'); // { servres: … } → TypeError: … did you mean "servers"?
+ * ```
+ */
+export function knownKeys(opts: object, known: readonly string[], owner: string, hint?: (key: string) => string | undefined): void {
+  for (const [key, value] of Object.entries(opts)) {
+    if (value === undefined || known.includes(key)) continue;
+    const extra = hint?.(key) ?? closest(key, known);
+    throw new TypeError(`${owner}: unknown option "${key}"${extra ? `; ${extra}` : ''}`);
+  }
+}
+
+/** `did you mean "x"?` for a known name at most two edits away, else undefined. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best === undefined ? undefined : `did you mean "${best}"?`;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}

@@ -14,7 +14,7 @@ import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { z } from 'zod';
 import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
 import { createOboTokenResolver } from '../../src/auth/oboTokenResolver.js';
-import { parseServerConfig, parseServersConfig, resolveServerConfig } from '../../src/config/parse.js';
+import { parseServerConfig, parseServersConfig, resolveConfigPlaceholders } from '../../src/config/parse.js';
 import { BearerError, ConfigError, OboError, SwitchboardError } from '../../src/errors.js';
 import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
 import { MCPManager } from '../../src/MCPManager.js';
@@ -136,7 +136,7 @@ describe('placeholder values', () => {
     fc.assert(
       fc.property(user, fc.dictionary(fc.constantFrom('FUZZ_ENV', 'OTHER'), nasty, { maxKeys: 2 }), (u, env) => {
         try {
-          const resolved = resolveServerConfig('svc', config, { user: u as UserContext, env });
+          const resolved = resolveConfigPlaceholders('svc', config, { user: u as UserContext, env });
           if (resolved.type !== 'streamable-http') throw new Error('type changed');
           expect(new URL(resolved.url).origin).toBe('https://api.example.com');
           for (const v of Object.values(resolved.headers ?? {})) expect(v).not.toMatch(/[\r\n\0]/);
@@ -146,7 +146,7 @@ describe('placeholder values', () => {
       }),
       runs(n),
     );
-    report('resolveServerConfig(user/env values)', n);
+    report('resolveConfigPlaceholders(user/env values)', n);
   });
 
   it('stdio args/env placeholders: any value → resolved strings or ConfigError', () => {
@@ -155,7 +155,7 @@ describe('placeholder values', () => {
     fc.assert(
       fc.property(user, fc.dictionary(fc.constantFrom('FUZZ_ENV'), nasty), (u, env) => {
         try {
-          const resolved = resolveServerConfig('cli', config, { user: u as UserContext, env });
+          const resolved = resolveConfigPlaceholders('cli', config, { user: u as UserContext, env });
           if (resolved.type !== 'stdio') throw new Error('type changed');
           expect(resolved.command).toBe('tool');
           for (const a of resolved.args ?? []) expect(typeof a).toBe('string');
@@ -165,7 +165,7 @@ describe('placeholder values', () => {
       }),
       runs(n),
     );
-    report('resolveServerConfig(stdio placeholders)', n);
+    report('resolveConfigPlaceholders(stdio placeholders)', n);
   });
 });
 

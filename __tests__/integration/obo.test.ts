@@ -55,13 +55,15 @@ afterEach(async () => {
   await server.close();
 });
 
-function makeManager(opts: Partial<MCPManagerOptions> & { resolver?: OboTokenResolver; now?: () => number } = {}) {
+function makeManager(all: Partial<MCPManagerOptions> & { resolver?: OboTokenResolver; now?: () => number } = {}) {
+  // `resolver` and `now` are this helper's own; the rest goes to the manager.
+  const { resolver: given, now, ...opts } = all;
   const resolver =
-    opts.resolver ??
+    given ??
     testIdpResolver(idp, {
       // These tests count exchanges: a slow, loaded machine must not turn into timeouts and retried exchanges.
       timeoutMs: 60_000,
-      ...(opts.now ? { now: opts.now } : {}),
+      ...(now ? { now } : {}),
     });
   const m = new MCPManager({
     servers: { graph: { url: server.url, obo: { scopes: `${idp.downstreamAudience}/.default` }, headers: { Authorization: 'Bearer static-never-sent' } } },

@@ -1,7 +1,8 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { decodeJwt } from 'jose';
 import { Agent, type Dispatcher } from 'undici';
-import { createOboTokenResolver, type OboExchangeInfo, type OboTokenResolverOptions } from '../../src/auth/oboTokenResolver.js';
+import { createOboTokenResolver, type OboTokenResolverOptions } from '../../src/auth/oboTokenResolver.js';
+import type { OboExchangeEvent } from '../../src/events.js';
 import type { OboRequest } from '../../src/auth/oboTypes.js';
 import { OboError } from '../../src/errors.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
@@ -72,7 +73,7 @@ describe('createOboTokenResolver against a real IdP', () => {
   });
 
   it('authenticates with client_secret_basic and private_key_jwt too', async () => {
-    const basic = resolverFor({ clientAuth: 'client_secret_basic' });
+    const basic = resolverFor({ clientAuthMethod: 'client_secret_basic' });
     expect(decodeJwt((await basic(await requestFor('u-basic'))).accessToken).sub).toBe('u-basic');
 
     const { clientId, privateKey, kid } = idp.privateKeyJwtClient;
@@ -97,7 +98,7 @@ describe('createOboTokenResolver against a real IdP', () => {
   });
 
   it('serves the second call from the cache without an IdP request', async () => {
-    const events: OboExchangeInfo[] = [];
+    const events: OboExchangeEvent[] = [];
     const resolve = resolverFor({ onExchange: (e) => events.push(e) });
     const req = await requestFor('u-cache');
     const a = await resolve(req);
@@ -111,7 +112,7 @@ describe('createOboTokenResolver against a real IdP', () => {
   });
 
   it('makes exactly one IdP exchange (and one discovery) for 500 concurrent calls on a cold cache', async () => {
-    const events: OboExchangeInfo[] = [];
+    const events: OboExchangeEvent[] = [];
     const resolve = resolverFor({ onExchange: (e) => events.push(e) });
     const req = await requestFor('u-burst');
     const tokens = await Promise.all(Array.from({ length: 500 }, () => resolve(req)));

@@ -72,6 +72,43 @@ describe('1. a restarted server answers a stale session with 400 or 404', () => 
     expect((now.runs.echo ?? 0) - (before.runs.echo ?? 0)).toBe(1);
   });
 
+  it.each([400, 404] as const)('HTTP %i: 20 calls in flight when the restart is seen are all resent once on one new session', async (status) => {
+    const s = await misbehaving({ staleSessionStatus: status, keepAlive: false });
+    const m = managerOf({ servers: { svc: { url: s.url } }, circuitBreaker: false });
+    expect(firstText(await echo(m, 'before'))).toBe('before');
+    await s.restart();
+    const before = s.snapshot();
+    const texts = Array.from({ length: 20 }, (_, i) => `after ${i}`);
+    const results = await Promise.all(texts.map((t) => echo(m, t, { timeoutMs: 10_000 })));
+    expect(results.map(firstText)).toEqual(texts);
+    const now = s.snapshot();
+    expect(now.initializes - before.initializes).toBe(1);
+    expect((now.runs.echo ?? 0) - (before.runs.echo ?? 0)).toBe(20);
+  });
+
+  it('a 429 answer does not count as the connection failing, and a replaced session lets its call in flight finish, then is DELETEd', async () => {
+    const s = await misbehaving({ keepAlive: false });
+    const m = managerOf({ servers: { svc: { url: s.url } }, circuitBreaker: false });
+    expect(firstText(await echo(m, 'warm'))).toBe('warm');
+    const conn = await m.getConnection({ serverName: 'svc' });
+    const states: string[] = [];
+    conn.on('state', ({ to }: StateChangeEvent) => states.push(to));
+    s.failPosts(429);
+    for (let i = 0; i < 4; i++) expect(await rejection(echo(m, 'busy'))).toMatchObject({ code: 'transport_error', retryable: true });
+    expect(states).toEqual([]);
+    s.failPosts(undefined);
+    // A long call in flight on the session that three 502s in a row will have replaced.
+    const started = s.toolStarted('sleep');
+    const long = m.callTool({ serverName: 'svc', toolName: 'sleep', arguments: { ms: 300 }, timeoutMs: 10_000 });
+    await started;
+    s.failPosts(502);
+    for (let i = 0; i < 3; i++) await rejection(echo(m, 'down'));
+    expect(states[0]).toBe('reconnecting');
+    s.failPosts(undefined);
+    expect((await long).isError).not.toBe(true);
+    await s.waitFor((c) => c.deletes >= 1);
+  });
+
   it('a connection whose every POST fails (HTTP 502) leaves `connected` after 3 failed calls; the same manager recovers', async () => {
     const s = await misbehaving();
     const m = managerOf({ servers: { svc: { url: s.url } }, circuitBreaker: false });

@@ -59,10 +59,11 @@ afterEach(async () => {
 function flakyCalls(servers: InMemoryServerFactory, failing: () => boolean, error: () => Error): () => Promise<Transport> {
   return async () => {
     const t = await servers.createTransport();
-    t.sessionId ??= 'session-1';
     const send = t.send.bind(t);
     t.send = async (message: JSONRPCMessage, opts) => {
-      if (failing() && 'method' in message && message.method === 'tools/call') throw error();
+      if ('method' in message && message.method === 'tools/call' && failing()) throw error();
+      // Like a streamable HTTP transport after initialize (set before, the SDK would skip initialize).
+      if ('method' in message && message.method === 'notifications/initialized') t.sessionId = 'session-1';
       return send(message, opts);
     };
     return t;
@@ -129,20 +130,57 @@ describe('MCPConnection: requests that keep failing', () => {
 });
 
 describe('MCPConnection: a forgotten session', () => {
-  it('re-initializes once on a 400 to a request that carried a session id, and the tool runs once', async () => {
+  it('re-initializes once on a 400 to a request that carried a session id, once a ping confirms it, and the tool runs once', async () => {
     const counts: Counts = { initialize: 0, echo: 0 };
     const servers = createInMemoryServerFactory(() => makeServer(counts));
     open.push(servers);
-    let left = 1;
+    let transports = 0;
     const conn = new MCPConnection({
       serverName: 'mem',
       config,
-      createTransport: flakyCalls(servers, () => left-- > 0, () => new StreamableHTTPError(400, 'Bad Request: No valid session ID provided')),
+      createTransport: async () => {
+        const t = await servers.createTransport();
+        const forgotten = ++transports === 1;
+        const send = t.send.bind(t);
+        let initialized = false;
+        // The first session is forgotten after initialize (a restarted server): every request on it is a 400.
+        t.send = async (message: JSONRPCMessage, opts) => {
+          if (forgotten && initialized && 'method' in message && 'id' in message) throw new StreamableHTTPError(400, 'Bad Request: No valid session ID provided');
+          if ('method' in message && message.method === 'notifications/initialized') {
+            initialized = true;
+            // Like a streamable HTTP transport after initialize (set before, the SDK would skip initialize).
+            t.sessionId = `session-${transports}`;
+          }
+          return send(message, opts);
+        };
+        return t;
+      },
     });
     open.push(conn);
     await conn.connect();
-    expect((await conn.callTool('echo', { text: 'again' })).content).toEqual([{ type: 'text', text: 'again' }]);
-    expect(counts).toEqual({ initialize: 2, echo: 1 });
+    const results = await Promise.all(Array.from({ length: 5 }, (_, i) => conn.callTool('echo', { text: `again ${i}` })));
+    expect(results.map((r) => r.content)).toEqual(Array.from({ length: 5 }, (_, i) => [{ type: 'text', text: `again ${i}` }]));
+    expect(counts).toEqual({ initialize: 2, echo: 5 });
+  });
+
+  it('a 400 to one request on a live session (a gateway refusing it) fails that request alone: no re-initialize', async () => {
+    const counts: Counts = { initialize: 0, echo: 0 };
+    const servers = createInMemoryServerFactory(() => makeServer(counts));
+    open.push(servers);
+    let refuse = true;
+    const conn = new MCPConnection({
+      serverName: 'mem',
+      config,
+      createTransport: flakyCalls(servers, () => refuse && !(refuse = false), () => new StreamableHTTPError(400, 'Bad Request: payload refused')),
+    });
+    open.push(conn);
+    await conn.connect();
+    const seen = states(conn);
+    const [refused, fine] = await Promise.allSettled([conn.callTool('echo', { text: 'refused' }), conn.callTool('echo', { text: 'fine' })]);
+    expect(refused.status === 'rejected' && refused.reason).toMatchObject({ code: 'transport_error', retryable: false });
+    expect(fine.status === 'fulfilled' && fine.value.content).toEqual([{ type: 'text', text: 'fine' }]);
+    expect(seen).toEqual([]);
+    expect(counts).toEqual({ initialize: 1, echo: 1 });
   });
 
   it('a 400 without a session is the server refusing the request: not retryable, no re-initialize', async () => {
@@ -242,6 +280,21 @@ describe('MCPConnection: progress-based deadlines', () => {
     await jest.advanceTimersByTimeAsync(20 * 20);
     expect((await call).content).toEqual([{ type: 'text', text: 'done' }]);
     expect(seen).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it('a generous maxTotalTimeoutMs does not shorten a call that progress keeps alive (the documented pattern)', async () => {
+    const conn = await slowSetup();
+    const seen: number[] = [];
+    const call = conn.callTool('slow', { steps: 20 }, { timeoutMs: 100, resetTimeoutOnProgress: true, maxTotalTimeoutMs: 60_000, onProgress: (p) => seen.push(p.progress) });
+    await jest.advanceTimersByTimeAsync(20 * 20);
+    expect((await call).content).toEqual([{ type: 'text', text: 'done' }]);
+    expect(seen).toHaveLength(20);
+  });
+
+  it('a zero or negative timeoutMs is a TypeError naming it, not a retryable timeout', async () => {
+    const conn = await slowSetup();
+    await expect(conn.callTool('slow', { steps: 1 }, { timeoutMs: 0 })).rejects.toThrow(TypeError);
+    await expect(conn.callTool('slow', { steps: 1 }, { timeoutMs: -5 })).rejects.toThrow(/callTool: timeoutMs/);
   });
 
   it('maxTotalTimeoutMs bounds the call however much progress arrives; a throwing onProgress is ignored', async () => {

@@ -70,10 +70,11 @@ function failingToolsCalls(servers: InMemoryServerFactory, times: number, error:
   let left = times;
   return async () => {
     const t = await servers.createTransport();
-    // Like a streamable HTTP transport after initialize: a 404 / 400 means "session unknown" only with a session.
-    t.sessionId ??= 'session-1';
     const send = t.send.bind(t);
     t.send = async (message: JSONRPCMessage, opts) => {
+      // Like a streamable HTTP transport after initialize: a 404 / 400 means "session unknown" only with a session
+      // (set before initialize, the SDK would take the session as resumed and skip initialize).
+      if ('method' in message && message.method === 'notifications/initialized') t.sessionId = 'session-1';
       if (left > 0 && 'method' in message && message.method === 'tools/call') {
         left--;
         throw error();

@@ -1,4 +1,4 @@
-import { parseServersConfig, parseServerConfig, requiresUserScopedConnection, resolveServerConfig } from '../../src/config/index.js';
+import { parseServersConfig, parseServerConfig, requiresUserScopedConnection, resolveConfigPlaceholders } from '../../src/config/index.js';
 import { issuesOf } from '../support/errors.js';
 
 describe('parseServersConfig', () => {
@@ -67,22 +67,22 @@ describe('requiresUserScopedConnection', () => {
   });
 });
 
-describe('resolveServerConfig', () => {
+describe('resolveConfigPlaceholders', () => {
   const user = { id: 'a/b c', email: 'a@example.com', tenantId: 't1', vars: { ORG: 'x\r\nEvil: 1' } };
 
   it('percent-encodes user values in URLs and resolves env at call time', () => {
     const cfg = parseServerConfig('s', { url: 'https://x/{{user.tenantId}}/{{user.id}}', headers: { 'X-Key': '${KEY}', 'X-Mail': '{{user.email}}' } });
-    const out = resolveServerConfig('s', cfg, { user, env: { KEY: 'k1' } });
+    const out = resolveConfigPlaceholders('s', cfg, { user, env: { KEY: 'k1' } });
     expect(out.type === 'streamable-http' && out.url).toBe('https://x/t1/a%2Fb%20c');
     expect(out.type === 'streamable-http' && out.headers).toEqual({ 'X-Key': 'k1', 'X-Mail': 'a@example.com' });
   });
 
   it('resolves ${ENV} in a proxy URL, and names it when unset', () => {
     const cfg = parseServerConfig('s', { url: 'https://x/mcp', proxy: '${CORP_PROXY}' });
-    const out = resolveServerConfig('s', cfg, { env: { CORP_PROXY: 'http://proxy.corp:3128' } });
+    const out = resolveConfigPlaceholders('s', cfg, { env: { CORP_PROXY: 'http://proxy.corp:3128' } });
     expect(out.type === 'streamable-http' && out.proxy).toBe('http://proxy.corp:3128');
-    expect(issuesOf(() => resolveServerConfig('s', cfg, { env: {} }))).toEqual([{ path: 's.proxy', message: 'environment variable ${CORP_PROXY} is not set' }]);
-    expect(issuesOf(() => resolveServerConfig('s', cfg, { env: { CORP_PROXY: 'ftp://x' } }))[0]).toMatchObject({ path: 's.proxy' });
+    expect(issuesOf(() => resolveConfigPlaceholders('s', cfg, { env: {} }))).toEqual([{ path: 's.proxy', message: 'environment variable ${CORP_PROXY} is not set' }]);
+    expect(issuesOf(() => resolveConfigPlaceholders('s', cfg, { env: { CORP_PROXY: 'ftp://x' } }))[0]).toMatchObject({ path: 's.proxy' });
   });
 
   it('names every unresolvable placeholder and rejects CR/LF in headers', () => {
@@ -91,14 +91,14 @@ describe('resolveServerConfig', () => {
       headers: { A: '${MISSING}', B: '{{var.ORG}}' },
       customUserVars: { ORG: {}, OTHER: {} },
     });
-    const issues = issuesOf(() => resolveServerConfig('s', cfg, { user, env: {} }));
+    const issues = issuesOf(() => resolveConfigPlaceholders('s', cfg, { user, env: {} }));
     expect(issues).toEqual([
       { path: 's.headers.A', message: 'environment variable ${MISSING} is not set' },
       { path: 's.headers.B', message: 'header value contains CR, LF or NUL after placeholder resolution' },
     ]);
-    const noUser = issuesOf(() => resolveServerConfig('s', parseServerConfig('s', { command: 'x', args: ['{{user.id}}'] }), { env: {} }));
+    const noUser = issuesOf(() => resolveConfigPlaceholders('s', parseServerConfig('s', { command: 'x', args: ['{{user.id}}'] }), { env: {} }));
     expect(noUser[0]).toEqual({ path: 's.args.0', message: 'placeholder {{user.id}} needs a user, and none was given' });
-    const noEmail = issuesOf(() => resolveServerConfig('s', parseServerConfig('s', { command: 'x', args: ['{{user.email}}'] }), { user: { id: 'u' }, env: {} }));
+    const noEmail = issuesOf(() => resolveConfigPlaceholders('s', parseServerConfig('s', { command: 'x', args: ['{{user.email}}'] }), { user: { id: 'u' }, env: {} }));
     expect(noEmail[0]!.message).toMatch(/no email/);
   });
 });

@@ -238,7 +238,7 @@ describe('documented interfaces and unions match the source', () => {
     );
     expect(valueTables.map((t) => t.target)).toEqual(
       expect.arrayContaining([
-        'src/errors.ts#SwitchboardErrorCode',
+        'src/errors.ts#CoreErrorCode',
         'src/errors.ts#OboErrorReason',
         'src/errors.ts#BearerErrorCode',
         'src/events.ts#EvictReason',

@@ -89,11 +89,13 @@ describe('createOboTokenResolver options', () => {
     ['an http issuer without allowInsecureRequests', { ...base, issuer: 'http://127.0.0.1:1' }, 'allowInsecureRequests'],
     ['an http token endpoint', { ...base, tokenEndpoint: 'http://127.0.0.1:1/token' }, 'https'],
     ['no secret and no key', { issuer: ISSUER, clientId: 'c' }, 'clientSecret or privateKey'],
-    ['client_secret_basic without a secret', { issuer: ISSUER, clientId: 'c', clientAuth: 'client_secret_basic' }, 'needs clientSecret'],
-    ['private_key_jwt without a key', { ...base, clientAuth: 'private_key_jwt' }, 'needs privateKey'],
+    ['client_secret_basic without a secret', { issuer: ISSUER, clientId: 'c', clientAuthMethod: 'client_secret_basic' }, 'needs clientSecret'],
+    ['private_key_jwt without a key', { ...base, clientAuthMethod: 'private_key_jwt' }, 'needs privateKey'],
     ['an unknown grant', { ...base, grant: 'password' }, 'grant'],
     ['a negative skew', { ...base, skewMs: -1 }, 'skewMs'],
     ['a zero timeout', { ...base, timeoutMs: 0 }, 'timeoutMs'],
+    ['clientAuthMethod and the deprecated clientAuth disagreeing', { ...base, clientAuthMethod: 'client_secret_post', clientAuth: 'client_secret_basic' }, 'give clientAuthMethod only'],
+    ['an unknown deprecated clientAuth', { ...base, clientAuth: 'none' }, 'createOboTokenResolver: clientAuth must be one of'],
   ])('throws a TypeError for %s', (_name, opts, message) => {
     expect(() => createOboTokenResolver(opts as OboTokenResolverOptions)).toThrow(TypeError);
     expect(() => createOboTokenResolver(opts as OboTokenResolverOptions)).toThrow(message);
@@ -122,7 +124,7 @@ describe('createOboTokenResolver requests', () => {
 
   it('sends an RFC 8693 token-exchange request with client_secret_basic', async () => {
     idpAnswers(ok(), ok());
-    const resolve = resolverFor({ grant: 'token-exchange', clientAuth: 'client_secret_basic' });
+    const resolve = resolverFor({ grant: 'token-exchange', clientAuthMethod: 'client_secret_basic' });
     const req = request({ scopes: ['read'], audience: 'api://files' });
     await resolve(req);
     expect(Object.fromEntries(bodies[0]!)).toEqual({
@@ -138,13 +140,20 @@ describe('createOboTokenResolver requests', () => {
     await resolve({ ...req, audience: undefined, assertion: assertionFor({ sub: 'other' }) });
     expect(bodies[1]!.has('audience')).toBe(false);
   });
+
+  it('still reads the deprecated clientAuth option (the former name of clientAuthMethod)', async () => {
+    idpAnswers(ok());
+    await resolverFor({ clientAuth: 'client_secret_basic' })(request());
+    expect(headers[0]!.authorization).toMatch(/^Basic /);
+    expect(bodies[0]!.has('client_secret')).toBe(false);
+  });
 });
 
 describe('createOboTokenResolver private_key_jwt', () => {
   it('signs the client assertion with kid, and x5t#S256 and the token endpoint as aud when asked (Entra certificates)', async () => {
     const { privateKey } = await generateKeyPair('RS256');
     idpAnswers(ok('a'), ok('b'));
-    const entra = resolverFor({ clientSecret: undefined, clientAuth: 'private_key_jwt', privateKey: { key: privateKey, kid: 'k1', x5tS256: 'thumb-256', assertionAudience: 'token_endpoint' } });
+    const entra = resolverFor({ clientSecret: undefined, clientAuthMethod: 'private_key_jwt', privateKey: { key: privateKey, kid: 'k1', x5tS256: 'thumb-256', assertionAudience: 'token_endpoint' } });
     await entra(request());
     const plain = resolverFor({ clientSecret: undefined, privateKey });
     await plain(request());

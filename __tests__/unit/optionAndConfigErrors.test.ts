@@ -5,6 +5,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { MCPManager } from '../../src/MCPManager.js';
 import { MCPConnection } from '../../src/MCPConnection.js';
+import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
 import { createOboTokenResolver } from '../../src/auth/oboTokenResolver.js';
 import { createUpstreamTokenProvider } from '../../src/auth/upstreamToken.js';
 import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
@@ -121,5 +122,25 @@ describe('MCPManager reports every config problem at once', () => {
     }
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as InstanceType<typeof ConfigError>).issues.map((i) => i.path).sort()).toEqual(['graph.obo', 'graph.obo.scopes', 'local.timeoutMs']);
+  });
+});
+
+describe('unknown options are refused, not ignored', () => {
+  it('MCPManager names a connection setting passed to it and says where it goes', () => {
+    expect(() => new MCPManager({ servers: {}, reconnect: { maxAttempts: 1 } } as never)).toThrow(
+      'MCPManager: unknown option "reconnect"; connection settings go to the factory: connectionFactory: new MCPConnectionFactory({ reconnect })',
+    );
+    expect(() => new MCPManager({ servers: {}, limits: { maxResultBytes: 1 } } as never)).toThrow(/connectionFactory: new MCPConnectionFactory\(\{ limits \}\)/);
+  });
+
+  it('a misspelt option gets the closest known name', () => {
+    expect(() => new MCPManager({ servers: {}, idleTimeoutMS: 1_000 } as never)).toThrow('MCPManager: unknown option "idleTimeoutMS"; did you mean "idleTimeoutMs"?');
+    expect(() => new MCPConnectionFactory({ standbyStreams: false } as never)).toThrow('MCPConnectionFactory: unknown option "standbyStreams"; did you mean "standbyStream"?');
+    expect(() => new MCPConnectionFactory({ reconnect: { maxAtempts: 1 } } as never)).toThrow('reconnect: unknown option "maxAtempts"; did you mean "maxAttempts"?');
+    expect(() => new MCPConnectionFactory({ bogus: 1 } as never)).toThrow('MCPConnectionFactory: unknown option "bogus"');
+  });
+
+  it('undefined values count as absent (spreading optional settings stays easy)', () => {
+    expect(() => new MCPConnectionFactory({ reconnect: undefined, bogus: undefined } as never).close()).not.toThrow();
   });
 });

@@ -64,6 +64,11 @@ for (const name of ${JSON.stringify(OPTIONAL)}) {
 }
 const kit = await import('mcp-switchboard/testing');
 out.exports = Object.keys(kit).sort();
+// The other subpaths load without the optional packages too.
+out.subpaths = {};
+for (const name of ['mcp-switchboard', 'mcp-switchboard/config', 'mcp-switchboard/transport']) {
+  out.subpaths[name] = await import(name).then((m) => Object.keys(m).length > 0, (e) => e.code ?? e.message);
+}
 const attempt = async (f) => {
   try { await f(); return 'no error'; } catch (e) {
     return { name: e.name, message: e.message, packageName: e.packageName, isKitError: e instanceof kit.MissingOptionalDependencyError };
@@ -91,6 +96,7 @@ describe('mcp-switchboard/testing without its optional packages', () => {
     expect(out.oidc.resolution).toBe('ERR_MODULE_NOT_FOUND');
     expect(out.exports).toEqual(expect.arrayContaining(['startWebSocketMcpServer', 'startTestIdp', 'startTestMcpServer', 'createInMemoryPair']));
     expect(out.inMemory).toBe('function');
+    expect(out.subpaths).toEqual({ 'mcp-switchboard': true, 'mcp-switchboard/config': true, 'mcp-switchboard/transport': true });
     expect(out.ws.error).toEqual({
       name: 'MissingOptionalDependencyError',
       packageName: 'ws',

@@ -93,7 +93,7 @@ export interface VerifiedBearer {
   subject: string;
   /** The tenant (Entra `tid`), when the token names one. */
   tenantId?: string;
-  /** Scopes and app roles, from `scp` / `scope` / `scopes` and `roles` (see {@link normalizeScopes}). */
+  /** Scopes and app roles, from `scp` / `scope` / `scopes` and `roles` (merged and de-duplicated, in that order). */
   scopes: string[];
 }
 

@@ -12,37 +12,12 @@ import { nonEmptyString, nonNegativeMs, oneOf, optionError, positiveInt, positiv
 import { IdpRequestError, idpRequest, type IdpFailure } from './idpErrors.js';
 import { AssertionInfoCache, OboTokenCache, type AssertionInfo } from './oboCache.js';
 import type { OboRequest, OboToken, OboTokenResolver } from './oboTypes.js';
+import type { OboExchangeEvent } from '../events.js';
 import { followSignal } from '../connection/signalLink.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
-
-/**
- * What {@link OboTokenResolverOptions.onExchange} reports for each resolved call. Never a token.
- *
- * @example
- * ```ts
- * const resolver = createOboTokenResolver({
- *   issuer, clientId, clientSecret,
- *   onExchange: (e: OboExchangeInfo) => metrics.observe('obo', e.durationMs, { hit: e.cacheHit, server: e.serverName }),
- * });
- * ```
- */
-export interface OboExchangeInfo {
-  /** The MCP server the token is for. */
-  serverName: string;
-  /** `user.id` of the request. */
-  userId: string;
-  /** `user.tenantId` of the request. */
-  tenantId?: string;
-  /** Served from the cache, no IdP request. */
-  cacheHit: boolean;
-  /** Joined an exchange another caller had started (no IdP request of its own). */
-  coalesced?: boolean;
-  /** Time this call took, ms. */
-  durationMs: number;
-}
 
 /**
  * Options of {@link createOboTokenResolver}.
@@ -55,7 +30,7 @@ export interface OboExchangeInfo {
  * const opts: OboTokenResolverOptions = {
  *   issuer: 'https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0',
  *   clientId: 'agent-runtime',
- *   clientAuth: 'private_key_jwt',
+ *   clientAuthMethod: 'private_key_jwt',
  *   privateKey: { key: signingKey, kid: 'runtime-2026' },
  *   timeoutMs: 5_000,
  * };
@@ -70,7 +45,18 @@ export interface OboTokenResolverOptions {
   clientSecret?: string;
   /** `'jwt-bearer'` (default; Entra OBO: `requested_token_use=on_behalf_of`) or RFC 8693 `'token-exchange'`. */
   grant?: 'jwt-bearer' | 'token-exchange';
-  /** Client authentication; default `client_secret_post` with a secret (Entra style), `private_key_jwt` with a key. */
+  /**
+   * How the runtime authenticates at the token endpoint (the `token_endpoint_auth_method` of RFC 7591 / OpenID
+   * Connect); default `client_secret_post` with a secret (Entra style), `private_key_jwt` with a key. The same
+   * option name as `createUpstreamTokenProvider`'s.
+   */
+  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /**
+   * The former name of {@link OboTokenResolverOptions.clientAuthMethod}; still read when `clientAuthMethod` is
+   * not given. Giving both with different values is a `TypeError`.
+   *
+   * @deprecated Use `clientAuthMethod`. This name is no longer read in the next release.
+   */
   clientAuth?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
   /**
    * Signing key for `private_key_jwt`, with what the IdP needs in the client assertion: `kid`; `x5tS256`, the
@@ -104,8 +90,11 @@ export interface OboTokenResolverOptions {
   retryDelayMs?: number;
   /** undici dispatcher for the IdP requests (pool, proxy, mock). */
   dispatcher?: Dispatcher;
-  /** Called for every resolved call (cache hit, coalesced or exchanged). A throw is ignored. Never given a token. */
-  onExchange?: (e: OboExchangeInfo) => void;
+  /**
+   * Called for every resolved call (cache hit, coalesced or exchanged), with `ok: true`, `cacheHit` and `coalesced`.
+   * A throw is ignored. Never given a token.
+   */
+  onExchange?: (e: OboExchangeEvent) => void;
   /** Clock (epoch ms) for token lifetimes; for tests. */
   now?: () => number;
   /** How the retry waits; for tests. */
@@ -197,23 +186,28 @@ class OboResolver {
       }
     }
 
-    const method = opts.clientAuth ?? (opts.clientSecret ? 'client_secret_post' : opts.privateKey ? 'private_key_jwt' : undefined);
+    if (opts.clientAuthMethod !== undefined && opts.clientAuth !== undefined && opts.clientAuthMethod !== opts.clientAuth) {
+      throw new TypeError(
+        `createOboTokenResolver: clientAuth is the deprecated name of clientAuthMethod; give clientAuthMethod only (got clientAuthMethod '${String(opts.clientAuthMethod)}' and clientAuth '${String(opts.clientAuth)}')`,
+      );
+    }
+    const method = opts.clientAuthMethod ?? opts.clientAuth ?? (opts.clientSecret ? 'client_secret_post' : opts.privateKey ? 'private_key_jwt' : undefined);
     switch (method) {
       case 'client_secret_post':
       case 'client_secret_basic':
-        if (!opts.clientSecret) throw new TypeError(`createOboTokenResolver: clientAuth '${method}' needs clientSecret`);
+        if (!opts.clientSecret) throw new TypeError(`createOboTokenResolver: clientAuthMethod '${method}' needs clientSecret`);
         this.#clientAuth = method === 'client_secret_post' ? oidc.ClientSecretPost(opts.clientSecret) : oidc.ClientSecretBasic(opts.clientSecret);
         this.#clientMetadata = { client_secret: opts.clientSecret };
         break;
       case 'private_key_jwt':
-        if (!opts.privateKey) throw new TypeError("createOboTokenResolver: clientAuth 'private_key_jwt' needs privateKey");
+        if (!opts.privateKey) throw new TypeError("createOboTokenResolver: clientAuthMethod 'private_key_jwt' needs privateKey");
         this.#clientAuth = this.#privateKeyJwt(opts.privateKey);
         this.#clientMetadata = {};
         break;
       case undefined:
         throw new TypeError('createOboTokenResolver: a confidential client is required: give clientSecret or privateKey');
       default:
-        throw optionError('createOboTokenResolver: clientAuth', "one of 'client_secret_post', 'client_secret_basic', 'private_key_jwt'", method);
+        throw optionError(`createOboTokenResolver: ${opts.clientAuthMethod !== undefined ? 'clientAuthMethod' : 'clientAuth'}`, "one of 'client_secret_post', 'client_secret_basic', 'private_key_jwt'", method);
     }
 
     this.#skewMs = nonNegativeMs(opts.skewMs, 'createOboTokenResolver: skewMs', 60_000);
@@ -313,7 +307,7 @@ class OboResolver {
     if (failure.kind === 'http' && failure.cause.error === 'invalid_grant' && failure.cause.hint === undefined && info.expiresAt !== undefined && info.expiresAt <= this.#now()) {
       failure = { ...failure, cause: { ...failure.cause, hint: 'expired' } };
     }
-    throw toOboError(failure, req.serverName);
+    throw oboErrorFromIdpFailure(failure, req.serverName);
   }
 
   #privateKeyJwt(pk: NonNullable<OboTokenResolverOptions['privateKey']>): oidc.ClientAuth {
@@ -400,7 +394,7 @@ class OboResolver {
 
   #emit(req: OboRequest, cacheHit: boolean, coalesced: boolean, started: number): void {
     if (!this.#onExchange) return;
-    const e: OboExchangeInfo = { serverName: req.serverName, userId: req.user?.id, cacheHit, durationMs: performance.now() - started };
+    const e: OboExchangeEvent = { serverName: req.serverName, userId: req.user?.id, ok: true, cacheHit, durationMs: performance.now() - started };
     if (req.user?.tenantId !== undefined) e.tenantId = req.user.tenantId;
     if (coalesced) e.coalesced = true;
     try {
@@ -411,7 +405,8 @@ class OboResolver {
   }
 }
 
-function toOboError(failure: IdpFailure, serverName: string): OboError {
+/** The resolver's own mapping of a classified IdP failure (not the public glue's `toOboError` in obo.ts). */
+function oboErrorFromIdpFailure(failure: IdpFailure, serverName: string): OboError {
   const opts = { retryable: failure.retryable, cause: failure.cause, serverName };
   const what = `OBO token exchange for server "${serverName}"`;
   switch (failure.kind) {

@@ -13,7 +13,6 @@ const SCOPE_CLAIMS = ['scp', 'scope', 'scopes'] as const;
  *
  * @example
  * ```ts
- * import { normalizeScopes } from 'mcp-switchboard';
  * normalizeScopes({ scp: 'Files.Read  User.Read', roles: ['Admin'] }); // ['Files.Read', 'User.Read', 'Admin']
  * normalizeScopes({ scopes: ['a', 'b'], scope: 'b c' });               // ['b', 'c', 'a'] order: scp, scope, scopes, roles
  * ```

@@ -60,7 +60,6 @@ export interface UpstreamSessionStore {
  *
  * @example
  * ```ts
- * import { sameSession } from 'mcp-switchboard';
  * sameSession({ accessToken: 'a', expiresAt: 1 }, { accessToken: 'a', expiresAt: 2 }); // true
  * ```
  */

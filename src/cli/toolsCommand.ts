@@ -168,7 +168,7 @@ async function withManager<T>(args: ParsedArgs, io: CliIo, fn: (m: MCPManager, u
 
 /** Hints that translate a library error into the CLI's terms (environment variables, not API options). */
 function hintFor(err: SwitchboardError): string {
-  if (err.code === 'obo_exchange_failed' || err.code === 'obo_idp_request_failed' || err.code === 'idp_request_failed') {
+  if (err.code === 'obo_exchange_failed' || err.code === 'idp_request_failed') {
     return ' (the IdP refused or could not be reached: check MCP_SWITCHBOARD_OBO_ISSUER, MCP_SWITCHBOARD_OBO_CLIENT_ID, MCP_SWITCHBOARD_OBO_CLIENT_SECRET and MCP_SWITCHBOARD_OBO_GRANT, and that MCP_SWITCHBOARD_UPSTREAM_TOKEN is a current token of this user)';
   }
   if (err.code === 'obo_missing_upstream_token') return ' (set MCP_SWITCHBOARD_UPSTREAM_TOKEN, or pipe the token in with --upstream-token-stdin)';

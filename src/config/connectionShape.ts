@@ -23,7 +23,7 @@ const shapingFields = new WeakMap<ServerConfig, ShapingField[]>();
 function fieldsOf(config: ServerConfig): ShapingField[] {
   let fields = shapingFields.get(config);
   if (fields) return fields;
-  // Every templated field but headers (those are resolved per request), as resolveServerConfig resolves them.
+  // Every templated field but headers (those are resolved per request), as resolveConfigPlaceholders resolves them.
   fields = templatedFields(config)
     .filter(([path, value]) => !path.startsWith('headers.') && hasUserPlaceholder(value))
     .map(([path, value]): ShapingField => [path, value, path === 'url' || path === 'proxy' ? 'url' : 'plain']);

@@ -65,7 +65,8 @@ const MAX_PARSE_ISSUES = 10;
  *
  * @example
  * ```ts
- * import { loadConfigFile, MCPManager } from 'mcp-switchboard';
+ * import { MCPManager } from 'mcp-switchboard';
+ * import { loadConfigFile } from 'mcp-switchboard/config';
  * const { servers, format, warnings } = await loadConfigFile('./librechat.yaml');
  * for (const w of warnings) console.warn(`${w.path}: ${w.message}`);
  * const manager = new MCPManager({ servers });

@@ -129,7 +129,7 @@ export function templatedFields(config: ServerConfig): [string, string][] {
     out.push(['url', config.url]);
     if (config.type !== 'websocket') {
       for (const [k, v] of Object.entries(config.headers ?? {})) out.push([`headers.${k}`, v]);
-      // The proxy URL is resolved per user too (resolveServerConfig), so its placeholders count.
+      // The proxy URL is resolved per user too (resolveConfigPlaceholders), so its placeholders count.
       if (config.proxy !== undefined) out.push(['proxy', config.proxy]);
     }
   }
@@ -209,15 +209,15 @@ function computeUserScoped(config: ServerConfig): boolean {
 }
 
 /**
- * Options of {@link resolveServerConfig}.
+ * Options of {@link resolveConfigPlaceholders}.
  *
  * @example
  * ```ts
- * const options: ResolveOptions = { user: { id: 'u1', email: 'ada@example.com' }, env: { GITHUB_HOST: 'api.github.com' } };
- * const resolved = resolveServerConfig('github', config, options);
+ * const options: ResolveConfigPlaceholdersOptions = { user: { id: 'u1', email: 'ada@example.com' }, env: { GITHUB_HOST: 'api.github.com' } };
+ * const resolved = resolveConfigPlaceholders('github', config, options);
  * ```
  */
-export interface ResolveOptions {
+export interface ResolveConfigPlaceholdersOptions {
   /** The user the connection is for. */
   user?: UserContext;
   /** Environment for `${NAME}`; defaults to `process.env` read at call time. */
@@ -225,15 +225,17 @@ export interface ResolveOptions {
 }
 
 /**
- * Resolves every placeholder of a config for one user, at connect time. Throws {@link ConfigError} naming
- * every placeholder that cannot be resolved; never substitutes an empty string.
+ * Fills every placeholder of one server's config (`{{user.*}}`, `{{var.*}}`, `${ENV}`) for one user, at connect
+ * time, and returns the resolved copy. Throws {@link ConfigError} naming every placeholder that cannot be
+ * resolved; never substitutes an empty string. (Not to be confused with `MCPManager`'s protected
+ * `resolveServerConfig(serverName, user)`, which looks a server's config up.)
  *
  * @example
  * ```ts
- * const resolved = resolveServerConfig('github', config, { user: { id: 'u1', vars: { ORG: 'acme' } } });
+ * const resolved = resolveConfigPlaceholders('github', config, { user: { id: 'u1', vars: { ORG: 'acme' } } });
  * ```
  */
-export function resolveServerConfig<T extends ServerConfig>(name: string, config: T, opts: ResolveOptions = {}): T {
+export function resolveConfigPlaceholders<T extends ServerConfig>(name: string, config: T, opts: ResolveConfigPlaceholdersOptions = {}): T {
   const ctx = { user: opts.user, env: opts.env ?? process.env };
   const issues: ConfigIssue[] = [];
   const res = (v: string, target: 'url' | 'header' | 'plain', path: string) => resolvePlaceholders(v, ctx, target, `${name}.${path}`, issues);

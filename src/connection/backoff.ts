@@ -3,6 +3,7 @@
  * @module
  */
 import { resolveRetryPolicyOptions } from './retryPolicy.js';
+import { knownKeys } from '../options.js';
 
 /**
  * Settings of the reconnect loop of an `MCPConnection`.
@@ -50,6 +51,7 @@ export type ResolvedReconnectOptions = Required<ReconnectOptions>;
  */
 export function resolveReconnectOptions(opts: ReconnectOptions = {}): ResolvedReconnectOptions {
   if (opts === null || typeof opts !== 'object') throw new TypeError(`reconnect must be an object (got ${String(opts)})`);
+  knownKeys(opts, ['maxAttempts', 'minDelayMs', 'baseDelayMs', 'maxDelayMs', 'healthyAfterMs'], 'reconnect');
   // The default floor (100 ms) gives way to a lower base or cap: a host that asks for faster reconnects gets them.
   const base = typeof opts.baseDelayMs === 'number' ? opts.baseDelayMs : 250;
   const cap = typeof opts.maxDelayMs === 'number' ? opts.maxDelayMs : 10_000;

@@ -57,6 +57,8 @@ export class OperationScope {
   readonly #timeoutMs: number;
   readonly #hardDeadline: number;
   #timer: NodeJS.Timeout | undefined;
+  /** Disposed: a late progress notification must not arm a new timer. */
+  #disposed = false;
   readonly #toError: OperationScopeOptions['toError'];
   readonly #cleanups: (() => void)[] = [];
   #endedBy: ScopeEndReason | undefined;
@@ -81,7 +83,7 @@ export class OperationScope {
    * keeps reporting progress is not timed out while progress keeps coming.
    */
   touch(): void {
-    if (this.#endedBy) return;
+    if (this.#endedBy || this.#disposed) return;
     const now = Date.now();
     this.#deadline = Math.min(now + this.#timeoutMs, this.#hardDeadline);
     clearTimeout(this.#timer);
@@ -142,6 +144,7 @@ export class OperationScope {
 
   /** Clears the timer and detaches from the caller's and the close signal. Idempotent. */
   dispose(): void {
+    this.#disposed = true;
     for (const cleanup of this.#cleanups.splice(0)) cleanup();
   }
 

@@ -10,7 +10,29 @@ import { SseError } from '@modelcontextprotocol/sdk/client/sse.js';
 import { StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ToolListChangedNotificationSchema, type CallToolResult, type ListToolsResult } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  ListRootsRequestSchema,
+  LoggingMessageNotificationSchema,
+  PromptListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ToolListChangedNotificationSchema,
+  type CallToolResult,
+  type ClientCapabilities,
+  type CompleteRequest,
+  type CompleteResult,
+  type CreateMessageRequest,
+  type CreateMessageResult,
+  type GetPromptResult,
+  type ListPromptsResult,
+  type ListResourcesResult,
+  type ListResourceTemplatesResult,
+  type ListToolsResult,
+  type LoggingLevel,
+  type ReadResourceResult,
+  type Root,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
 
 /**
@@ -43,6 +65,66 @@ export interface ProtocolClientEvents {
   error(err: Error): void;
   /** The server sent `notifications/tools/list_changed`. */
   toolsChanged(): void;
+  /** The server sent `notifications/resources/list_changed` (resources and resource templates). */
+  resourcesChanged?(): void;
+  /** The server sent `notifications/prompts/list_changed`. */
+  promptsChanged?(): void;
+  /** The server sent `notifications/resources/updated` for a subscribed resource. */
+  resourceUpdated?(uri: string): void;
+  /** The server sent a log message (`notifications/message`). */
+  serverLog?(message: ProtocolLogMessage): void;
+}
+
+/**
+ * A server's log message (`notifications/message`), as the engine reports it.
+ *
+ * @example
+ * ```ts
+ * const message: ProtocolLogMessage = { level: 'warning', logger: 'db', data: { slowQueryMs: 900 } };
+ * ```
+ */
+export interface ProtocolLogMessage {
+  /** Its severity (RFC 5424 levels, as in the MCP spec). */
+  level: LoggingLevel;
+  /** The server-side logger's name, when the server gave one. */
+  logger?: string;
+  /** Anything JSON-serialisable the server sent. */
+  data: unknown;
+}
+
+/**
+ * What a server request handed to the host carries besides its params.
+ *
+ * @example
+ * ```ts
+ * const handlers: ProtocolClientHandlers = {
+ *   roots: ({ signal }: ProtocolHandlerExtra) => (signal.aborted ? [] : [{ uri: 'file:///workspace' }]),
+ * };
+ * ```
+ */
+export interface ProtocolHandlerExtra {
+  /** Aborted when the server cancels its request or the session ends. */
+  signal: AbortSignal;
+}
+
+/**
+ * Answers to requests the server sends the client. A client capability is declared only for a handler given
+ * (`sampling: {}`, `roots: { listChanged: false }`); without it the capability is absent and the SDK answers
+ * the server's request with "Method not found".
+ *
+ * @example
+ * ```ts
+ * const handlers: ProtocolClientHandlers = {
+ *   sampling: async (params) => ({ role: 'assistant', model: 'm', content: { type: 'text', text: `${params.messages.length} messages` } }),
+ *   roots: () => [{ uri: 'file:///workspace', name: 'workspace' }],
+ * };
+ * ```
+ */
+export interface ProtocolClientHandlers {
+  /** `sampling/createMessage`. */
+  sampling?: (params: CreateMessageRequest['params'], extra: ProtocolHandlerExtra) => Promise<CreateMessageResult>;
+  /** `roots/list`. */
+  roots?: (extra: ProtocolHandlerExtra) => Promise<Root[]> | Root[];
 }
 
 /**
@@ -62,6 +144,29 @@ export interface ProtocolClient {
   callTool(params: { name: string; arguments?: Record<string, unknown> }, opts: ProtocolRequestOptions): Promise<CallToolResult>;
   /** One page of `tools/list`. */
   listTools(cursor: string | undefined, opts: ProtocolRequestOptions): Promise<ListToolsResult>;
+  /** One page of `resources/list`. */
+  listResources(cursor: string | undefined, opts: ProtocolRequestOptions): Promise<ListResourcesResult>;
+  /** One page of `resources/templates/list`. */
+  listResourceTemplates(cursor: string | undefined, opts: ProtocolRequestOptions): Promise<ListResourceTemplatesResult>;
+  /** `resources/read`. */
+  readResource(uri: string, opts: ProtocolRequestOptions): Promise<ReadResourceResult>;
+  /** `resources/subscribe`. */
+  subscribeResource(uri: string, opts: ProtocolRequestOptions): Promise<void>;
+  /** `resources/unsubscribe`. */
+  unsubscribeResource(uri: string, opts: ProtocolRequestOptions): Promise<void>;
+  /** One page of `prompts/list`. */
+  listPrompts(cursor: string | undefined, opts: ProtocolRequestOptions): Promise<ListPromptsResult>;
+  /** `prompts/get`. */
+  getPrompt(params: { name: string; arguments?: Record<string, string> }, opts: ProtocolRequestOptions): Promise<GetPromptResult>;
+  /** `completion/complete`. */
+  complete(params: CompleteRequest['params'], opts: ProtocolRequestOptions): Promise<CompleteResult>;
+  /** `logging/setLevel`. */
+  setLoggingLevel(level: LoggingLevel, opts: ProtocolRequestOptions): Promise<void>;
+  /**
+   * The SDK v1 `Client` of this session, for what the package does not wrap; `undefined` for an engine that has
+   * none. Not to be closed or given other handlers by its users.
+   */
+  readonly sdkClient: SdkClient | undefined;
   /** The streamable HTTP session id (`Mcp-Session-Id`), when the transport has one. */
   readonly sessionId: string | undefined;
   /** Ends the server-side session (streamable HTTP `DELETE`); `undefined` when there is none to end. */
@@ -69,11 +174,14 @@ export interface ProtocolClient {
   /** Closes the transport (for stdio, the child process). */
   close(): Promise<void>;
   /**
-   * Whether `err` says the server no longer knows this session: HTTP 404, or 400 (what the SDK's own example
-   * servers answer after a restart), to a request that carried a session id. The request was not processed and
-   * may be sent once more on a new session.
+   * Whether `err` says the server may no longer know this session, for a request that carried a session id:
+   * `'not_found'` for HTTP 404 (the spec's answer for an unknown session: it is gone), `'bad_request'` for HTTP 400
+   * (what the SDK's own example servers answer after a restart, but also what a gateway answers to a request it
+   * refuses: to be confirmed with a `ping`). `undefined` for anything else. A rejected request was not processed.
    */
-  isSessionRejected(err: unknown): boolean;
+  sessionRejection(err: unknown): 'not_found' | 'bad_request' | undefined;
+  /** `ping`: a request the server answers at once, used to tell a dead session from a refused request. */
+  ping(opts: ProtocolRequestOptions): Promise<void>;
 }
 
 /**
@@ -91,6 +199,37 @@ export interface ProtocolClientOptions {
   jsonSchemaValidator?: jsonSchemaValidator;
   /** Where the engine reports losses, errors and notifications. */
   events: ProtocolClientEvents;
+  /** Answers to the server's requests; each one given declares its client capability. */
+  handlers?: ProtocolClientHandlers;
+}
+
+/**
+ * The SDK v1 `Client` class, as the engine exposes it (`ProtocolClient.sdkClient`, `MCPConnection.client`): the
+ * type only, so that connections name it without importing the SDK `Client` themselves.
+ *
+ * @example
+ * ```ts
+ * const sdk: SdkClient | undefined = protocolClient.sdkClient;
+ * console.log(sdk?.getServerCapabilities());
+ * ```
+ */
+export type SdkClient = Client;
+
+/**
+ * The client capabilities declared for a set of handlers: `sampling: {}` and `roots: { listChanged: false }`
+ * only for a handler given; nothing else (elicitation, tasks and experimental capabilities are not declared).
+ *
+ * @example
+ * ```ts
+ * clientCapabilitiesFor({ roots: () => [] }); // { roots: { listChanged: false } }
+ * clientCapabilitiesFor(undefined); // {}
+ * ```
+ */
+export function clientCapabilitiesFor(handlers: ProtocolClientHandlers | undefined): ClientCapabilities {
+  return {
+    ...(handlers?.sampling ? { sampling: {} } : {}),
+    ...(handlers?.roots ? { roots: { listChanged: false } } : {}),
+  };
 }
 
 /** A streamable HTTP client transport, recognised by what it can do rather than by class. */
@@ -114,9 +253,9 @@ class SdkProtocolClient implements ProtocolClient {
   readonly #client: Client;
 
   constructor(opts: ProtocolClientOptions) {
-    const { events } = opts;
+    const { events, handlers } = opts;
     const client = new Client(opts.clientInfo, {
-      capabilities: {},
+      capabilities: clientCapabilitiesFor(handlers),
       ...(opts.jsonSchemaValidator ? { jsonSchemaValidator: opts.jsonSchemaValidator } : {}),
     });
     client.onclose = () => events.lost(undefined);
@@ -128,7 +267,25 @@ class SdkProtocolClient implements ProtocolClient {
       if (err instanceof SseError) queueMicrotask(() => events.lost(err));
     };
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => events.toolsChanged());
+    const { resourcesChanged, promptsChanged, resourceUpdated, serverLog } = events;
+    if (resourcesChanged) client.setNotificationHandler(ResourceListChangedNotificationSchema, () => resourcesChanged.call(events));
+    if (promptsChanged) client.setNotificationHandler(PromptListChangedNotificationSchema, () => promptsChanged.call(events));
+    if (resourceUpdated) client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => resourceUpdated.call(events, n.params.uri));
+    if (serverLog) {
+      client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
+        const { level, logger, data } = n.params;
+        serverLog.call(events, logger === undefined ? { level, data } : { level, logger, data });
+      });
+    }
+    const sampling = handlers?.sampling;
+    if (sampling) client.setRequestHandler(CreateMessageRequestSchema, (request, extra) => sampling(request.params, { signal: extra.signal }));
+    const roots = handlers?.roots;
+    if (roots) client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => ({ roots: await roots({ signal: extra.signal }) }));
     this.#client = client;
+  }
+
+  get sdkClient(): Client {
+    return this.#client;
   }
 
   connect(transport: Transport, opts: ProtocolRequestOptions): Promise<void> {
@@ -141,6 +298,42 @@ class SdkProtocolClient implements ProtocolClient {
 
   listTools(cursor: string | undefined, opts: ProtocolRequestOptions): Promise<ListToolsResult> {
     return this.#client.listTools(cursor === undefined ? undefined : { cursor }, opts);
+  }
+
+  listResources(cursor: string | undefined, opts: ProtocolRequestOptions): Promise<ListResourcesResult> {
+    return this.#client.listResources(cursor === undefined ? undefined : { cursor }, opts);
+  }
+
+  listResourceTemplates(cursor: string | undefined, opts: ProtocolRequestOptions): Promise<ListResourceTemplatesResult> {
+    return this.#client.listResourceTemplates(cursor === undefined ? undefined : { cursor }, opts);
+  }
+
+  readResource(uri: string, opts: ProtocolRequestOptions): Promise<ReadResourceResult> {
+    return this.#client.readResource({ uri }, opts);
+  }
+
+  async subscribeResource(uri: string, opts: ProtocolRequestOptions): Promise<void> {
+    await this.#client.subscribeResource({ uri }, opts);
+  }
+
+  async unsubscribeResource(uri: string, opts: ProtocolRequestOptions): Promise<void> {
+    await this.#client.unsubscribeResource({ uri }, opts);
+  }
+
+  listPrompts(cursor: string | undefined, opts: ProtocolRequestOptions): Promise<ListPromptsResult> {
+    return this.#client.listPrompts(cursor === undefined ? undefined : { cursor }, opts);
+  }
+
+  getPrompt(params: { name: string; arguments?: Record<string, string> }, opts: ProtocolRequestOptions): Promise<GetPromptResult> {
+    return this.#client.getPrompt(params, opts);
+  }
+
+  complete(params: CompleteRequest['params'], opts: ProtocolRequestOptions): Promise<CompleteResult> {
+    return this.#client.complete(params, opts);
+  }
+
+  async setLoggingLevel(level: LoggingLevel, opts: ProtocolRequestOptions): Promise<void> {
+    await this.#client.setLoggingLevel(level, opts);
   }
 
   get sessionId(): string | undefined {
@@ -156,7 +349,12 @@ class SdkProtocolClient implements ProtocolClient {
     return this.#client.close();
   }
 
-  isSessionRejected(err: unknown): boolean {
-    return err instanceof StreamableHTTPError && (err.code === 404 || err.code === 400) && this.sessionId !== undefined;
+  sessionRejection(err: unknown): 'not_found' | 'bad_request' | undefined {
+    if (!(err instanceof StreamableHTTPError) || this.sessionId === undefined) return undefined;
+    return err.code === 404 ? 'not_found' : err.code === 400 ? 'bad_request' : undefined;
+  }
+
+  async ping(opts: ProtocolRequestOptions): Promise<void> {
+    await this.#client.ping(opts);
   }
 }

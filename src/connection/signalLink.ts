@@ -42,7 +42,18 @@ export function followSignal(signal: AbortSignal, onAbort: () => void): () => vo
     const set = new Set<() => void>();
     const listener = (): void => {
       followers.delete(signal);
-      for (const f of [...set]) f();
+      // Each follower runs even if another threw, and none that left meanwhile (one follower may unfollow another).
+      for (const f of [...set]) {
+        if (!set.has(f)) continue;
+        set.delete(f);
+        try {
+          f();
+        } catch (err) {
+          queueMicrotask(() => {
+            throw err;
+          });
+        }
+      }
     };
     group = { set, listener };
     followers.set(signal, group);

@@ -7,7 +7,7 @@
 import { SwitchboardError } from '../errors.js';
 
 /**
- * Options of {@link CircuitBreaker}.
+ * Options of the per-server connect circuit breaker (`MCPManagerOptions.circuitBreaker`).
  *
  * @example
  * ```ts

@@ -16,7 +16,8 @@ import { WebSocketClientTransport } from './websocketClientTransport.js';
  * env/cwd/stderr; `close()` ends the server's whole process tree; lines over `ctx.maxMessageBytes` fail their
  * request with `too_large`); sse → SDK SSEClientTransport using ctx.fetch for BOTH the event stream and POSTs;
  * streamable-http → SDK StreamableHTTPClientTransport with fetch: ctx.fetch; websocket → our
- * WebSocketClientTransport (through `ctx.dispatcher` when given).
+ * WebSocketClientTransport (through `ctx.dispatcher` when given; messages over `ctx.maxMessageBytes` fail their
+ * request with `too_large`).
  *
  * The HTTP transports get no `requestInit` and no SDK `authProvider`: headers and Authorization come from
  * `ctx.fetch` alone, per request, so nothing token-like is frozen into a transport.
@@ -48,7 +49,10 @@ export function createDefaultTransport(ctx: TransportContext): Transport {
     case 'streamable-http':
       return new StreamableHTTPClientTransport(new URL(config.url), { fetch: ctx.fetch });
     case 'websocket':
-      return new WebSocketClientTransport(new URL(config.url), ctx.dispatcher ? { dispatcher: ctx.dispatcher } : {});
+      return new WebSocketClientTransport(new URL(config.url), {
+        ...(ctx.dispatcher ? { dispatcher: ctx.dispatcher } : {}),
+        ...(ctx.maxMessageBytes === undefined ? {} : { maxMessageBytes: ctx.maxMessageBytes }),
+      });
     default: {
       const type = (config as { type?: unknown }).type;
       throw new SwitchboardError('config_invalid', `No default transport for type ${JSON.stringify(type)}`, {

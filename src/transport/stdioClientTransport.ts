@@ -180,6 +180,9 @@ export class StdioProcessTransport implements Transport {
       });
       child.stdin?.on('error', (err) => this.onerror?.(err));
       child.stdout?.on('data', (chunk: Buffer) => this.#onData(chunk));
+      // A server that closed its stdout can never answer again, even if it keeps running: end it, so that the
+      // connection sees the loss (and reconnects) instead of every call waiting out its timeout.
+      child.stdout?.once('end', () => void this.close());
       child.stdout?.on('error', (err) => this.onerror?.(err));
       if (this.#stderrStream && child.stderr) child.stderr.pipe(this.#stderrStream);
     });

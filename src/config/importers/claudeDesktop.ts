@@ -19,7 +19,7 @@ const COPIED = new Set(['type', 'command', 'args', 'env', 'cwd', 'url', 'headers
  *
  * @example
  * ```ts
- * import { importClaudeDesktop, parseServersConfig } from 'mcp-switchboard';
+ * import { importClaudeDesktop, parseServersConfig } from 'mcp-switchboard/config';
  * const { servers, warnings } = importClaudeDesktop({
  *   mcpServers: { files: { command: 'npx', args: ['-y', '@modelcontextprotocol/server-filesystem', '/tmp'] } },
  * });

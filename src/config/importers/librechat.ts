@@ -81,7 +81,7 @@ interface ServerContext {
  * @example
  * ```ts
  * import { parse } from 'yaml';
- * import { importLibreChat, parseServersConfig } from 'mcp-switchboard';
+ * import { importLibreChat, parseServersConfig } from 'mcp-switchboard/config';
  * const { servers, warnings } = importLibreChat(parse(await readFile('librechat.yaml', 'utf8')));
  * const configs = parseServersConfig(servers);
  * ```

@@ -32,7 +32,7 @@ interface InputDef {
  *
  * @example
  * ```ts
- * import { importVsCode, parseServersConfig } from 'mcp-switchboard';
+ * import { importVsCode, parseServersConfig } from 'mcp-switchboard/config';
  * const { servers } = importVsCode({
  *   inputs: [{ type: 'promptString', id: 'gh-token', description: 'GitHub token', password: true }],
  *   servers: { github: { type: 'http', url: 'https://api.githubcopilot.com/mcp/', headers: { Authorization: 'Bearer ${input:gh-token}' } } },

@@ -344,11 +344,22 @@ const PARSE_LIMIT = 64 * 1024;
  * one counts as the response unless its ends show a request or notification (a top-level `method`): a miss
  * here only falls back to the call's timeout, while a wrong "lost" would fail a call that succeeded.
  */
+/**
+ * Whether a response's `id` names request `id` as the SDK matches them: the SDK looks its handlers up by
+ * `Number(id)`, so `"1"` answers request 1. Stricter here would report a stream lost whose response the SDK
+ * delivers, and fail a call that succeeded.
+ */
+function sameId(got: unknown, id: JsonRpcId): boolean {
+  if (got === id) return true;
+  if ((typeof got !== 'string' && typeof got !== 'number') || got === '') return false;
+  return Number(got) === Number(id);
+}
+
 function answersRequest(data: string, id: JsonRpcId): boolean {
   if (data.length > PARSE_LIMIT) return !peekEnvelope(data.slice(0, PEEK_BYTES), data.slice(-PEEK_BYTES)).fromServer;
   try {
     const msg = JSON.parse(data) as { id?: unknown; method?: unknown };
-    return msg !== null && typeof msg === 'object' && msg.id === id && msg.method === undefined && ('result' in msg || 'error' in msg);
+    return msg !== null && typeof msg === 'object' && sameId(msg.id, id) && msg.method === undefined && ('result' in msg || 'error' in msg);
   } catch {
     return false;
   }

@@ -52,6 +52,13 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
     const resuming = req.headers['last-event-id'] !== undefined;
     if (!opts.enabled && !resuming) return notAllowed();
     if (req.signal?.aborted) return notAllowed();
+    // Resuming a cut response stream (Last-Event-ID) carries a call's response: it is never refused and does not
+    // spend the standby budget (concurrent calls whose streams a proxy cut would otherwise starve each other);
+    // the SDK bounds failed resumptions itself, and the floor delay bounds their rate.
+    if (resuming) {
+      if (!(await wait(policy.options.minDelayMs, req.signal))) return notAllowed();
+      return next(req);
+    }
     if (state.lastSentAt !== undefined && Date.now() - state.lastSentAt < policy.options.healthyAfterMs) {
       const delayMs = policy.nextDelay();
       if (delayMs === undefined) {
