@@ -2,7 +2,8 @@
  * Servers from a file (ours, LibreChat's librechat.yaml, Claude Desktop's or VS Code's mcp.json), validation
  * errors reported with their paths, and a reload that applies a new file without dropping in-flight calls.
  */
-import { ConfigError, MCPManager, loadConfigFile, parseServersConfig } from 'mcp-switchboard';
+import { ConfigError, MCPManager, parseServersConfig } from 'mcp-switchboard';
+import { loadConfigFile } from 'mcp-switchboard/config';
 
 export async function managerFromFile(path: string): Promise<MCPManager> {
   try {

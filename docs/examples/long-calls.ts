@@ -3,8 +3,9 @@
  */
 import { MCPManager, type UserContext } from 'mcp-switchboard';
 
-const manager = new MCPManager({ servers: { files: { url: 'https://files-mcp.example.com/mcp', obo: { scopes: 'api://files-mcp/.default' } } } });
-const user: UserContext = { id: 'user-1', upstreamToken: process.env.USER_ACCESS_TOKEN };
+// `reindex` runs for minutes and reports its progress (a per-user server: each user has their own index).
+const manager = new MCPManager({ servers: { files: { url: 'https://files-mcp.example.com/mcp', headers: { 'X-User': '{{user.id}}' } } } });
+const user: UserContext = { id: 'user-1' };
 
 const report = await manager.callTool({
   user,

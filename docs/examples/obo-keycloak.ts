@@ -36,7 +36,7 @@ export async function signedJwtResolver(pkcs8Pem: string) {
     issuer: ISSUER,
     grant: 'token-exchange',
     clientId: 'agent-runtime',
-    clientAuth: 'private_key_jwt',
+    clientAuthMethod: 'private_key_jwt',
     privateKey: { key, kid: 'agent-runtime-2026' }, // the kid of the public key in the client's JWKS
   });
 }

@@ -125,11 +125,19 @@ export function subscribeDiagnostics(onMessage: (channel: string, message: unkno
   return () => subscriptions.forEach((unsubscribe) => unsubscribe());
 }
 
-/** Graceful shutdown on SIGTERM: stop taking requests first, then close the manager. */
+/**
+ * Graceful shutdown on SIGTERM or SIGINT (Ctrl-C): stop taking requests first, then close the manager, which ends
+ * every stdio server's process group (they do not get the terminal's signals themselves).
+ */
 export function closeOnSigterm(stopAccepting: () => Promise<void>, shutdown: () => Promise<void>): void {
-  process.once('SIGTERM', () => {
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
     void stopAccepting()
       .then(shutdown)
       .finally(() => process.exit(0));
-  });
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
 }
