@@ -52,6 +52,16 @@ describe('connect errors say what happened', () => {
     expect(JSON.stringify(err.toJSON()) + err.message).not.toContain('sekrit');
   });
 
+  it('a refused SSE server: ECONNREFUSED in the message too (the EventSource keeps no cause; the request path does)', async () => {
+    const port = await closedPort();
+    manager = new MCPManager({ servers: { events: { type: 'sse', url: `http://127.0.0.1:${port}/sse?token=sekrit` } } });
+    const err = await rejectionOf(manager.listTools({ serverName: 'events' }), SwitchboardError);
+    expect(err.code).toBe('connect_failed');
+    expect(err.message).toMatch(/^Could not connect to MCP server "events": ECONNREFUSED at http:\/\/127\.0\.0\.1:\d+\/sse$/);
+    expect(err.retryable).toBe(true);
+    expect(err.toJSON().rootCause).toMatchObject({ code: 'ECONNREFUSED' });
+  });
+
   it('classifyError adds the target URL as origin and path only, never user info or query', () => {
     const err = classifyError(refused(), 'connect', 'web', { url: 'https://user:pw@mcp.example.com/v1/mcp?access_token=sekrit#x' });
     expect(err.message).toBe('Could not connect to MCP server "web": ECONNREFUSED at https://mcp.example.com/v1/mcp');

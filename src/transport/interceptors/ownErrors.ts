@@ -25,20 +25,22 @@ import type { Transport } from '../types.js';
  * ```
  */
 export class OwnErrors {
-  #last: SwitchboardError | undefined;
+  #last: Error | undefined;
 
   /** The request-path stage that remembers errors of ours on their way to the transport. */
   readonly interceptor: RequestInterceptor = (next) => async (req) => {
     try {
       return await next(req);
     } catch (err) {
-      if (err instanceof SwitchboardError) this.#last = err;
+      // Ours (a credential provider's, the SSRF guard's) or the network's own (ECONNREFUSED in its cause chain):
+      // the SSE transport's EventSource keeps neither, and connect would only say "SSE error".
+      if (err instanceof SwitchboardError || err instanceof Error) this.#last = err;
       throw err;
     }
   };
 
   /** The last error of ours, if any. */
-  get last(): SwitchboardError | undefined {
+  get last(): Error | undefined {
     return this.#last;
   }
 
