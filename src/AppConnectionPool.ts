@@ -30,7 +30,7 @@ export interface AppConnectRequest {
 }
 
 /**
- * Options of {@link AppConnectionPool}.
+ * Options of the manager's shared app pool (given to `createAppPool`, see {@link SharedConnectionPool}).
  *
  * @example
  * ```ts
@@ -49,10 +49,45 @@ export interface AppConnectionPoolOptions {
   /** Event hooks. */
   hooks?: {
     onConnect?(key: PoolKey, connection: MCPConnection, durationMs: number): void;
-    onEvict?(key: PoolKey, reason: EvictReason): void;
-    onDisconnect?(key: PoolKey, e: { reason?: EvictReason; error?: SwitchboardError }): void;
+    onEvict?(key: PoolKey, reason: EvictReason, connection: MCPConnection): void;
+    onDisconnect?(key: PoolKey, e: { reason?: EvictReason; error?: SwitchboardError }, connection: MCPConnection): void;
     onError?(key: PoolKey, error: unknown): void;
   };
+}
+
+/**
+ * What {@link MCPManager} needs of its pool of shared app connections; what `createAppPool` returns. The
+ * manager's own pool is made by `super.createAppPool(options)`: an override may return it wrapped (delegating
+ * every member) to observe or restrict shared connections.
+ *
+ * @example
+ * ```ts
+ * class CountingManager extends MCPManager {
+ *   readonly acquired = new Map<string, number>();
+ *   protected override createAppPool(options: AppConnectionPoolOptions): SharedConnectionPool {
+ *     const pool = super.createAppPool(options);
+ *     return {
+ *       acquire: (serverName, config, opts) => {
+ *         this.acquired.set(serverName, (this.acquired.get(serverName) ?? 0) + 1);
+ *         return pool.acquire(serverName, config, opts);
+ *       },
+ *       removeServer: (serverName, reason) => pool.removeServer(serverName, reason),
+ *       stats: () => pool.stats(),
+ *       close: () => pool.close(),
+ *     };
+ *   }
+ * }
+ * ```
+ */
+export interface SharedConnectionPool {
+  /** Leases the shared connection of a server; the caller calls `release()` when done. */
+  acquire(serverName: string, config: ServerConfig, opts?: { forceNew?: boolean; signal?: AbortSignal }): Promise<Lease<MCPConnection>>;
+  /** Closes a server's shared connection (after its in-flight calls). */
+  removeServer(serverName: string, reason?: EvictReason): Promise<void>;
+  /** Sizes and counters. */
+  stats(): { appConnections: number; pendingConnects: number; draining: number; counters: PoolCounters };
+  /** Closes every connection. Idempotent. */
+  close(): Promise<void>;
 }
 
 /**
@@ -67,7 +102,7 @@ export interface AppConnectionPoolOptions {
  * try { await lease.connection.callTool('echo', { message: 'hi' }); } finally { lease.release(); }
  * ```
  */
-export class AppConnectionPool {
+export class AppConnectionPool implements SharedConnectionPool {
   readonly #pool: ConnectionPool<MCPConnection, Omit<AppConnectRequest, 'signal'>>;
 
   constructor(opts: AppConnectionPoolOptions) {
@@ -79,7 +114,10 @@ export class AppConnectionPool {
     });
   }
 
-  /** Leases the shared connection of a server; call `release()` when done. */
+  /**
+   * Leases the shared connection of a server; call `release()` when done. Subclasses may override it and call
+   * `super.acquire`: {@link MCPManager} routes every app-scoped operation through it.
+   */
   acquire(serverName: string, config: ServerConfig, opts: { forceNew?: boolean; signal?: AbortSignal } = {}): Promise<Lease<MCPConnection>> {
     if (requiresUserScopedConnection(config)) {
       return Promise.reject(

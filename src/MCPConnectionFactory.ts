@@ -16,7 +16,7 @@ import { KeyedSemaphore } from './connection/admission.js';
 import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
 import { knownKeys, optionError } from './options.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
-import { MCPConnection, type ConnectionLimits, type MCPConnectionOptions } from './MCPConnection.js';
+import { MCPConnection, type ConnectionHandlers, type ConnectionLimits, type MCPConnectionOptions } from './MCPConnection.js';
 import { resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
 import { RetryPolicy } from './connection/retryPolicy.js';
 import { DEFAULT_MAX_RESULT_BYTES, MESSAGE_ENVELOPE_BYTES } from './connection/resultSize.js';
@@ -177,6 +177,11 @@ export interface CreateConnectionRequest extends ConnectionTarget {
    * starting with `user`. The pool passes its own so that it can record each new caller of the key.
    */
   callers?: CallerContext;
+  /**
+   * Answers to the server's requests (sampling, roots) for this connection; each one given is declared as a
+   * client capability. Default none. `MCPManager` passes its `onSampling` / `roots` options here.
+   */
+  handlers?: ConnectionHandlers;
 }
 
 /**
@@ -248,6 +253,7 @@ export class MCPConnectionFactory {
       config,
       ...(user ? { user } : {}),
       ...(callers ? { callers } : {}),
+      ...(req.handlers ? { handlers: req.handlers } : {}),
       createTransport: (attemptSignal) => this.#transportFor(target, resolved, http, attemptSignal, creds, callers, standby),
       ...(this.#opts.clientInfo ? { clientInfo: this.#opts.clientInfo } : {}),
       ...(this.#opts.reconnect ? { reconnect: this.#opts.reconnect } : {}),

@@ -4,21 +4,46 @@
  * @module
  */
 import { EventEmitter } from 'node:events';
-import type { CallToolResult, Tool } from '@modelcontextprotocol/sdk/types.js';
-import { AppConnectionPool } from './AppConnectionPool.js';
+import type {
+  CallToolResult,
+  GetPromptResult,
+  LoggingLevel,
+  Prompt,
+  ReadResourceResult,
+  Resource,
+  ResourceTemplate,
+  Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import { AppConnectionPool, type AppConnectionPoolOptions, type SharedConnectionPool } from './AppConnectionPool.js';
 import { assertOboTrusted, createOboAuthHeaderProvider, defaultOboTrustChecker, rejectedByServer } from './auth/obo.js';
 import type { OboTokenResolver, OboTrustChecker } from './auth/oboTypes.js';
 import { parseServerConfig, parseServersConfig, requiresUserScopedConnection } from './config/parse.js';
 import type { ServerConfig } from './config/schema.js';
+import { configFingerprint } from './config/fingerprint.js';
 import { ConfigError, isCredentialFailure, OboError, SwitchboardError, type ConfigIssue } from './errors.js';
 import { publishDiagnostics, type MCPManagerEventName, type MCPManagerEvents, type PoolScope } from './events.js';
-import type { CallToolOptions, MCPConnection } from './MCPConnection.js';
+import type {
+  CallToolOptions,
+  CompleteParams,
+  Completion,
+  ConnectionHandlers,
+  ConnectionRequestOptions,
+  MCPConnection,
+  ResourceUpdatedEvent,
+  ServerLogEvent,
+} from './MCPConnection.js';
 import { CallerContext } from './connection/callerContext.js';
 import { FACTORY_OPTION_KEYS, MCPConnectionFactory, type ConnectionAuth } from './MCPConnectionFactory.js';
 import { APP_PRINCIPAL, CircuitBreaker, type CircuitBreakerOptions } from './pool/CircuitBreaker.js';
 import type { Lease, PoolCounters } from './pool/ConnectionPool.js';
 import type { AuthHeaderProvider } from './transport/types.js';
-import { assertUser, DEFAULT_IDLE_TIMEOUT_MS, UserConnectionManager, userOwnerKey } from './UserConnectionManager.js';
+import {
+  assertUser,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  UserConnectionManager,
+  userOwnerKey,
+  type UserConnectionManagerOptions,
+} from './UserConnectionManager.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
 import { fn, optionError, positiveInt, positiveMsOrInfinity, knownKeys } from './options.js';
 
@@ -79,6 +104,17 @@ export interface MCPManagerOptions {
   connectionFactory?: MCPConnectionFactory;
   /** Circuit breaker settings, or `false` to disable it. */
   circuitBreaker?: CircuitBreakerOptions | false;
+  /**
+   * Answers the servers' `sampling/createMessage` requests (the server asks the host's model for a completion),
+   * told the server and, on a user connection, the user. Given → every connection declares the `sampling`
+   * capability; absent → none does and such requests are refused. Deprecated by MCP 2026-07-28; still in 2025-11-25.
+   */
+  onSampling?: ConnectionHandlers['sampling'];
+  /**
+   * Answers the servers' `roots/list` requests (the host's roots for that server and user). Given → every
+   * connection declares the `roots` capability; absent → none does. Deprecated by MCP 2026-07-28; still in 2025-11-25.
+   */
+  roots?: ConnectionHandlers['roots'];
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
 }
@@ -95,8 +131,42 @@ const MANAGER_OPTION_KEYS: readonly string[] = [
   'maxUserConnections',
   'connectionFactory',
   'circuitBreaker',
+  'onSampling',
+  'roots',
   'logger',
 ];
+
+/**
+ * What every per-server operation of {@link MCPManager} takes: who, which server, and the per-call options of
+ * the request. Routing, the OBO trust check, the lease and the caller's credentials are those of `callTool`.
+ *
+ * @example
+ * ```ts
+ * const args: ManagerCallArgs = { user, serverName: 'notes', signal: req.signal, timeoutMs: 10_000 };
+ * const resources = await manager.listResources(args);
+ * ```
+ */
+export interface ManagerCallArgs {
+  /** The user the call is made for; required for user-scoped servers. Its credentials are the ones used. */
+  user?: UserContext;
+  /** The server's name. */
+  serverName: string;
+  /** Aborts the call (and this caller's wait for a connection). */
+  signal?: AbortSignal;
+  /** Timeout of the call itself; default the server's `timeoutMs` or 60 s. */
+  timeoutMs?: number;
+  /**
+   * A config for this call only (a server the host keeps per user), validated like any other (a bad one is a
+   * `ConfigError` naming the field). A config that differs from the registered one is served from the user's pool.
+   */
+  serverConfig?: unknown;
+  /** Receives the server's progress notifications for this call; see {@link CallToolOptions.onProgress}. */
+  onProgress?: CallToolOptions['onProgress'];
+  /** Restart `timeoutMs` on each progress notification (default `false`); see {@link CallToolOptions.resetTimeoutOnProgress}. */
+  resetTimeoutOnProgress?: boolean;
+  /** Bound on the whole call in ms, however much progress arrives; see {@link CallToolOptions.maxTotalTimeoutMs}. */
+  maxTotalTimeoutMs?: number;
+}
 
 /**
  * Arguments of {@link MCPManager.callTool}.
@@ -107,25 +177,11 @@ const MANAGER_OPTION_KEYS: readonly string[] = [
  * const result = await manager.callTool(args);
  * ```
  */
-export interface CallToolArgs {
-  /** The user the call is made for; required for user-scoped servers. */
-  user?: UserContext;
-  /** The server's name. */
-  serverName: string;
+export interface CallToolArgs extends ManagerCallArgs {
   /** The tool's name. */
   toolName: string;
   /** The tool's arguments. */
   arguments?: Record<string, unknown>;
-  /** Aborts the call (and this caller's wait for a connection). */
-  signal?: AbortSignal;
-  /** Timeout of the call itself; default the server's `timeoutMs` or 60 s. */
-  timeoutMs?: number;
-  /** Receives the server's progress notifications for this call; see {@link CallToolOptions.onProgress}. */
-  onProgress?: CallToolOptions['onProgress'];
-  /** Restart `timeoutMs` on each progress notification (default `false`); see {@link CallToolOptions.resetTimeoutOnProgress}. */
-  resetTimeoutOnProgress?: boolean;
-  /** Bound on the whole call in ms, however much progress arrives; see {@link CallToolOptions.maxTotalTimeoutMs}. */
-  maxTotalTimeoutMs?: number;
 }
 
 /**
@@ -137,13 +193,142 @@ export interface CallToolArgs {
  * console.log(tools.map((t) => t.name));
  * ```
  */
-export interface ListToolsArgs {
+export interface ListToolsArgs extends ManagerCallArgs {}
+
+/**
+ * Arguments of {@link MCPManager.readResource}, {@link MCPManager.subscribeResource} and
+ * {@link MCPManager.unsubscribeResource}.
+ *
+ * @example
+ * ```ts
+ * const args: ResourceArgs = { user, serverName: 'notes', uri: 'notes://today' };
+ * const { contents } = await manager.readResource(args);
+ * ```
+ */
+export interface ResourceArgs extends ManagerCallArgs {
+  /** The resource's URI. */
+  uri: string;
+}
+
+/**
+ * Arguments of {@link MCPManager.getPrompt}.
+ *
+ * @example
+ * ```ts
+ * const args: GetPromptArgs = { user, serverName: 'notes', name: 'summarize', arguments: { style: 'bullets' } };
+ * const { messages } = await manager.getPrompt(args);
+ * ```
+ */
+export interface GetPromptArgs extends ManagerCallArgs {
+  /** The prompt's name. */
+  name: string;
+  /** The prompt's arguments (strings). */
+  arguments?: Record<string, string>;
+}
+
+/**
+ * Arguments of {@link MCPManager.complete}: a {@link CompleteParams} and the usual per-call arguments.
+ *
+ * @example
+ * ```ts
+ * const args: CompleteArgs = { user, serverName: 'notes', ref: { type: 'ref/prompt', name: 'summarize' }, argument: { name: 'style', value: 'bu' } };
+ * const { values } = await manager.complete(args);
+ * ```
+ */
+export interface CompleteArgs extends ManagerCallArgs, CompleteParams {}
+
+/**
+ * Arguments of {@link MCPManager.setLoggingLevel}.
+ *
+ * @example
+ * ```ts
+ * const args: SetLoggingLevelArgs = { user, serverName: 'notes', level: 'warning' };
+ * await manager.setLoggingLevel(args);
+ * ```
+ */
+export interface SetLoggingLevelArgs extends ManagerCallArgs {
+  /** The lowest level the server should send. */
+  level: LoggingLevel;
+}
+
+/**
+ * Arguments of {@link MCPManager.withConnection}.
+ *
+ * @example
+ * ```ts
+ * const args: WithConnectionArgs = { user, serverName: 'notes', signal: req.signal };
+ * const instructions = await manager.withConnection(args, async (connection) => connection.client?.getInstructions());
+ * ```
+ */
+export interface WithConnectionArgs {
   /** The user; required for user-scoped servers. */
   user?: UserContext;
   /** The server's name. */
   serverName: string;
-  /** Aborts the listing. */
+  /** Aborts this caller's wait for a connection (pass it on to the calls you make in the callback). */
   signal?: AbortSignal;
+  /** A config for this call only; see {@link ManagerCallArgs.serverConfig}. */
+  serverConfig?: unknown;
+}
+
+/**
+ * The operations {@link MCPManager.wrapOperation} wraps: one per public method that uses a connection.
+ *
+ * @example
+ * ```ts
+ * const reads: ManagerOperation[] = ['listTools', 'listResources', 'listResourceTemplates', 'readResource', 'listPrompts', 'getPrompt', 'complete'];
+ * ```
+ */
+export type ManagerOperation =
+  | 'callTool'
+  | 'listTools'
+  | 'listResources'
+  | 'listResourceTemplates'
+  | 'readResource'
+  | 'subscribeResource'
+  | 'unsubscribeResource'
+  | 'listPrompts'
+  | 'getPrompt'
+  | 'complete'
+  | 'setLoggingLevel'
+  | 'withConnection';
+
+/**
+ * What a {@link MCPManager.wrapOperation} override sees of an operation.
+ *
+ * @example
+ * ```ts
+ * class TimedManager extends MCPManager {
+ *   protected override async wrapOperation<T>(ctx: OperationContext, run: () => Promise<T>): Promise<T> {
+ *     const started = performance.now();
+ *     try {
+ *       return await run();
+ *     } finally {
+ *       metrics.histogram('mcp.op_ms', performance.now() - started, { op: ctx.operation, server: ctx.serverName, scope: ctx.scope });
+ *     }
+ *   }
+ * }
+ * ```
+ */
+export interface OperationContext {
+  /** Which operation. */
+  operation: ManagerOperation;
+  /**
+   * Its parameters: `callTool` `{ toolName, arguments }`; `readResource`, `subscribeResource`,
+   * `unsubscribeResource` `{ uri }`; `getPrompt` `{ name, arguments }`; `complete` `{ ref, argument, context }`;
+   * `setLoggingLevel` `{ level }`; the list operations and `withConnection` `{}`.
+   */
+  params: Readonly<Record<string, unknown>>;
+  /** The server's name. */
+  serverName: string;
+  /** The user, when there is one. */
+  user: UserContext | undefined;
+  /** The server's config used for this operation (registered, resolved for the user, or the per-call one). */
+  config: ServerConfig;
+  /** `user` or `app`. */
+  scope: PoolScope;
+  /** The leased connection (leased until the returned promise settles). */
+  connection: MCPConnection;
 }
 
 /**
@@ -229,8 +414,14 @@ export interface MCPManagerStats {
  * servers that need no identity, idle eviction, joined concurrent connects, stale connections replaced after a
  * config change, and a fresh OBO bearer on every HTTP request of an OBO server, failing closed.
  *
+ * Beyond tools it carries the whole MCP client surface per user (resources, subscriptions, prompts,
+ * completions, the log level), routed, trust-checked and leased like {@link callTool}, and reports the servers'
+ * notifications as events naming the user.
+ *
  * Many managers may live in one process; nothing is global. Host apps may subclass it and override the
- * protected extension points {@link resolveServerConfig}, {@link isUserScoped} and {@link wrapToolCall}.
+ * protected extension points: {@link resolveServerConfig} (may be async), {@link isUserScoped},
+ * {@link wrapOperation} (every operation), {@link wrapToolCall} (tool calls), {@link createUserPool} and
+ * {@link createAppPool} (their own pool subclasses). See docs/extending.md.
  *
  * @example
  * ```ts
@@ -259,12 +450,20 @@ export class MCPManager {
   readonly #userAuth: UserAuthHeaderProvider | undefined;
   readonly #factory: MCPConnectionFactory;
   readonly #ownsFactory: boolean;
-  readonly #users: UserConnectionManager;
-  readonly #app: AppConnectionPool;
+  /** Made on first use by {@link createUserPool} / {@link createAppPool} (so subclass fields exist by then). */
+  #userPool: UserConnectionManager | undefined;
+  #appPool: SharedConnectionPool | undefined;
+  readonly #userPoolOptions: UserConnectionManagerOptions;
+  readonly #appPoolOptions: AppConnectionPoolOptions;
   readonly #breaker: CircuitBreaker | undefined;
+  readonly #handlers: ConnectionHandlers | undefined;
   readonly #logger: Logger;
   /** The caller record of each user connection: every acquire records its caller there. */
   readonly #callers = new WeakMap<MCPConnection, CallerContext>();
+  /** Resource subscriptions made through the manager, per connection: uri → how many subscribers, and the lease they hold. */
+  readonly #subscriptions = new WeakMap<MCPConnection, Map<string, { count: number; lease: Lease<MCPConnection> }>>();
+  /** Connections that left their pool: a subscription arriving late must not hold them. */
+  readonly #gone = new WeakSet<MCPConnection>();
   /** Set by close(); its presence is what "closed" means. */
   #closing: Promise<void> | undefined;
 
@@ -285,6 +484,10 @@ export class MCPManager {
     if (opts.circuitBreaker !== undefined && opts.circuitBreaker !== false && (typeof opts.circuitBreaker !== 'object' || opts.circuitBreaker === null)) {
       throw optionError('MCPManager: circuitBreaker', 'an options object or false', opts.circuitBreaker);
     }
+    const onSampling = fn(opts.onSampling, 'MCPManager: onSampling');
+    const roots = fn(opts.roots, 'MCPManager: roots');
+    // Declared as capabilities only when given.
+    this.#handlers = onSampling || roots ? { ...(onSampling ? { sampling: onSampling } : {}), ...(roots ? { roots } : {}) } : undefined;
     this.#resolver = opts.oboTokenResolver;
     this.#userAuth = opts.userAuthHeaders;
     let servers: Record<string, ServerConfig>;
@@ -303,76 +506,246 @@ export class MCPManager {
     this.#factory = opts.connectionFactory ?? new MCPConnectionFactory({ logger: this.#logger });
     this.#breaker = opts.circuitBreaker === false ? undefined : new CircuitBreaker(opts.circuitBreaker ?? {});
 
-    this.#users = new UserConnectionManager({
+    this.#userPoolOptions = {
       connect: (req) => this.#connect(req.serverName, req.config, req.user, req.signal),
+      // The manager passes each acquire its config; this answers direct `acquire(user, name)` calls of a subclass.
       getServerConfig: (name, user) => this.resolveServerConfig(name, user),
       idleTimeoutMs: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       ...(opts.maxConnectionsPerUser === undefined ? {} : { maxConnectionsPerUser: opts.maxConnectionsPerUser }),
       ...(opts.maxUserConnections === undefined ? {} : { maxUserConnections: opts.maxUserConnections }),
       hooks: {
         onConnect: (k, _c, durationMs) => this.#emit('connect', { serverName: k.serverName, scope: 'user', ...who(k), durationMs }),
-        onEvict: (k, reason) => this.#emit('evict', { serverName: k.serverName, scope: 'user', ...who(k), reason }),
-        onDisconnect: (k, e) => this.#emit('disconnect', { serverName: k.serverName, scope: 'user', ...who(k), ...e }),
+        onEvict: (k, reason, c) => {
+          this.#left(c);
+          this.#emit('evict', { serverName: k.serverName, scope: 'user', ...who(k), reason });
+        },
+        onDisconnect: (k, e, c) => {
+          this.#left(c);
+          this.#emit('disconnect', { serverName: k.serverName, scope: 'user', ...who(k), ...e });
+        },
         onError: (k, error) => this.#emitError(k.serverName, k.userId, error),
       },
-    });
-    this.#app = new AppConnectionPool({
+    };
+    this.#appPoolOptions = {
       connect: (req) => this.#connect(req.serverName, req.config, undefined, req.signal),
       ...(opts.appIdleTimeoutMs === undefined ? {} : { idleTimeoutMs: opts.appIdleTimeoutMs }),
       hooks: {
         onConnect: (k, _c, durationMs) => this.#emit('connect', { serverName: k.serverName, scope: 'app', durationMs }),
-        onEvict: (k, reason) => this.#emit('evict', { serverName: k.serverName, scope: 'app', reason }),
-        onDisconnect: (k, e) => this.#emit('disconnect', { serverName: k.serverName, scope: 'app', ...e }),
+        onEvict: (k, reason, c) => {
+          this.#left(c);
+          this.#emit('evict', { serverName: k.serverName, scope: 'app', reason });
+        },
+        onDisconnect: (k, e, c) => {
+          this.#left(c);
+          this.#emit('disconnect', { serverName: k.serverName, scope: 'app', ...e });
+        },
         onError: (k, error) => this.#emitError(k.serverName, undefined, error),
       },
-    });
+    };
   }
 
   /**
    * Calls a tool. For an OBO server the trust checker runs first, on every call; refused → `OboError('untrusted')`
    * and nothing is sent. The connection is leased for the length of the call, so eviction waits for it.
+   * {@link wrapOperation} wraps {@link wrapToolCall}, which wraps the call.
    */
   async callTool(args: CallToolArgs): Promise<CallToolResult> {
-    const { serverName, toolName, signal } = args;
+    const { toolName } = args;
     if (typeof toolName !== 'string' || toolName === '') throw new TypeError('callTool: toolName must be a non-empty string');
-    const { lease, config, scope } = await this.#acquire(args.user, serverName, signal ? { signal } : {});
-    // Built field by field, not by spreading conditional object literals: this runs on every call.
-    const callOpts: CallToolOptions = {};
-    if (signal) callOpts.signal = signal;
-    if (args.timeoutMs !== undefined) callOpts.timeoutMs = args.timeoutMs;
-    if (args.onProgress !== undefined) callOpts.onProgress = args.onProgress;
-    if (args.resetTimeoutOnProgress !== undefined) callOpts.resetTimeoutOnProgress = args.resetTimeoutOnProgress;
-    if (args.maxTotalTimeoutMs !== undefined) callOpts.maxTotalTimeoutMs = args.maxTotalTimeoutMs;
-    if (scope === 'user') callOpts.user = args.user!;
-    let failure: unknown;
-    try {
-      const ctx: ToolCallContext = { serverName, toolName, arguments: args.arguments, user: args.user, config, scope, connection: lease.connection };
-      return await this.wrapToolCall(ctx, () => lease.connection.callTool(toolName, args.arguments, callOpts));
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      lease.release(failure === undefined ? undefined : { touch: !isCredentialFailure(failure) });
-    }
+    return this.#run('callTool', args, { toolName, arguments: args.arguments }, (connection, opts, op) => {
+      const ctx: ToolCallContext = { serverName: op.serverName, toolName, arguments: args.arguments, user: op.user, config: op.config, scope: op.scope, connection };
+      return this.wrapToolCall(ctx, () => connection.callTool(toolName, args.arguments, opts));
+    });
   }
 
   /** Lists a server's tools (all pages; cached by the connection until the server says the list changed). */
-  async listTools(args: ListToolsArgs): Promise<Tool[]> {
-    const { lease, scope } = await this.#acquire(args.user, args.serverName, { ...(args.signal ? { signal: args.signal } : {}) });
-    let failure: unknown;
-    try {
-      return await lease.connection.listTools({ ...(args.signal ? { signal: args.signal } : {}), ...(scope === 'user' ? { user: args.user! } : {}) });
-    } catch (err) {
-      failure = err;
-      throw err;
-    } finally {
-      lease.release({ touch: !isCredentialFailure(failure) });
-    }
+  listTools(args: ListToolsArgs): Promise<Tool[]> {
+    return this.#run('listTools', args, {}, (connection, opts) => connection.listTools(opts));
   }
 
   /**
-   * The connection a call for this user and server would use, connecting if needed. The connection is not
-   * leased: it may be evicted after `idleTimeoutMs` even while you hold it; prefer {@link callTool}.
+   * Lists a server's resources (all pages; cached by the connection until the server says the list changed,
+   * then `resourcesChanged` is emitted). See {@link MCPConnection.listResources}.
+   *
+   * @example
+   * ```ts
+   * const uris = (await manager.listResources({ user, serverName: 'notes' })).map((r) => r.uri);
+   * ```
+   */
+  listResources(args: ManagerCallArgs): Promise<Resource[]> {
+    return this.#run('listResources', args, {}, (connection, opts) => connection.listResources(opts));
+  }
+
+  /**
+   * Lists a server's resource templates (all pages, cached like {@link listResources}).
+   *
+   * @example
+   * ```ts
+   * const templates = await manager.listResourceTemplates({ user, serverName: 'notes' });
+   * console.log(templates.map((t) => t.uriTemplate));
+   * ```
+   */
+  listResourceTemplates(args: ManagerCallArgs): Promise<ResourceTemplate[]> {
+    return this.#run('listResourceTemplates', args, {}, (connection, opts) => connection.listResourceTemplates(opts));
+  }
+
+  /**
+   * Reads a resource with the caller's credentials. See {@link MCPConnection.readResource}.
+   *
+   * @example
+   * ```ts
+   * const { contents } = await manager.readResource({ user, serverName: 'notes', uri: 'notes://today' });
+   * ```
+   */
+  readResource(args: ResourceArgs): Promise<ReadResourceResult> {
+    const { uri } = args;
+    return this.#run('readResource', args, { uri }, (connection, opts) => connection.readResource(uri, opts));
+  }
+
+  /**
+   * Subscribes to a resource: the server's `notifications/resources/updated` for it arrive as `resourceUpdated`
+   * events naming the server and, on a user connection, the user. A subscription **holds a lease** on its
+   * connection until {@link unsubscribeResource}: a subscribed connection is not evicted for idleness (nor chosen
+   * to make room under the limits), so the updates keep coming. It ends when the connection leaves its pool
+   * otherwise (`disconnectUser`, `removeServer`, a config change, `close()`: see the `evict` event); subscribe
+   * again after that. Subscriptions are counted per connection and URI: subscribing twice needs two
+   * unsubscribes, and only the last one is sent to the server (on a shared app connection the callers share it).
+   *
+   * @example
+   * ```ts
+   * manager.on('resourceUpdated', (e) => { if (e.userId === user.id) void refresh(e.uri); });
+   * await manager.subscribeResource({ user, serverName: 'notes', uri: 'notes://today' });
+   * ```
+   */
+  subscribeResource(args: ResourceArgs): Promise<void> {
+    const { uri } = args;
+    return this.#run('subscribeResource', args, { uri }, async (connection, opts, _op, hold) => {
+      let subs = this.#subscriptions.get(connection);
+      const existing = subs?.get(uri);
+      if (existing) {
+        existing.count++;
+        return;
+      }
+      await connection.subscribeResource(uri, opts);
+      // Another subscribe of this URI may have finished while this one was on the wire.
+      subs = this.#subscriptions.get(connection);
+      const again = subs?.get(uri);
+      if (again) {
+        again.count++;
+        return;
+      }
+      if (this.#gone.has(connection)) return; // it left its pool meanwhile: nothing to hold open
+      if (!subs) this.#subscriptions.set(connection, (subs = new Map()));
+      subs.set(uri, { count: 1, lease: hold() });
+    });
+  }
+
+  /**
+   * Ends one subscription made with {@link subscribeResource}; the last one of a URI on a connection sends
+   * `resources/unsubscribe` and releases the connection's lease (its idle clock starts).
+   *
+   * @example
+   * ```ts
+   * await manager.unsubscribeResource({ user, serverName: 'notes', uri: 'notes://today' });
+   * ```
+   */
+  unsubscribeResource(args: ResourceArgs): Promise<void> {
+    const { uri } = args;
+    return this.#run('unsubscribeResource', args, { uri }, async (connection, opts) => {
+      const subs = this.#subscriptions.get(connection);
+      const entry = subs?.get(uri);
+      if (entry && entry.count > 1) {
+        entry.count--;
+        return;
+      }
+      if (entry) subs!.delete(uri);
+      try {
+        await connection.unsubscribeResource(uri, opts);
+      } finally {
+        entry?.lease.release();
+      }
+    });
+  }
+
+  /**
+   * Lists a server's prompts (all pages; cached until the server says the list changed, then `promptsChanged`).
+   *
+   * @example
+   * ```ts
+   * const names = (await manager.listPrompts({ user, serverName: 'notes' })).map((p) => p.name);
+   * ```
+   */
+  listPrompts(args: ManagerCallArgs): Promise<Prompt[]> {
+    return this.#run('listPrompts', args, {}, (connection, opts) => connection.listPrompts(opts));
+  }
+
+  /**
+   * Gets a prompt with its arguments filled in. See {@link MCPConnection.getPrompt}.
+   *
+   * @example
+   * ```ts
+   * const { messages } = await manager.getPrompt({ user, serverName: 'notes', name: 'summarize', arguments: { style: 'bullets' } });
+   * ```
+   */
+  getPrompt(args: GetPromptArgs): Promise<GetPromptResult> {
+    const { name } = args;
+    return this.#run('getPrompt', args, { name, arguments: args.arguments }, (connection, opts) => connection.getPrompt(name, args.arguments, opts));
+  }
+
+  /**
+   * Asks for completions of a prompt or resource template argument. See {@link MCPConnection.complete}.
+   *
+   * @example
+   * ```ts
+   * const { values } = await manager.complete({ user, serverName: 'notes', ref: { type: 'ref/prompt', name: 'summarize' }, argument: { name: 'style', value: 'b' } });
+   * ```
+   */
+  complete(args: CompleteArgs): Promise<Completion> {
+    const params: CompleteParams = { ref: args.ref, argument: args.argument, ...(args.context === undefined ? {} : { context: args.context }) };
+    return this.#run('complete', args, { ...params }, (connection, opts) => connection.complete(params, opts));
+  }
+
+  /**
+   * Sets the level of the log messages a server sends on this (user's) connection; they arrive as `serverLog`
+   * events naming the server and the user. The level is set again on every new session of that connection.
+   *
+   * @example
+   * ```ts
+   * manager.on('serverLog', (e) => logger.info({ server: e.serverName, user: e.userId, level: e.level }, 'MCP server log'));
+   * await manager.setLoggingLevel({ user, serverName: 'notes', level: 'warning' });
+   * ```
+   */
+  setLoggingLevel(args: SetLoggingLevelArgs): Promise<void> {
+    const { level } = args;
+    return this.#run('setLoggingLevel', args, { level }, (connection, opts) => connection.setLoggingLevel(level, opts));
+  }
+
+  /**
+   * Runs `fn` with the connection a call for this user and server would use, **leased** until the promise `fn`
+   * returns settles: nothing evicts it under you. Routing and the OBO trust check are those of {@link callTool}.
+   * On a user connection pass `{ user }` to the calls you make (each call's credentials are its caller's); the
+   * default is the most recent caller of the connection, which is this user. `connection.client` is the SDK
+   * `Client` (read-only) for what the connection does not wrap.
+   *
+   * @example
+   * ```ts
+   * const caps = await manager.withConnection({ user, serverName: 'notes' }, async (connection) => {
+   *   await connection.client?.ping();
+   *   return connection.client?.getServerCapabilities();
+   * });
+   * ```
+   */
+  withConnection<T>(args: WithConnectionArgs, fn: (connection: MCPConnection) => Promise<T> | T): Promise<T> {
+    if (typeof fn !== 'function') return Promise.reject(new TypeError('withConnection: fn must be a function'));
+    const { user, serverName, signal, serverConfig } = args ?? ({} as WithConnectionArgs);
+    const callArgs: ManagerCallArgs = { serverName, ...(user ? { user } : {}), ...(signal ? { signal } : {}), ...(serverConfig === undefined ? {} : { serverConfig }) };
+    return this.#run('withConnection', callArgs, {}, async (connection) => fn(connection));
+  }
+
+  /**
+   * The connection a call for this user and server would use, connecting if needed. The connection is **not
+   * leased**: it may be evicted (closed) after `idleTimeoutMs` even while you hold it. Prefer {@link withConnection},
+   * which holds a lease for its callback, or the operations ({@link callTool}, {@link readResource}, …).
    */
   async getConnection(args: GetConnectionArgs): Promise<MCPConnection> {
     const config = args.serverConfig === undefined ? undefined : this.#parseOne(args.serverName, args.serverConfig);
@@ -400,7 +773,7 @@ export class MCPManager {
   async removeServer(name: string): Promise<void> {
     this.#servers.delete(name);
     this.#breaker?.reset(name);
-    await Promise.all([this.#users.removeServer(name), this.#app.removeServer(name)]);
+    await Promise.all([this.#userPool?.removeServer(name), this.#appPool?.removeServer(name)]);
   }
 
   /**
@@ -408,7 +781,7 @@ export class MCPManager {
    * to close only that tenant's user with this id.
    */
   disconnectUser(userId: string, tenantId?: string): Promise<void> {
-    return this.#users.disconnectUser(userId, tenantId);
+    return this.#userPool?.disconnectUser(userId, tenantId) ?? Promise.resolve();
   }
 
   /** Names of the configured servers. */
@@ -418,8 +791,8 @@ export class MCPManager {
 
   /** Sizes and counters. */
   stats(): MCPManagerStats {
-    const u = this.#users.stats();
-    const a = this.#app.stats();
+    const u = this.#users().stats();
+    const a = this.#app().stats();
     return {
       users: u.users,
       userConnections: u.userConnections,
@@ -455,7 +828,7 @@ export class MCPManager {
   close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = (async () => {
-        await Promise.all([this.#users.close(), this.#app.close()]);
+        await Promise.all([this.#userPool?.close(), this.#appPool?.close()]);
         if (this.#ownsFactory) await this.#factory.close();
       })();
     }
@@ -463,17 +836,21 @@ export class MCPManager {
   }
 
   /**
-   * Extension point: the config of a server for a user. Override to keep per-user or per-tenant configs
-   * (return a validated config, e.g. from {@link parseServerConfig}); `undefined` means unknown server.
+   * Extension point: the config of a server for a user. Override to keep per-user or per-tenant configs, e.g.
+   * in a database (it may be async; return a validated config, e.g. from {@link parseServerConfig});
+   * `undefined` means unknown server. Called once per operation that has no per-call `serverConfig`, so cache
+   * what is slow to load. A config that differs from the registered one (or a server with no registered config)
+   * is served from the user's pool when there is a user: per-user configs never share, or thrash, one connection.
    */
-  protected resolveServerConfig(serverName: string, user: UserContext | undefined): ServerConfig | undefined {
+  protected resolveServerConfig(serverName: string, user: UserContext | undefined): Promise<ServerConfig | undefined> | ServerConfig | undefined {
     void user;
     return this.#servers.get(serverName);
   }
 
   /**
    * Extension point: whether a server needs a per-user connection. Overrides can only add user scoping:
-   * a server that {@link requiresUserScopedConnection} is never shared, whatever this returns.
+   * a server that {@link requiresUserScopedConnection} is never shared, whatever this returns, and neither is a
+   * config that differs from the registered one (see {@link resolveServerConfig}).
    */
   protected isUserScoped(serverName: string, config: ServerConfig): boolean {
     void serverName;
@@ -481,12 +858,91 @@ export class MCPManager {
   }
 
   /**
+   * Extension point: wraps every operation that uses a connection ({@link ManagerOperation}: tool calls, lists,
+   * resource reads and subscriptions, prompts, completions, the log level, {@link withConnection}), after
+   * routing, the trust check and the lease; call `run()` to perform it. For `callTool` it wraps
+   * {@link wrapToolCall}. The connection stays leased until the returned promise settles.
+   */
+  protected wrapOperation<T>(ctx: OperationContext, run: () => Promise<T>): Promise<T> {
+    void ctx;
+    return run();
+  }
+
+  /**
    * Extension point: wraps every tool call (auditing, metrics, result filtering, retries). Call `next()` to
-   * make the call; the connection stays leased until the returned promise settles.
+   * make the call; the connection stays leased until the returned promise settles. Runs inside {@link wrapOperation}.
    */
   protected wrapToolCall(ctx: ToolCallContext, next: () => Promise<CallToolResult>): Promise<CallToolResult> {
     void ctx;
     return next();
+  }
+
+  /**
+   * Extension point: makes the pool of user connections, once, on first use. Return a
+   * {@link UserConnectionManager} (or subclass) built with `options` (you may change its limits or wrap its
+   * hooks; keep `connect` and the hooks, which carry the manager's credentials, circuit breaker and events).
+   * Every user-scoped operation acquires its lease through that pool's `acquire`, after the OBO trust check.
+   */
+  protected createUserPool(options: UserConnectionManagerOptions): UserConnectionManager {
+    return new UserConnectionManager(options);
+  }
+
+  /**
+   * Extension point: makes the pool of shared app connections, once, on first use; see {@link createUserPool}.
+   * Return `super.createAppPool(options)` (with changed options, e.g. `idleTimeoutMs`), or a wrapper delegating to it.
+   */
+  protected createAppPool(options: AppConnectionPoolOptions): SharedConnectionPool {
+    return new AppConnectionPool(options);
+  }
+
+  #users(): UserConnectionManager {
+    return (this.#userPool ??= this.createUserPool({ ...this.#userPoolOptions }));
+  }
+
+  #app(): SharedConnectionPool {
+    return (this.#appPool ??= this.createAppPool({ ...this.#appPoolOptions }));
+  }
+
+  /**
+   * One operation: validate a per-call config, acquire (route, trust check, lease), run it inside
+   * {@link wrapOperation} with the caller's per-call options, release the lease (unless `hold()` took it over).
+   */
+  async #run<T>(
+    operation: ManagerOperation,
+    args: ManagerCallArgs,
+    params: Readonly<Record<string, unknown>>,
+    call: (connection: MCPConnection, opts: ConnectionRequestOptions, ctx: OperationContext, hold: () => Lease<MCPConnection>) => Promise<T>,
+  ): Promise<T> {
+    if (!args || typeof args !== 'object') throw new TypeError(`${operation}: arguments must be an object`);
+    const { serverName, signal } = args;
+    const override = args.serverConfig === undefined ? undefined : this.#parseOne(serverName, args.serverConfig);
+    const acquireOpts: { signal?: AbortSignal; config?: ServerConfig } = {};
+    if (signal) acquireOpts.signal = signal;
+    if (override) acquireOpts.config = override;
+    const { lease, config, scope } = await this.#acquire(args.user, serverName, acquireOpts);
+    // Built field by field, not by spreading conditional object literals: this runs on every call.
+    const opts: ConnectionRequestOptions = {};
+    if (signal) opts.signal = signal;
+    if (args.timeoutMs !== undefined) opts.timeoutMs = args.timeoutMs;
+    if (args.onProgress !== undefined) opts.onProgress = args.onProgress;
+    if (args.resetTimeoutOnProgress !== undefined) opts.resetTimeoutOnProgress = args.resetTimeoutOnProgress;
+    if (args.maxTotalTimeoutMs !== undefined) opts.maxTotalTimeoutMs = args.maxTotalTimeoutMs;
+    if (scope === 'user') opts.user = args.user!;
+    let held = false;
+    const hold = () => {
+      held = true;
+      return lease;
+    };
+    let failure: unknown;
+    try {
+      const ctx: OperationContext = { operation, params, serverName, user: args.user, config, scope, connection: lease.connection };
+      return await this.wrapOperation(ctx, () => call(lease.connection, opts, ctx, hold));
+    } catch (err) {
+      failure = err;
+      throw err;
+    } finally {
+      if (!held) lease.release(failure === undefined ? undefined : { touch: !isCredentialFailure(failure) });
+    }
   }
 
   async #acquire(
@@ -496,18 +952,67 @@ export class MCPManager {
   ): Promise<{ lease: Lease<MCPConnection>; config: ServerConfig; scope: PoolScope }> {
     this.#assertOpen(serverName);
     if (typeof serverName !== 'string' || serverName === '') throw new TypeError('serverName must be a non-empty string');
-    const config = opts.config ?? this.resolveServerConfig(serverName, user);
+    let config = opts.config;
+    if (!config) {
+      const found = this.resolveServerConfig(serverName, user);
+      config = isPromiseLike(found) ? await found : found;
+      this.#assertOpen(serverName);
+    }
     if (!config) throw new SwitchboardError('unknown_server', `Unknown MCP server "${serverName}"`, { serverName });
-    const userScoped = requiresUserScopedConnection(config) || this.isUserScoped(serverName, config);
+    const userScoped =
+      requiresUserScopedConnection(config) || this.isUserScoped(serverName, config) || (user !== undefined && !this.#isRegistered(serverName, config));
     if (!userScoped) {
-      return { lease: await this.#app.acquire(serverName, config, opts), config, scope: 'app' };
+      return { lease: await this.#app().acquire(serverName, config, opts), config, scope: 'app' };
     }
     assertUser(user, serverName);
     if (hasObo(config)) await assertOboTrusted(this.#trust, { serverName, config, user });
-    const lease = await this.#users.acquire(user, serverName, { ...opts, config });
+    const lease = await this.#users().acquire(user, serverName, { ...opts, config });
     // From now on, requests of this connection that belong to no call use this caller's credentials.
     this.#callers.get(lease.connection)?.observe(user);
     return { lease, config, scope: 'user' };
+  }
+
+  /** Whether `config` is the server's registered config (the same object, or the same fields): then it may be shared. */
+  #isRegistered(serverName: string, config: ServerConfig): boolean {
+    const registered = this.#servers.get(serverName);
+    return registered !== undefined && (registered === config || configFingerprint(registered) === configFingerprint(config));
+  }
+
+  /** A connection left its pool (evicted or closed): its subscriptions end and release their leases. */
+  #left(connection: MCPConnection): void {
+    this.#gone.add(connection);
+    const subs = this.#subscriptions.get(connection);
+    if (!subs) return;
+    this.#subscriptions.delete(connection);
+    // Not from inside the pool's hook: the pool is mid-transition (see PoolHooks.onEvict).
+    queueMicrotask(() => {
+      for (const { lease } of subs.values()) lease.release();
+    });
+  }
+
+  /**
+   * Reports a connection's server notifications as manager events naming its server and user. One listener per
+   * event per connection, removed when the connection closes.
+   */
+  #watch(conn: MCPConnection, serverName: string, user: UserContext | undefined): void {
+    const base = user ? { serverName, scope: 'user' as const, ...who({ userId: user.id, ...(user.tenantId === undefined ? {} : { tenantId: user.tenantId }) }) } : { serverName, scope: 'app' as const };
+    const onTools = () => this.#emit('toolsChanged', { ...base });
+    const onResources = () => this.#emit('resourcesChanged', { ...base });
+    const onPrompts = () => this.#emit('promptsChanged', { ...base });
+    const onUpdated = (e: ResourceUpdatedEvent) => this.#emit('resourceUpdated', { ...base, uri: e.uri });
+    const onLog = (e: ServerLogEvent) => this.#emit('serverLog', { ...base, level: e.level, ...(e.logger === undefined ? {} : { logger: e.logger }), data: e.data });
+    conn.on('toolsChanged', onTools);
+    conn.on('resourcesChanged', onResources);
+    conn.on('promptsChanged', onPrompts);
+    conn.on('resourceUpdated', onUpdated);
+    conn.on('serverLog', onLog);
+    conn.once('close', () => {
+      conn.off('toolsChanged', onTools);
+      conn.off('resourcesChanged', onResources);
+      conn.off('promptsChanged', onPrompts);
+      conn.off('resourceUpdated', onUpdated);
+      conn.off('serverLog', onLog);
+    });
   }
 
   async #connect(serverName: string, config: ServerConfig, user: UserContext | undefined, signal: AbortSignal): Promise<MCPConnection> {
@@ -515,8 +1020,16 @@ export class MCPManager {
     try {
       const auth = user ? this.#authFor(serverName, config) : undefined;
       const callers = user ? new CallerContext(user) : undefined;
-      const conn = await this.#factory.create({ serverName, config, ...(user ? { user, callers } : {}), signal, ...(auth ? { auth } : {}) });
+      const conn = await this.#factory.create({
+        serverName,
+        config,
+        ...(user ? { user, callers } : {}),
+        signal,
+        ...(auth ? { auth } : {}),
+        ...(this.#handlers ? { handlers: this.#handlers } : {}),
+      });
       if (callers) this.#callers.set(conn, callers);
+      this.#watch(conn, serverName, user);
       this.#breaker?.success(serverName);
       return conn;
     } catch (err) {
@@ -608,4 +1121,8 @@ function hasObo(config: ServerConfig): config is Extract<ServerConfig, { type: '
 
 function who(k: { userId: string; tenantId?: string }): { userId: string; tenantId?: string } {
   return k.tenantId === undefined ? { userId: k.userId } : { userId: k.userId, tenantId: k.tenantId };
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | undefined)?.then === 'function';
 }

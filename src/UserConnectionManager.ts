@@ -75,8 +75,11 @@ export interface UserConnectRequest {
 export interface UserConnectionManagerOptions {
   /** Opens a connected connection; usually `factory.create`. */
   connect(req: UserConnectRequest): Promise<MCPConnection>;
-  /** The current config of a server for a user; `undefined` for an unknown server. */
-  getServerConfig(serverName: string, user: UserContext): ServerConfig | undefined;
+  /**
+   * The current config of a server for a user; `undefined` for an unknown server. May be async (configs kept in
+   * a database). Not called when an acquire passes its own `config` (as {@link MCPManager} always does).
+   */
+  getServerConfig(serverName: string, user: UserContext): ServerConfig | undefined | Promise<ServerConfig | undefined>;
   /** Idle time after the last call ended before a connection is closed. Default 15 minutes. */
   idleTimeoutMs?: number;
   /** Most connections per user (per tenant and id). Default unlimited. */
@@ -86,8 +89,8 @@ export interface UserConnectionManagerOptions {
   /** Event hooks. */
   hooks?: {
     onConnect?(key: UserPoolKey, connection: MCPConnection, durationMs: number): void;
-    onEvict?(key: UserPoolKey, reason: EvictReason): void;
-    onDisconnect?(key: UserPoolKey, e: { reason?: EvictReason; error?: SwitchboardError }): void;
+    onEvict?(key: UserPoolKey, reason: EvictReason, connection: MCPConnection): void;
+    onDisconnect?(key: UserPoolKey, e: { reason?: EvictReason; error?: SwitchboardError }, connection: MCPConnection): void;
     onError?(key: UserPoolKey, error: unknown): void;
   };
   /** Clock for idle accounting; defaults to `Date.now`. */
@@ -201,8 +204,8 @@ export class UserConnectionManager {
       limitNames: { perOwner: 'maxConnectionsPerUser', total: 'maxUserConnections' },
       hooks: {
         onConnect: (pk, c, ms) => hooks.onConnect?.(pk as UserPoolKey, c, ms),
-        onEvict: (pk, r) => hooks.onEvict?.(pk as UserPoolKey, r),
-        onDisconnect: (pk, e) => hooks.onDisconnect?.(pk as UserPoolKey, e),
+        onEvict: (pk, r, c) => hooks.onEvict?.(pk as UserPoolKey, r, c),
+        onDisconnect: (pk, e, c) => hooks.onDisconnect?.(pk as UserPoolKey, e, c),
         onError: (pk, e) => hooks.onError?.(pk as UserPoolKey, e),
       },
       ...(opts.now ? { now: opts.now } : {}),
@@ -211,7 +214,8 @@ export class UserConnectionManager {
 
   /**
    * Leases the user's connection to a server for one use; call `release()` when done. Eviction never closes
-   * a connection under a lease.
+   * a connection under a lease. Subclasses may override it (to add a per-tenant policy, metrics, …) and call
+   * `super.acquire`: {@link MCPManager} routes every user-scoped operation through it.
    */
   acquire(user: UserContext, serverName: string, opts: UserGetOptions = {}): Promise<Lease<MCPConnection>> {
     try {
@@ -219,7 +223,18 @@ export class UserConnectionManager {
     } catch (err) {
       return Promise.reject(err);
     }
-    const config = opts.config ?? this.#getServerConfig(serverName, user);
+    if (opts.config) return this.#acquireWith(user, serverName, opts.config, opts);
+    let found: ServerConfig | undefined | Promise<ServerConfig | undefined>;
+    try {
+      found = this.#getServerConfig(serverName, user);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (isPromiseLike(found)) return Promise.resolve(found).then((config) => this.#acquireWith(user, serverName, config, opts));
+    return this.#acquireWith(user, serverName, found, opts);
+  }
+
+  #acquireWith(user: UserContext, serverName: string, config: ServerConfig | undefined, opts: UserGetOptions): Promise<Lease<MCPConnection>> {
     if (!config) return Promise.reject(new SwitchboardError('unknown_server', `Unknown MCP server "${serverName}"`, { serverName }));
     // What a live connection cannot change (URL, command, env) resolved for THIS caller: a change of the
     // user's values there replaces the connection; a value the user no longer has fails here, before anything is sent.
@@ -275,4 +290,8 @@ export class UserConnectionManager {
   close(): Promise<void> {
     return this.#pool.close();
   }
+}
+
+function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
+  return typeof (value as { then?: unknown } | undefined)?.then === 'function';
 }

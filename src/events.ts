@@ -5,6 +5,7 @@
  * @module
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
+import type { LoggingLevel } from '@modelcontextprotocol/sdk/types.js';
 import type { SwitchboardError } from './errors.js';
 
 /**
@@ -159,6 +160,54 @@ export interface ErrorEvent {
 }
 
 /**
+ * A server said one of its lists changed (`notifications/tools/list_changed`, `…/resources/list_changed`,
+ * `…/prompts/list_changed`): the payload of `toolsChanged`, `resourcesChanged` and `promptsChanged`. The
+ * connection already dropped its cached list; the next `listTools` / `listResources` / `listPrompts` for that
+ * user (or, on a shared connection, anyone) fetches it again. On a user connection it names that connection's
+ * user only: a notification never reaches another user's listeners with their id.
+ *
+ * @example
+ * ```ts
+ * manager.on('toolsChanged', (e: ListChangedEvent) => toolCache.delete(`${e.tenantId ?? '-'}/${e.userId ?? '*'}/${e.serverName}`));
+ * ```
+ */
+export interface ListChangedEvent extends ConnectionEventBase {}
+
+/**
+ * A server sent `notifications/resources/updated` for a resource subscribed with
+ * `manager.subscribeResource` (on a user connection: subscribed by that user).
+ *
+ * @example
+ * ```ts
+ * manager.on('resourceUpdated', (e: ServerResourceUpdatedEvent) => {
+ *   if (e.userId) void notifyUser(e.userId, { server: e.serverName, uri: e.uri });
+ * });
+ * ```
+ */
+export interface ServerResourceUpdatedEvent extends ConnectionEventBase {
+  /** The resource that changed (it may be a sub-resource of the URI subscribed to). */
+  uri: string;
+}
+
+/**
+ * A log message a server sent (`notifications/message`); see `manager.setLoggingLevel`. `data` is the server's
+ * own and may hold anything: log it with care.
+ *
+ * @example
+ * ```ts
+ * manager.on('serverLog', (e: ServerLogMessageEvent) => logger.info({ server: e.serverName, user: e.userId, level: e.level, data: e.data }, 'MCP server log'));
+ * ```
+ */
+export interface ServerLogMessageEvent extends ConnectionEventBase {
+  /** Its severity: `debug` … `emergency` (RFC 5424). */
+  level: LoggingLevel;
+  /** The server-side logger's name, when the server gave one. */
+  logger?: string;
+  /** Any JSON value the server sent. */
+  data: unknown;
+}
+
+/**
  * The event map of {@link MCPManager}.
  *
  * @example
@@ -177,6 +226,16 @@ export interface MCPManagerEvents {
   oboExchange: OboExchangeEvent;
   /** A failure no caller sees. */
   error: ErrorEvent;
+  /** A server's tool list changed. */
+  toolsChanged: ListChangedEvent;
+  /** A server's resource (and resource template) list changed. */
+  resourcesChanged: ListChangedEvent;
+  /** A server's prompt list changed. */
+  promptsChanged: ListChangedEvent;
+  /** A subscribed resource changed. */
+  resourceUpdated: ServerResourceUpdatedEvent;
+  /** A server sent a log message. */
+  serverLog: ServerLogMessageEvent;
 }
 
 /**
@@ -205,6 +264,11 @@ export const DIAGNOSTICS_CHANNELS: { readonly [K in MCPManagerEventName]: string
   evict: 'mcp-switchboard:evict',
   oboExchange: 'mcp-switchboard:oboExchange',
   error: 'mcp-switchboard:error',
+  toolsChanged: 'mcp-switchboard:toolsChanged',
+  resourcesChanged: 'mcp-switchboard:resourcesChanged',
+  promptsChanged: 'mcp-switchboard:promptsChanged',
+  resourceUpdated: 'mcp-switchboard:resourceUpdated',
+  serverLog: 'mcp-switchboard:serverLog',
 });
 
 const channels = new Map<string, diagnosticsChannel.Channel>();

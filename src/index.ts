@@ -88,14 +88,35 @@ export type {
   ErrorEvent,
   EvictEvent,
   EvictReason,
+  ListChangedEvent,
   MCPManagerEventName,
   MCPManagerEvents,
   OboExchangeEvent,
   OboExchangeInfo,
   PoolScope,
+  ServerLogMessageEvent,
+  ServerResourceUpdatedEvent,
 } from './events.js';
 export { MCPManager } from './MCPManager.js';
-export type { MCPManagerOptions, CallToolArgs, ListToolsArgs, GetConnectionArgs, ToolCallContext, MCPManagerStats, UserAuthHeaderProvider } from './MCPManager.js';
+export type {
+  MCPManagerOptions,
+  CallToolArgs,
+  ListToolsArgs,
+  GetConnectionArgs,
+  ToolCallContext,
+  MCPManagerStats,
+  UserAuthHeaderProvider,
+  ManagerCallArgs,
+  ResourceArgs,
+  GetPromptArgs,
+  CompleteArgs,
+  SetLoggingLevelArgs,
+  WithConnectionArgs,
+  ManagerOperation,
+  OperationContext,
+} from './MCPManager.js';
+// The shared pool itself stays internal: the manager makes it (`createAppPool`); a host sees its interface.
+export type { AppConnectionPoolOptions, AppConnectRequest, SharedConnectionPool } from './AppConnectionPool.js';
 export { UserConnectionManager, DEFAULT_IDLE_TIMEOUT_MS } from './UserConnectionManager.js';
 export type { UserConnectionManagerOptions, UserConnectRequest, UserGetOptions, UserPoolKey, UserPoolStats } from './UserConnectionManager.js';
 export type { Lease, LeaseReleaseOptions, PoolCounters, PoolKey, PoolableConnection, AcquireOptions } from './pool/ConnectionPool.js';

@@ -127,10 +127,13 @@ export type SlotState = 'connecting' | 'abandoned' | 'ready' | 'draining' | 'clo
 export interface PoolHooks<C> {
   /** A connection was installed in the pool. */
   onConnect?(key: PoolKey, connection: C, durationMs: number): void;
-  /** A connection left the pool; it is closed once its leases end. */
-  onEvict?(key: PoolKey, reason: EvictReason): void;
-  /** A connection closed (`reason` when the pool closed it, `error` when it died). */
-  onDisconnect?(key: PoolKey, e: { reason?: EvictReason; error?: SwitchboardError }): void;
+  /**
+   * A connection left the pool; it is closed once its leases end. `connection` is the one evicted. Called while
+   * the pool updates its state: do not release a lease of that connection synchronously from here (defer it).
+   */
+  onEvict?(key: PoolKey, reason: EvictReason, connection: C): void;
+  /** A connection closed (`reason` when the pool closed it, `error` when it died); `connection` is the one closed. */
+  onDisconnect?(key: PoolKey, e: { reason?: EvictReason; error?: SwitchboardError }, connection: C): void;
   /** A background failure (closing a connection failed). */
   onError?(key: PoolKey, error: unknown): void;
 }
@@ -738,7 +741,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
     if (this.#ready.get(s.pk.key) === s) this.#ready.delete(s.pk.key);
     this.#counters.evictions[reason]++;
     s.reason = reason;
-    this.#opts.hooks?.onEvict?.(s.pk, reason);
+    this.#opts.hooks?.onEvict?.(s.pk, reason, s.conn!);
     if (s.leases === 0 || force) {
       if (reason === 'closed') this.#transition(s, 'poolClose');
       else if (reason === 'idle') this.#transition(s, 'idle');
@@ -773,7 +776,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
     }
     this.#transition(s, 'closed');
     this.#untrack(s);
-    if (s.announced) this.#opts.hooks?.onDisconnect?.(s.pk, { reason: s.reason ?? 'closed' });
+    if (s.announced) this.#opts.hooks?.onDisconnect?.(s.pk, { reason: s.reason ?? 'closed' }, s.conn!);
   }
 
   #onConnectionClosed(s: Slot<C>, error: SwitchboardError | undefined): void {
@@ -784,7 +787,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
     if (this.#ready.get(s.pk.key) === s) this.#ready.delete(s.pk.key);
     this.#transition(s, 'died');
     this.#untrack(s);
-    this.#opts.hooks?.onDisconnect?.(s.pk, error ? { error } : {});
+    this.#opts.hooks?.onDisconnect?.(s.pk, error ? { error } : {}, s.conn!);
   }
 
   #clearTimer(s: Slot<C>): void {
