@@ -14,7 +14,7 @@ import { hasUserPlaceholder, resolvePlaceholders } from './config/placeholders.j
 import { CallerContext, type JsonRpcId } from './connection/callerContext.js';
 import { KeyedSemaphore } from './connection/admission.js';
 import { ConfigError, SwitchboardError, type ConfigIssue } from './errors.js';
-import { knownKeys, optionError } from './options.js';
+import { knownKeys, nonNegativeMs, optionError } from './options.js';
 import { silentLogger, type Logger, type UserContext } from './types.js';
 import { MCPConnection, type ConnectionHandlers, type ConnectionLimits, type MCPConnectionOptions } from './MCPConnection.js';
 import { resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectOptions } from './connection/backoff.js';
@@ -107,6 +107,12 @@ export interface MCPConnectionFactoryOptions {
    * count against `initTimeoutMs` (the caller's signal still applies). `Infinity` turns the bound off.
    */
   maxConcurrentConnects?: number;
+  /**
+   * How long a stdio server gets to exit on its own at each step of its close, in ms (default 2 000): its stdin is
+   * ended, then after this long its whole process group gets SIGTERM, and after this long again SIGKILL. Lower it
+   * for servers known to ignore stdin's end (tests); raise it for servers that need time to flush.
+   */
+  stdioCloseGraceMs?: number;
 }
 
 /**
@@ -131,6 +137,7 @@ export const FACTORY_OPTION_KEYS: readonly string[] = [
   'watchResponseStreams',
   'standbyStream',
   'maxConcurrentConnects',
+  'stdioCloseGraceMs',
 ];
 
 /**
@@ -223,6 +230,7 @@ export class MCPConnectionFactory {
     this.#ownsHttpClient = !opts.httpClient;
     this.#httpClient = opts.httpClient ?? new HttpClient();
     this.#admission = new KeyedSemaphore(opts.maxConcurrentConnects ?? DEFAULT_MAX_CONCURRENT_CONNECTS);
+    nonNegativeMs(opts.stdioCloseGraceMs, 'MCPConnectionFactory: stdioCloseGraceMs', undefined);
     this.#reconnect = resolveReconnectOptions(opts.reconnect);
   }
 
@@ -411,6 +419,7 @@ export class MCPConnectionFactory {
       config: resolved,
       fetch,
       maxMessageBytes,
+      ...(this.#opts.stdioCloseGraceMs === undefined ? {} : { closeGraceMs: this.#opts.stdioCloseGraceMs }),
       ...(http.dispatcher ? { dispatcher: http.dispatcher } : {}),
       ...(signal ? { signal } : {}),
     });

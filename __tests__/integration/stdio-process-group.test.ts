@@ -56,9 +56,18 @@ const PER_USER = { ...wrapped(), env: { MCP_USER: '{{user.id}}' }, stderr: 'igno
 describe('stdio servers behind a wrapper end with their process group (through MCPManager)', () => {
   let manager: MCPManager | undefined;
   const started: number[] = [];
+  /** Factories made by a test, closed after its manager. */
+  const factories: MCPConnectionFactory[] = [];
+  /** These servers ignore stdin's end: a short grace keeps each close quick (the default is 2 s). */
+  const fastClose = () => {
+    const factory = new MCPConnectionFactory({ stdioCloseGraceMs: 100 });
+    factories.push(factory);
+    return factory;
+  };
   afterEach(async () => {
     await manager?.close();
     manager = undefined;
+    for (const f of factories.splice(0)) await f.close();
     // Whatever a failed assertion left running is ended here, not left to the next test file.
     for (const pid of started.splice(0)) if (alive(pid)) process.kill(pid, 'SIGKILL');
   });
@@ -71,7 +80,7 @@ describe('stdio servers behind a wrapper end with their process group (through M
   }
 
   it('3 users → 3 servers; each is gone as soon as disconnectUser resolves', async () => {
-    manager = new MCPManager({ servers: { local: PER_USER } });
+    manager = new MCPManager({ servers: { local: PER_USER }, connectionFactory: fastClose() });
     const m = manager;
     const pids = await Promise.all(USERS.map((u) => serverPid(m, u)));
     expect(new Set(pids).size).toBe(3);
@@ -83,7 +92,7 @@ describe('stdio servers behind a wrapper end with their process group (through M
   });
 
   it('idle eviction ends the server before the disconnect event is emitted', async () => {
-    manager = new MCPManager({ servers: { local: PER_USER }, idleTimeoutMs: 50 });
+    manager = new MCPManager({ servers: { local: PER_USER }, idleTimeoutMs: 50, connectionFactory: fastClose() });
     const m = manager;
     const evicted = new Map<string, boolean>();
     const pids = new Map<string, number>();
@@ -102,7 +111,7 @@ describe('stdio servers behind a wrapper end with their process group (through M
   });
 
   it('manager.close() leaves no server running', async () => {
-    manager = new MCPManager({ servers: { local: PER_USER } });
+    manager = new MCPManager({ servers: { local: PER_USER }, connectionFactory: fastClose() });
     const m = manager;
     const pids = await Promise.all(USERS.map((u) => serverPid(m, u)));
     expect(new Set(pids).size).toBe(3);
@@ -113,7 +122,8 @@ describe('stdio servers behind a wrapper end with their process group (through M
   it('a result over limits.maxResultBytes is too_large; the same server answers the next call', async () => {
     // 100 kB cap; the result (120 kB of text) is over it but within 64 KiB of envelope room: too_large from the
     // connection's own result check today, and the same once the factory passes maxMessageBytes to the transport.
-    const factory = new MCPConnectionFactory({ limits: { maxResultBytes: 100_000 } });
+    const factory = new MCPConnectionFactory({ limits: { maxResultBytes: 100_000 }, stdioCloseGraceMs: 100 });
+    factories.push(factory);
     manager = new MCPManager({ servers: { local: PER_USER }, connectionFactory: factory });
     const m = manager;
     const user = USERS[0]!;
@@ -215,7 +225,7 @@ describe('StdioProcessTransport', () => {
   });
 
   it('an answer over maxMessageBytes fails that request alone with too_large; the server is not restarted', async () => {
-    const transport = new StdioProcessTransport({ ...wrapped(), stderr: 'ignore', serverName: 'local', maxMessageBytes: 10_000 });
+    const transport = new StdioProcessTransport({ ...wrapped(), stderr: 'ignore', serverName: 'local', maxMessageBytes: 10_000, closeGraceMs: 100 });
     const { client, serverPid } = await connect(transport);
     const childPid = transport.pid;
     try {

@@ -42,6 +42,7 @@ export function createDefaultTransport(ctx: TransportContext): Transport {
         ...(config.cwd ? { cwd: config.cwd } : {}),
         stderr: config.stderr ?? 'inherit',
         ...(ctx.maxMessageBytes === undefined ? {} : { maxMessageBytes: ctx.maxMessageBytes }),
+        ...(ctx.closeGraceMs === undefined ? {} : { closeGraceMs: ctx.closeGraceMs }),
       });
     case 'sse':
       // SSEClientTransport uses `fetch` for the event stream too unless `eventSourceInit.fetch` overrides it.

@@ -101,6 +101,11 @@ export interface TransportContext {
    * envelope room. Absent: the transport's own default.
    */
   maxMessageBytes?: number;
+  /**
+   * How long a stdio server gets to exit on its own at each step of its close (stdin's end, then SIGTERM to its
+   * process group), in ms; absent: the transport's default (2 000).
+   */
+  closeGraceMs?: number;
 }
 
 /**
