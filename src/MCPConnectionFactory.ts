@@ -400,7 +400,8 @@ export class MCPConnectionFactory {
     if (http.path && (resolved.type === 'sse' || resolved.type === 'streamable-http')) {
       fetch = createRequestPath({
         ...http.path,
-        ownErrors,
+        // Only the SSE transport's start() fetches (its EventSource keeps no error): no stage for the others.
+        ...(resolved.type === 'sse' ? { ownErrors } : {}),
         watch: {
           serverName,
           streams: resolved.type,

@@ -357,6 +357,10 @@ function sameId(got: unknown, id: JsonRpcId): boolean {
 
 function answersRequest(data: string, id: JsonRpcId): boolean {
   if (data.length > PARSE_LIMIT) return !peekEnvelope(data.slice(0, PEEK_BYTES), data.slice(-PEEK_BYTES)).fromServer;
+  // Its envelope's two ends settle almost every event without parsing it a second time (the SDK parses it too):
+  // an id there is the message's own. Only an event whose ends show no id is parsed.
+  const ends = peekEnvelope(data.length > 2 * PEEK_BYTES ? data.slice(0, PEEK_BYTES) : data, data.length > 2 * PEEK_BYTES ? data.slice(-PEEK_BYTES) : data);
+  if (ends.id !== undefined) return !ends.fromServer && sameId(ends.id, id) && (data.includes('"result"') || data.includes('"error"'));
   try {
     const msg = JSON.parse(data) as { id?: unknown; method?: unknown };
     return msg !== null && typeof msg === 'object' && sameId(msg.id, id) && msg.method === undefined && ('result' in msg || 'error' in msg);

@@ -9,7 +9,7 @@
  */
 import type { RetryPolicy } from '../../connection/retryPolicy.js';
 import type { Logger } from '../../types.js';
-import type { RequestInterceptor } from '../requestPath.js';
+import type { OutgoingRequest, RequestInterceptor, RequestStage } from '../requestPath.js';
 
 /**
  * Settings of {@link standbyGate}.
@@ -47,8 +47,10 @@ export interface StandbyGateOptions {
 export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
   const { policy, logger, serverName } = opts;
   const state = gateStateOf(policy);
-  return (next) => async (req) => {
-    if (req.method !== 'GET') return next(req);
+  return (next) => (req) => (req.method === 'GET' ? gated(next, req) : next(req));
+
+  // Only GETs pay for an async frame here: POSTs (every call) pass straight through.
+  async function gated(next: RequestStage, req: OutgoingRequest): Promise<Response> {
     const resuming = req.headers['last-event-id'] !== undefined;
     if (!opts.enabled && !resuming) return notAllowed();
     if (req.signal?.aborted) return notAllowed();
@@ -80,7 +82,7 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
       state.warned = false;
     }
     return res;
-  };
+  }
 }
 
 /** When the last GET of a policy's connection went out; shared by every gate on that policy (its reconnects). */
