@@ -29,7 +29,8 @@
  */
 import { parseArgs } from 'node:util';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
-import { createBearerVerifier, createDefaultTransport, HttpClient, MCPConnectionFactory, MCPManager } from '../dist/index.js';
+import { createBearerVerifier, HttpClient, MCPConnectionFactory, MCPManager } from '../dist/index.js';
+import { createDefaultTransport } from '../dist/transport/index.js';
 import { startTestMcpServer } from '../dist/testing/index.js';
 import { activeResources, cycles, MockTransport, pidAlive, reachable, STDIO_SERVER, trackResources } from './lib/leakKit.js';
 import { settledHeapUsed } from './lib/measure.js';
