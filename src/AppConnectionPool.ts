@@ -80,9 +80,14 @@ export interface AppConnectionPoolOptions {
  * ```
  */
 export interface SharedConnectionPool {
-  /** Leases the shared connection of a server; the caller calls `release()` when done. */
-  acquire(serverName: string, config: ServerConfig, opts?: { forceNew?: boolean; signal?: AbortSignal }): Promise<Lease<MCPConnection>>;
-  /** Closes a server's shared connection (after its in-flight calls). */
+  /**
+   * Leases the shared connection of a server; the caller calls `release()` when done. `keyByConfig` (set by
+   * {@link MCPManager} for a config that is not the server's registered one) keys the connection by the config's
+   * fingerprint: it then never replaces, joins or is replaced by the connection of another config of the server,
+   * and closes when idle (`idleTimeoutMs`), removed or closed.
+   */
+  acquire(serverName: string, config: ServerConfig, opts?: { forceNew?: boolean; signal?: AbortSignal; keyByConfig?: boolean }): Promise<Lease<MCPConnection>>;
+  /** Closes a server's shared connections, one per config (after their in-flight calls). */
   removeServer(serverName: string, reason?: EvictReason): Promise<void>;
   /** Sizes and counters. */
   stats(): { appConnections: number; pendingConnects: number; draining: number; counters: PoolCounters };
@@ -118,18 +123,25 @@ export class AppConnectionPool implements SharedConnectionPool {
    * Leases the shared connection of a server; call `release()` when done. Subclasses may override it and call
    * `super.acquire`: {@link MCPManager} routes every app-scoped operation through it.
    */
-  acquire(serverName: string, config: ServerConfig, opts: { forceNew?: boolean; signal?: AbortSignal } = {}): Promise<Lease<MCPConnection>> {
+  acquire(serverName: string, config: ServerConfig, opts: { forceNew?: boolean; signal?: AbortSignal; keyByConfig?: boolean } = {}): Promise<Lease<MCPConnection>> {
     if (requiresUserScopedConnection(config)) {
       return Promise.reject(
         new SwitchboardError('user_required', `"${serverName}" needs a per-user connection and is never shared`, { serverName }),
       );
     }
-    return this.#pool.acquire({ key: serverName, serverName }, { serverName, config }, configFingerprint(config), opts);
+    const fingerprint = configFingerprint(config);
+    // The registered config owns the key `serverName` (a change of it replaces the connection); any other config
+    // has a key of its own, so that callers of one config never wait on, or evict, another's connection.
+    const key = opts.keyByConfig ? `${serverName}\u0000${fingerprint}` : serverName;
+    const acquireOpts: { forceNew?: boolean; signal?: AbortSignal } = {};
+    if (opts.forceNew) acquireOpts.forceNew = true;
+    if (opts.signal) acquireOpts.signal = opts.signal;
+    return this.#pool.acquire({ key, serverName }, { serverName, config }, fingerprint, acquireOpts);
   }
 
-  /** Closes a server's shared connection (after its in-flight calls). */
+  /** Closes a server's shared connections, whatever their config (after their in-flight calls). */
   removeServer(serverName: string, reason: EvictReason = 'removed'): Promise<void> {
-    return this.#pool.evictKey(serverName, reason);
+    return this.#pool.evictWhere((pk) => pk.serverName === serverName, reason);
   }
 
   /** Sizes and counters. */

@@ -337,7 +337,7 @@ export class MCPConnectionFactory {
           const user = caller(req);
           const issues: ConfigIssue[] = [];
           const out: Record<string, string> = {};
-          for (const k of templated) out[k] = resolvePlaceholders(raw[k]!, { ...(user ? { user } : {}), env }, 'header', `${serverName}.headers.${k}`, issues);
+          for (const k of templated) out[k] = resolvePlaceholders(raw[k]!, { ...(user ? { user } : {}), env, ...(config.source ? { source: config.source } : {}) }, 'header', `${serverName}.headers.${k}`, issues);
           // A variable the caller no longer has: nothing is sent, and no old value either.
           if (issues.length) throw new ConfigError(issues, { serverName });
           return out;

@@ -157,7 +157,12 @@ export interface ManagerCallArgs {
   timeoutMs?: number;
   /**
    * A config for this call only (a server the host keeps per user), validated like any other (a bad one is a
-   * `ConfigError` naming the field). A config that differs from the registered one is served from the user's pool.
+   * `ConfigError` naming the field). It is caller-supplied, so it is never trusted like the operator's config:
+   * it is taken as `source: 'user'` whatever its `source` says. Hence the default trust checker refuses On-Behalf-Of
+   * for it (`OboError('untrusted')`, nothing sent), the SSRF guard of user configs applies, the parser's rules for
+   * user configs apply, and it needs a user (it is served from that user's pool, on a connection of its own that
+   * neither replaces nor is replaced by the registered config's). Configs the host trusts come from
+   * {@link MCPManager.resolveServerConfig} (or `servers` / `upsertServer`), which keep their own `source`.
    */
   serverConfig?: unknown;
   /** Receives the server's progress notifications for this call; see {@link CallToolOptions.onProgress}. */
@@ -180,7 +185,7 @@ export interface ManagerCallArgs {
 export interface CallToolArgs extends ManagerCallArgs {
   /** The tool's name. */
   toolName: string;
-  /** The tool's arguments. */
+  /** The tool's arguments: a plain object, or absent (anything else is a `TypeError`, nothing sent). */
   arguments?: Record<string, unknown>;
 }
 
@@ -267,7 +272,7 @@ export interface WithConnectionArgs {
   serverName: string;
   /** Aborts this caller's wait for a connection (pass it on to the calls you make in the callback). */
   signal?: AbortSignal;
-  /** A config for this call only; see {@link ManagerCallArgs.serverConfig}. */
+  /** A config for this call only, always taken as `source: 'user'`; see {@link ManagerCallArgs.serverConfig}. */
   serverConfig?: unknown;
 }
 
@@ -350,7 +355,10 @@ export interface GetConnectionArgs {
   forceNew?: boolean;
   /** Aborts this caller's wait. */
   signal?: AbortSignal;
-  /** A config for this call only (servers the host keeps per user); validated like any other. */
+  /**
+   * A config for this call only (servers the host keeps per user); validated like any other and always taken as
+   * `source: 'user'` (never trusted for On-Behalf-Of by default); see {@link ManagerCallArgs.serverConfig}.
+   */
   serverConfig?: unknown;
 }
 
@@ -460,8 +468,12 @@ export class MCPManager {
   readonly #logger: Logger;
   /** The caller record of each user connection: every acquire records its caller there. */
   readonly #callers = new WeakMap<MCPConnection, CallerContext>();
-  /** Resource subscriptions made through the manager, per connection: uri → how many subscribers, and the lease they hold. */
-  readonly #subscriptions = new WeakMap<MCPConnection, Map<string, { count: number; lease: Lease<MCPConnection> }>>();
+  /** Resource subscriptions made through the manager, per connection: uri → its subscribers (counted per caller) and the lease they hold. */
+  readonly #subscriptions = new WeakMap<MCPConnection, Map<string, Subscription>>();
+  /** How many subscriptions each caller holds, per server and URI ({@link subscriptionKey}): an unsubscribe of none does nothing. */
+  readonly #subscribed = new Map<string, number>();
+  /** How many times each server name was removed: an acquire that awaited a config meanwhile finds its server gone. */
+  readonly #removals = new Map<string, number>();
   /** Connections that left their pool: a subscription arriving late must not hold them. */
   readonly #gone = new WeakSet<MCPConnection>();
   /** Set by close(); its presence is what "closed" means. */
@@ -552,6 +564,9 @@ export class MCPManager {
   async callTool(args: CallToolArgs): Promise<CallToolResult> {
     const { toolName } = args;
     if (typeof toolName !== 'string' || toolName === '') throw new TypeError('callTool: toolName must be a non-empty string');
+    if (args.arguments !== undefined && !isPlainObject(args.arguments)) {
+      throw new TypeError(`callTool: arguments must be a plain object of the tool's arguments, or undefined (got ${describe(args.arguments)})`);
+    }
     return this.#run('callTool', args, { toolName, arguments: args.arguments }, (connection, opts, op) => {
       const ctx: ToolCallContext = { serverName: op.serverName, toolName, arguments: args.arguments, user: op.user, config: op.config, scope: op.scope, connection };
       return this.wrapToolCall(ctx, () => connection.callTool(toolName, args.arguments, opts));
@@ -608,8 +623,11 @@ export class MCPManager {
    * connection until {@link unsubscribeResource}: a subscribed connection is not evicted for idleness (nor chosen
    * to make room under the limits), so the updates keep coming. It ends when the connection leaves its pool
    * otherwise (`disconnectUser`, `removeServer`, a config change, `close()`: see the `evict` event); subscribe
-   * again after that. Subscriptions are counted per connection and URI: subscribing twice needs two
-   * unsubscribes, and only the last one is sent to the server (on a shared app connection the callers share it).
+   * again after that; a subscribe whose connection leaves its pool while it is on the wire rejects
+   * (`connection_closed`). Subscriptions are counted per connection, URI and caller (the user, or the app when
+   * there is none): subscribing twice needs two unsubscribes, and only the connection's last one is sent to the
+   * server (on a shared app connection the callers share it; one caller cannot end another's). A
+   * {@link wrapOperation} that fails after `run()` undoes the subscription.
    *
    * @example
    * ```ts
@@ -619,30 +637,41 @@ export class MCPManager {
    */
   subscribeResource(args: ResourceArgs): Promise<void> {
     const { uri } = args;
-    return this.#run('subscribeResource', args, { uri }, async (connection, opts, _op, hold) => {
-      let subs = this.#subscriptions.get(connection);
-      const existing = subs?.get(uri);
-      if (existing) {
-        existing.count++;
-        return;
+    return this.#run('subscribeResource', args, { uri }, async (connection, opts, op, hold, onFailure) => {
+      const caller = subscriberKey(op.user);
+      let entry = this.#subscriptions.get(connection)?.get(uri);
+      if (!entry) {
+        await connection.subscribeResource(uri, opts);
+        if (this.#gone.has(connection)) {
+          // It left its pool while the request was on the wire: nothing holds it open, no update will come.
+          throw new SwitchboardError('connection_closed', `The connection to "${op.serverName}" was closed while subscribing to a resource; subscribe again`, {
+            serverName: op.serverName,
+          });
+        }
+        // Another subscribe of this URI may have finished while this one was on the wire.
+        let subs = this.#subscriptions.get(connection);
+        entry = subs?.get(uri);
+        if (!entry) {
+          if (!subs) this.#subscriptions.set(connection, (subs = new Map()));
+          entry = { serverName: op.serverName, callers: new Map(), lease: hold() };
+          subs.set(uri, entry);
+        }
       }
-      await connection.subscribeResource(uri, opts);
-      // Another subscribe of this URI may have finished while this one was on the wire.
-      subs = this.#subscriptions.get(connection);
-      const again = subs?.get(uri);
-      if (again) {
-        again.count++;
-        return;
-      }
-      if (this.#gone.has(connection)) return; // it left its pool meanwhile: nothing to hold open
-      if (!subs) this.#subscriptions.set(connection, (subs = new Map()));
-      subs.set(uri, { count: 1, lease: hold() });
+      const recorded = entry;
+      recorded.callers.set(caller, (recorded.callers.get(caller) ?? 0) + 1);
+      this.#count(caller, recorded.serverName, uri, 1);
+      // A wrapOperation that fails after this must not leave the subscription (and its lease) behind.
+      onFailure(async () => {
+        if (this.#dropSubscriber(connection, uri, recorded, caller)) await connection.unsubscribeResource(uri, opts.user ? { user: opts.user } : {});
+      });
     });
   }
 
   /**
-   * Ends one subscription made with {@link subscribeResource}; the last one of a URI on a connection sends
-   * `resources/unsubscribe` and releases the connection's lease (its idle clock starts).
+   * Ends one subscription made with {@link subscribeResource} by this caller (the user, or the app when there is
+   * none); the last one of a URI on a connection sends `resources/unsubscribe` and releases the connection's lease
+   * (its idle clock starts). A caller with no such subscription changes nothing: no connect, no request (on a
+   * shared app connection one caller cannot end another's).
    *
    * @example
    * ```ts
@@ -650,20 +679,15 @@ export class MCPManager {
    * ```
    */
   unsubscribeResource(args: ResourceArgs): Promise<void> {
+    if (!args || typeof args !== 'object') return Promise.reject(new TypeError('unsubscribeResource: arguments must be an object'));
     const { uri } = args;
+    const caller = subscriberKey(args.user);
+    // No subscription of this caller to end: no connection, no request.
+    if (!this.#closing && !this.#subscribed.has(subscriptionKey(caller, args.serverName, uri))) return Promise.resolve();
     return this.#run('unsubscribeResource', args, { uri }, async (connection, opts) => {
-      const subs = this.#subscriptions.get(connection);
-      const entry = subs?.get(uri);
-      if (entry && entry.count > 1) {
-        entry.count--;
-        return;
-      }
-      if (entry) subs!.delete(uri);
-      try {
-        await connection.unsubscribeResource(uri, opts);
-      } finally {
-        entry?.lease.release();
-      }
+      const entry = this.#subscriptions.get(connection)?.get(uri);
+      // Only the last subscriber of the connection sends it (on a shared connection, other callers' stay).
+      if (entry && this.#dropSubscriber(connection, uri, entry, caller)) await connection.unsubscribeResource(uri, opts);
     });
   }
 
@@ -708,6 +732,7 @@ export class MCPManager {
   /**
    * Sets the level of the log messages a server sends on this (user's) connection; they arrive as `serverLog`
    * events naming the server and the user. The level is set again on every new session of that connection.
+   * On a shared (app) server there is one connection for every caller: the level set is then every caller's.
    *
    * @example
    * ```ts
@@ -748,7 +773,7 @@ export class MCPManager {
    * which holds a lease for its callback, or the operations ({@link callTool}, {@link readResource}, …).
    */
   async getConnection(args: GetConnectionArgs): Promise<MCPConnection> {
-    const config = args.serverConfig === undefined ? undefined : this.#parseOne(args.serverName, args.serverConfig);
+    const config = args.serverConfig === undefined ? undefined : this.#parseCallConfig(args.serverName, args.serverConfig);
     const { lease } = await this.#acquire(args.user, args.serverName, {
       ...(args.forceNew ? { forceNew: true } : {}),
       ...(args.signal ? { signal: args.signal } : {}),
@@ -772,6 +797,7 @@ export class MCPManager {
   /** Removes a server and closes its connections (after their in-flight calls). */
   async removeServer(name: string): Promise<void> {
     this.#servers.delete(name);
+    this.#removals.set(name, (this.#removals.get(name) ?? 0) + 1);
     this.#breaker?.reset(name);
     await Promise.all([this.#userPool?.removeServer(name), this.#appPool?.removeServer(name)]);
   }
@@ -840,7 +866,9 @@ export class MCPManager {
    * in a database (it may be async; return a validated config, e.g. from {@link parseServerConfig});
    * `undefined` means unknown server. Called once per operation that has no per-call `serverConfig`, so cache
    * what is slow to load. A config that differs from the registered one (or a server with no registered config)
-   * is served from the user's pool when there is a user: per-user configs never share, or thrash, one connection.
+   * is served from the user's pool when there is a user, on a connection keyed by that config: per-user configs
+   * never share, or thrash, one connection. This is host code: the config keeps its own `source` (unlike a
+   * per-call `serverConfig`, always `source: 'user'`). A server removed while this is awaited is `unknown_server`.
    */
   protected resolveServerConfig(serverName: string, user: UserContext | undefined): Promise<ServerConfig | undefined> | ServerConfig | undefined {
     void user;
@@ -911,11 +939,17 @@ export class MCPManager {
     operation: ManagerOperation,
     args: ManagerCallArgs,
     params: Readonly<Record<string, unknown>>,
-    call: (connection: MCPConnection, opts: ConnectionRequestOptions, ctx: OperationContext, hold: () => Lease<MCPConnection>) => Promise<T>,
+    call: (
+      connection: MCPConnection,
+      opts: ConnectionRequestOptions,
+      ctx: OperationContext,
+      hold: () => Lease<MCPConnection>,
+      onFailure: (undo: () => Promise<void> | void) => void,
+    ) => Promise<T>,
   ): Promise<T> {
     if (!args || typeof args !== 'object') throw new TypeError(`${operation}: arguments must be an object`);
     const { serverName, signal } = args;
-    const override = args.serverConfig === undefined ? undefined : this.#parseOne(serverName, args.serverConfig);
+    const override = args.serverConfig === undefined ? undefined : this.#parseCallConfig(serverName, args.serverConfig);
     const acquireOpts: { signal?: AbortSignal; config?: ServerConfig } = {};
     if (signal) acquireOpts.signal = signal;
     if (override) acquireOpts.config = override;
@@ -933,12 +967,18 @@ export class MCPManager {
       held = true;
       return lease;
     };
+    let undo: (() => Promise<void> | void) | undefined;
+    const onFailure = (fn: () => Promise<void> | void) => {
+      undo = fn;
+    };
     let failure: unknown;
     try {
       const ctx: OperationContext = { operation, params, serverName, user: args.user, config, scope, connection: lease.connection };
-      return await this.wrapOperation(ctx, () => call(lease.connection, opts, ctx, hold));
+      return await this.wrapOperation(ctx, () => call(lease.connection, opts, ctx, hold, onFailure));
     } catch (err) {
       failure = err;
+      // What the call recorded (a subscription) must not outlive an operation that failed after it.
+      if (undo) await Promise.resolve().then(undo).catch(() => {});
       throw err;
     } finally {
       if (!held) lease.release(failure === undefined ? undefined : { touch: !isCredentialFailure(failure) });
@@ -952,6 +992,7 @@ export class MCPManager {
   ): Promise<{ lease: Lease<MCPConnection>; config: ServerConfig; scope: PoolScope }> {
     this.#assertOpen(serverName);
     if (typeof serverName !== 'string' || serverName === '') throw new TypeError('serverName must be a non-empty string');
+    const removals = this.#removals.get(serverName);
     let config = opts.config;
     if (!config) {
       const found = this.resolveServerConfig(serverName, user);
@@ -959,17 +1000,59 @@ export class MCPManager {
       this.#assertOpen(serverName);
     }
     if (!config) throw new SwitchboardError('unknown_server', `Unknown MCP server "${serverName}"`, { serverName });
-    const userScoped =
-      requiresUserScopedConnection(config) || this.isUserScoped(serverName, config) || (user !== undefined && !this.#isRegistered(serverName, config));
+    // A config that is not the registered one gets a connection of its own (keyed by its fingerprint): it never
+    // replaces the registered config's connection, nor takes over the callers waiting for it.
+    const registered = this.#isRegistered(serverName, config);
+    const userScoped = requiresUserScopedConnection(config) || this.isUserScoped(serverName, config) || (user !== undefined && !registered);
     if (!userScoped) {
-      return { lease: await this.#app().acquire(serverName, config, opts), config, scope: 'app' };
+      this.#assertCurrent(serverName, removals);
+      const appOpts: { forceNew?: boolean; signal?: AbortSignal; keyByConfig?: boolean } = {};
+      if (opts.forceNew) appOpts.forceNew = true;
+      if (opts.signal) appOpts.signal = opts.signal;
+      if (!registered) appOpts.keyByConfig = true;
+      return { lease: await this.#app().acquire(serverName, config, appOpts), config, scope: 'app' };
     }
     assertUser(user, serverName);
     if (hasObo(config)) await assertOboTrusted(this.#trust, { serverName, config, user });
-    const lease = await this.#users().acquire(user, serverName, { ...opts, config });
+    this.#assertCurrent(serverName, removals);
+    const lease = await this.#users().acquire(user, serverName, { ...opts, config, ...(registered ? {} : { keyByConfig: true }) });
     // From now on, requests of this connection that belong to no call use this caller's credentials.
     this.#callers.get(lease.connection)?.observe(user);
     return { lease, config, scope: 'user' };
+  }
+
+  /**
+   * Right before leasing: the manager is still open and the server was not removed while its config was awaited
+   * (or the trust check ran): else `manager_closed` / `unknown_server`, and no connection is made.
+   */
+  #assertCurrent(serverName: string, removals: number | undefined): void {
+    this.#assertOpen(serverName);
+    if (this.#removals.get(serverName) !== removals) throw new SwitchboardError('unknown_server', `MCP server "${serverName}" was removed`, { serverName });
+  }
+
+  /** Counts `delta` subscriptions of `caller` to `uri` of `serverName`. */
+  #count(caller: string, serverName: string, uri: string, delta: number): void {
+    const key = subscriptionKey(caller, serverName, uri);
+    const n = (this.#subscribed.get(key) ?? 0) + delta;
+    if (n > 0) this.#subscribed.set(key, n);
+    else this.#subscribed.delete(key);
+  }
+
+  /**
+   * Ends one subscription of `caller` recorded in `entry`. True when it was the connection's last of that URI:
+   * the entry is gone and its lease released, and the caller sends `resources/unsubscribe`.
+   */
+  #dropSubscriber(connection: MCPConnection, uri: string, entry: Subscription, caller: string): boolean {
+    const n = entry.callers.get(caller) ?? 0;
+    if (n === 0) return false;
+    if (n === 1) entry.callers.delete(caller);
+    else entry.callers.set(caller, n - 1);
+    this.#count(caller, entry.serverName, uri, -1);
+    if (entry.callers.size > 0) return false;
+    const subs = this.#subscriptions.get(connection);
+    if (subs?.get(uri) === entry) subs.delete(uri);
+    entry.lease.release();
+    return true;
   }
 
   /** Whether `config` is the server's registered config (the same object, or the same fields): then it may be shared. */
@@ -984,6 +1067,10 @@ export class MCPManager {
     const subs = this.#subscriptions.get(connection);
     if (!subs) return;
     this.#subscriptions.delete(connection);
+    for (const [uri, entry] of subs) {
+      for (const [caller, n] of entry.callers) this.#count(caller, entry.serverName, uri, -n);
+      entry.callers.clear();
+    }
     // Not from inside the pool's hook: the pool is mid-transition (see PoolHooks.onEvict).
     queueMicrotask(() => {
       for (const { lease } of subs.values()) lease.release();
@@ -1062,6 +1149,16 @@ export class MCPManager {
     return undefined;
   }
 
+  /**
+   * A per-call config: caller-supplied, so never trusted like the operator's. It is parsed, and kept, as
+   * `source: 'user'` whatever it says: no OBO by default, the SSRF guard and the parser's user-config rules apply.
+   */
+  #parseCallConfig(name: string, config: unknown): ServerConfig {
+    const input = config && typeof config === 'object' && !Array.isArray(config) ? { ...(config as Record<string, unknown>), source: 'user' } : config;
+    const parsed = this.#parseOne(name, input);
+    return parsed.source === 'user' ? parsed : { ...parsed, source: 'user' };
+  }
+
   #parseOne(name: string, config: unknown): ServerConfig {
     const parsed = parseServerConfig(name, config);
     this.#checkCredentialsWiring({ [name]: parsed });
@@ -1121,6 +1218,33 @@ function hasObo(config: ServerConfig): config is Extract<ServerConfig, { type: '
 
 function who(k: { userId: string; tenantId?: string }): { userId: string; tenantId?: string } {
   return k.tenantId === undefined ? { userId: k.userId } : { userId: k.userId, tenantId: k.tenantId };
+}
+
+/** A resource subscription of one connection: its subscribers, counted per caller, and the lease they hold. */
+interface Subscription {
+  readonly serverName: string;
+  /** Caller ({@link subscriberKey}) → how many subscriptions it holds. */
+  readonly callers: Map<string, number>;
+  readonly lease: Lease<MCPConnection>;
+}
+
+/** Who holds a subscription: the user (tenant and id), or the app itself (`''`, never a user's key). */
+function subscriberKey(user: UserContext | undefined): string {
+  return user ? userOwnerKey(user) : '';
+}
+
+function subscriptionKey(caller: string, serverName: string, uri: string): string {
+  return JSON.stringify([caller, serverName, uri]);
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+function describe(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
 }
 
 function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {

@@ -114,6 +114,12 @@ export interface UserGetOptions {
   signal?: AbortSignal;
   /** A config to use instead of the registered one (for servers the host keeps per user). */
   config?: ServerConfig;
+  /**
+   * Key the connection by its config's fingerprint (set by {@link MCPManager} for a config that is not the
+   * server's registered one): it then never replaces, joins or is replaced by the user's connection of another
+   * config of the server (alternating configs evict nothing), and closes when idle.
+   */
+  keyByConfig?: boolean;
 }
 
 /**
@@ -245,15 +251,20 @@ export class UserConnectionManager {
       return Promise.reject(err);
     }
     const ownerKey = userOwnerKey(user);
+    const configFp = configFingerprint(config);
     const pk: UserPoolKey = {
-      key: `${ownerKey}\u0000${serverName}`,
+      // The registered config owns (user, server); any other config has a key of its own (see keyByConfig).
+      key: opts.keyByConfig ? `${ownerKey}\u0000${serverName}\u0000${configFp}` : `${ownerKey}\u0000${serverName}`,
       ownerKey,
       serverName,
       userId: user.id,
       ...(user.tenantId === undefined ? {} : { tenantId: user.tenantId }),
     };
-    const fingerprint = shape === '' ? configFingerprint(config) : `${configFingerprint(config)}:${shape}`;
-    return this.#pool.acquire(pk, { serverName, config, user }, fingerprint, opts);
+    const fingerprint = shape === '' ? configFp : `${configFp}:${shape}`;
+    const acquireOpts: { forceNew?: boolean; signal?: AbortSignal } = {};
+    if (opts.forceNew) acquireOpts.forceNew = true;
+    if (opts.signal) acquireOpts.signal = opts.signal;
+    return this.#pool.acquire(pk, { serverName, config, user }, fingerprint, acquireOpts);
   }
 
   /**
@@ -275,7 +286,7 @@ export class UserConnectionManager {
     await this.#pool.evictWhere((pk) => (pk as UserPoolKey).userId === userId, 'disconnected');
   }
 
-  /** Closes every user connection to a server (e.g. it was removed). */
+  /** Closes every user connection to a server, whatever its config (e.g. it was removed). */
   async removeServer(serverName: string, reason: EvictReason = 'removed'): Promise<void> {
     await this.#pool.evictWhere((pk) => pk.serverName === serverName, reason);
   }

@@ -218,10 +218,13 @@ describe('MCPManager lifecycle', () => {
   it('uses a per-call serverConfig, validated, for servers the host keeps per user', async () => {
     const { m, state } = manager();
     const user = { id: 'u1' };
-    const conn = await m.getConnection({ user, serverName: 'private', serverConfig: { command: 'mine', source: 'user' } });
+    const conn = await m.getConnection({ user, serverName: 'private', serverConfig: { url: 'https://mine.example.com/mcp' } });
     expect(conn.isConnected()).toBe(true);
     expect(state.contexts.at(-1)?.user?.id).toBe('u1');
-    await expect(m.getConnection({ user, serverName: 'private', serverConfig: { command: 5 } })).rejects.toBeInstanceOf(ConfigError);
+    // A per-call config is the caller's: treated as written by a user whatever it says.
+    expect(state.contexts.at(-1)?.config).toMatchObject({ source: 'user' });
+    await expect(m.getConnection({ user, serverName: 'private', serverConfig: { url: 5 } })).rejects.toBeInstanceOf(ConfigError);
+    await expect(m.getConnection({ user, serverName: 'private', serverConfig: { command: 'mine' } })).rejects.toThrow(/cannot start a local process/);
   });
 
   it('enforces maxConnectionsPerUser with a typed error when nothing can be evicted', async () => {

@@ -111,12 +111,14 @@ describe('per-call serverConfig', () => {
   it('is validated (ConfigError naming the field) and used for that call, from the user pool', async () => {
     const { state, factory } = inMemoryServers();
     const m = track(new MCPManager({ servers: SERVERS, connectionFactory: factory }));
-    const err = await m.callTool({ user: alice, serverName: 'crm', toolName: 'whoami', serverConfig: { command: 'crm', args: 'x' } }).catch((e) => e);
+    const err = await m.callTool({ user: alice, serverName: 'crm', toolName: 'whoami', serverConfig: { url: 'https://crm.example.com/mcp', timeoutMs: 'x' } }).catch((e) => e);
     expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).issues.map((i) => i.path)).toEqual(['crm.args']);
+    expect((err as ConfigError).issues.map((i) => i.path)).toEqual(['crm.timeoutMs']);
     expect(state.connects).toBe(0);
-    const own = { command: 'crm', args: ['--mine'] };
-    expect(text(await m.callTool({ user: alice, serverName: 'crm', toolName: 'whoami', serverConfig: own }))).toBe('t1/alice --mine');
+    // Caller-supplied: taken as source 'user' whatever it claims.
+    const own = { url: 'https://mine.example.com/mcp', source: 'config' };
+    expect(text(await m.callTool({ user: alice, serverName: 'crm', toolName: 'whoami', serverConfig: own }))).toBe('t1/alice');
+    expect(state.contexts[0]?.config).toMatchObject({ url: 'https://mine.example.com/mcp', source: 'user' });
     expect((await m.listTools({ user: alice, serverName: 'crm', serverConfig: own })).map((t) => t.name)).toContain('whoami');
     expect(text(await m.callTool({ user: alice, serverName: 'crm', toolName: 'whoami' }))).toBe('app');
     expect(state.connects).toBe(2);

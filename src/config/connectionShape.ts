@@ -52,8 +52,10 @@ export class ConnectionShapes {
     if (fields.length === 0) return '';
     const issues: ConfigIssue[] = [];
     const hmac = createHmac('sha256', this.#key);
+    // A user config's `${NAME}` is refused here too, never read.
+    const ctx = { user, env, ...(config.source ? { source: config.source } : {}) };
     for (const [path, value, target] of fields) {
-      hmac.update(path).update('\0').update(resolvePlaceholders(value, { user, env }, target, `${serverName}.${path}`, issues)).update('\0');
+      hmac.update(path).update('\0').update(resolvePlaceholders(value, ctx, target, `${serverName}.${path}`, issues)).update('\0');
     }
     if (issues.length) throw new ConfigError(issues, { serverName });
     return hmac.digest('base64url');

@@ -5,7 +5,7 @@
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import type { UserContext } from '../types.js';
-import { findPlaceholders, resolvePlaceholders } from './placeholders.js';
+import { USER_ENV_PLACEHOLDER_MESSAGE, findPlaceholders, resolvePlaceholders } from './placeholders.js';
 import { SCHEMAS, TRANSPORT_TYPES, type ServerConfig, type TransportType } from './schema.js';
 
 const SERVER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -55,6 +55,7 @@ function parseOne(name: string, input: unknown, issues: ConfigIssue[]): ServerCo
   if (!type) {
     // Still report undeclared `{{var.*}}` now, so every problem of this server is listed in one pass.
     checkDeclaredVars(name, input.customUserVars, rawTemplatedFields(input, undefined), issues);
+    checkUserSource(name, input, undefined, rawTemplatedFields(input, undefined), issues);
     return undefined;
   }
   const raw: Record<string, unknown> = { ...input, type };
@@ -66,11 +67,30 @@ function parseOne(name: string, input: unknown, issues: ConfigIssue[]): ServerCo
   if (!result.success) {
     issues.push(...zodIssues(name, result.error));
     checkDeclaredVars(name, input.customUserVars, rawTemplatedFields(input, type), issues);
+    checkUserSource(name, input, type, rawTemplatedFields(input, type), issues);
     return undefined;
   }
   const config = result.data as ServerConfig;
   checkDeclaredVars(name, config.customUserVars, templatedFields(config), issues);
+  checkUserSource(name, config, type, templatedFields(config), issues);
   return config;
+}
+
+/** Why a config written by an end user (`source: 'user'`) may not be stdio. */
+const USER_STDIO_MESSAGE = "a user config cannot start a local process (stdio); give a url (sse, streamable-http or websocket) instead";
+
+/**
+ * A config written by an end user (`source: 'user'`, as every per-call `serverConfig` is) may neither start a local
+ * process nor read the host's environment: `${NAME}` would send the host's secrets to the user's server.
+ * User placeholders (`{{user.*}}`, `{{var.*}}`) stay allowed.
+ */
+function checkUserSource(name: string, raw: Record<string, unknown>, type: TransportType | undefined, fields: [string, string][], issues: ConfigIssue[]): void {
+  if (raw.source !== 'user') return;
+  if (type === 'stdio' || (type === undefined && 'command' in raw)) issues.push({ path: `${name}.command`, message: USER_STDIO_MESSAGE });
+  for (const [path, value] of fields) {
+    const env = findPlaceholders(value).filter((ref) => ref.kind === 'env');
+    if (env.length) issues.push({ path: `${name}.${path}`, message: `${USER_ENV_PLACEHOLDER_MESSAGE}: ${env.map((ref) => ref.raw).join(', ')}` });
+  }
 }
 
 /**
@@ -227,8 +247,9 @@ export interface ResolveConfigPlaceholdersOptions {
 /**
  * Fills every placeholder of one server's config (`{{user.*}}`, `{{var.*}}`, `${ENV}`) for one user, at connect
  * time, and returns the resolved copy. Throws {@link ConfigError} naming every placeholder that cannot be
- * resolved; never substitutes an empty string. (Not to be confused with `MCPManager`'s protected
- * `resolveServerConfig(serverName, user)`, which looks a server's config up.)
+ * resolved; never substitutes an empty string. A `source: 'user'` config never reads the environment (each
+ * `${NAME}` is an issue) and cannot be stdio, even when it was not built by {@link parseServerConfig}. (Not to be
+ * confused with `MCPManager`'s protected `resolveServerConfig(serverName, user)`, which looks a server's config up.)
  *
  * @example
  * ```ts
@@ -236,8 +257,10 @@ export interface ResolveConfigPlaceholdersOptions {
  * ```
  */
 export function resolveConfigPlaceholders<T extends ServerConfig>(name: string, config: T, opts: ResolveConfigPlaceholdersOptions = {}): T {
-  const ctx = { user: opts.user, env: opts.env ?? process.env };
+  // A user config never reads the environment (the resolver refuses `${NAME}` for it), nor starts a process.
+  const ctx = { user: opts.user, env: opts.env ?? process.env, ...(config.source ? { source: config.source } : {}) };
   const issues: ConfigIssue[] = [];
+  if (config.source === 'user' && config.type === 'stdio') issues.push({ path: `${name}.command`, message: USER_STDIO_MESSAGE });
   const res = (v: string, target: 'url' | 'header' | 'plain', path: string) => resolvePlaceholders(v, ctx, target, `${name}.${path}`, issues);
   let out: ServerConfig;
   if (config.type === 'stdio') {

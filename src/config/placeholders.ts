@@ -96,14 +96,31 @@ export interface PlaceholderContext {
   user?: UserContext;
   /** Environment for `${NAME}`; read when resolving, never at import. */
   env: Readonly<Record<string, string | undefined>>;
+  /**
+   * Who wrote the value being resolved (the config's `source`). With `'user'`, `${NAME}` never reads `env`: it is
+   * an issue ("environment placeholders (${…}) are not allowed in a user config"), so an end user's config cannot send the host's secrets.
+   */
+  source?: 'config' | 'user';
 }
+
+/**
+ * Why a `${NAME}` placeholder is refused in a config written by an end user (`source: 'user'`), at parse time and
+ * again at resolve time.
+ *
+ * @example
+ * ```ts
+ * issues.some((i) => i.message.startsWith(USER_ENV_PLACEHOLDER_MESSAGE)); // a user config asked for the host's environment
+ * ```
+ */
+export const USER_ENV_PLACEHOLDER_MESSAGE = "environment placeholders (${…}) are not allowed in a user config (source: 'user')";
 
 /**
  * Resolves every placeholder in `value`. Problems are pushed onto `issues` (with `path`) instead of thrown,
  * so a caller can report every unresolved placeholder of a config at once.
  *
  * In a URL, user and variable values are percent-encoded so they cannot change the URL's structure;
- * `${ENV}` values are operator-controlled and inserted as they are (so `${MCP_BASE_URL}/mcp` works).
+ * `${ENV}` values are operator-controlled and inserted as they are (so `${MCP_BASE_URL}/mcp` works); with
+ * `ctx.source === 'user'` they are never read (each one is an issue).
  * In a header, a resolved value containing CR, LF or NUL is rejected (header injection).
  *
  * @example
@@ -129,6 +146,11 @@ export function resolvePlaceholders(
     }
     let resolved: string | undefined;
     if (ref.kind === 'env') {
+      // Defence in depth: parsing already refuses these, but a config object built by hand never reads env either.
+      if (ctx.source === 'user') {
+        issues.push({ path, message: `${USER_ENV_PLACEHOLDER_MESSAGE}: ${raw}` });
+        return '';
+      }
       resolved = ctx.env[ref.name];
       if (resolved === undefined) issues.push({ path, message: `environment variable ${raw} is not set` });
       return resolved ?? '';
