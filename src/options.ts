@@ -176,21 +176,36 @@ export function knownKeys(opts: object, known: readonly string[], owner: string,
   }
 }
 
-/** `did you mean "x"?` for a known name at most two edits away, else undefined. */
-function closest(key: string, known: readonly string[]): string | undefined {
+/**
+ * The known name closest to `name` (at most 2 edits away, case ignored), for a "did you mean" hint.
+ *
+ * @example
+ * ```ts
+ * closestName('timout', ['timeout', 'initTimeout']); // 'timeout'
+ * ```
+ */
+export function closestName(name: string, known: readonly string[]): string | undefined {
   let best: string | undefined;
   let bestDistance = 3;
-  for (const k of known) {
-    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+  for (const candidate of known) {
+    const d = editDistance(name.toLowerCase(), candidate.toLowerCase());
     if (d < bestDistance) {
-      best = k;
+      best = candidate;
       bestDistance = d;
     }
   }
+  return best;
+}
+
+/** `did you mean "x"?` for a known name at most two edits away, else undefined. */
+function closest(key: string, known: readonly string[]): string | undefined {
+  const best = closestName(key, known);
   return best === undefined ? undefined : `did you mean "${best}"?`;
 }
 
+/** Levenshtein distance, cut short at 3 (only distances of 2 or less matter). */
 function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
   let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];

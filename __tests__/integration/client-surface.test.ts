@@ -13,10 +13,8 @@
  * subscribed URIs at once (then every 5 s until toggled off); `toggle-simulated-logging` sends one log message
  * at once (then every 5 s); 350 ms after `initialized` it asks a client that declares roots for them.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { Agent } from 'undici';
 import type { CreateMessageRequest, JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { MCPConnection, type ServerLogEvent, type ServerRequestContext } from '../../src/MCPConnection.js';
@@ -25,52 +23,10 @@ import { createAuthFetch } from '../../src/transport/authFetch.js';
 import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import type { ServerConfig } from '../../src/config/schema.js';
 import { firstText } from '../support/mcp.js';
+import { EVERYTHING, EVERYTHING_DIR, startEverythingHttp } from '../support/everything.js';
 
-const require = createRequire(import.meta.url);
-const EVERYTHING_DIR = dirname(require.resolve('@modelcontextprotocol/server-everything/package.json'));
-const EVERYTHING = join(EVERYTHING_DIR, 'dist', 'index.js');
 /** The files server-everything serves as static resources. */
 const DOCS = readdirSync(join(EVERYTHING_DIR, 'dist', 'docs')).sort();
-
-/** Makes the child bind 127.0.0.1 on an ephemeral port and print it (as connection-everything.test.ts does). */
-const PRELOAD = `
-import net from 'node:net';
-const listen = net.Server.prototype.listen;
-net.Server.prototype.listen = function (...args) {
-  if (typeof args[0] === 'number' || typeof args[0] === 'string') {
-    const cb = args.find((a) => typeof a === 'function');
-    this.once('listening', () => process.stderr.write('SWITCHBOARD_TEST_PORT=' + this.address().port + '\\n'));
-    return cb ? listen.call(this, Number(args[0]), '127.0.0.1', cb) : listen.call(this, Number(args[0]), '127.0.0.1');
-  }
-  return listen.apply(this, args);
-};`;
-
-/** Starts server-everything in streamable HTTP mode on 127.0.0.1; resolves with its port once it listens. */
-function startEverythingHttp(): Promise<{ port: number; child: ChildProcess; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, EVERYTHING, 'streamableHttp'], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const m = /SWITCHBOARD_TEST_PORT=(\d+)/.exec(buffered);
-      if (!m) return;
-      child.stderr!.off('data', onData);
-      child.stderr!.resume();
-      resolve({ port: Number(m[1]), child, stop });
-    };
-    child.stderr!.on('data', onData);
-    child.once('exit', (code, signal) => reject(new Error(`server-everything exited early (${code ?? signal}): ${buffered}`)));
-    child.once('error', reject);
-  });
-}
 
 /** One connection to server-everything and what was seen on its wire and by its handlers. */
 interface Peer {

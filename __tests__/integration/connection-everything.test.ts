@@ -7,9 +7,6 @@
  * (PORT=0) and print the port it actually got, so nothing listens beyond loopback and nothing races for a
  * port chosen in advance.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import type { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
 import type { MCPConnection } from '../../src/MCPConnection.js';
@@ -17,54 +14,8 @@ import { parseServerConfig } from '../../src/config/index.js';
 import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import type { Transport } from '../../src/transport/types.js';
 import { firstText, nextState } from '../support/mcp.js';
+import { EVERYTHING, startEverythingHttp } from '../support/everything.js';
 
-const require = createRequire(import.meta.url);
-const EVERYTHING = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
-
-const PRELOAD = `
-import net from 'node:net';
-const listen = net.Server.prototype.listen;
-net.Server.prototype.listen = function (...args) {
-  if (typeof args[0] === 'number' || typeof args[0] === 'string') {
-    const cb = args.find((a) => typeof a === 'function');
-    this.once('listening', () => process.stderr.write('SWITCHBOARD_TEST_PORT=' + this.address().port + '\\n'));
-    return cb ? listen.call(this, Number(args[0]), '127.0.0.1', cb) : listen.call(this, Number(args[0]), '127.0.0.1');
-  }
-  return listen.apply(this, args);
-};`;
-
-interface EverythingHttp {
-  port: number;
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-/** Starts server-everything in an HTTP mode on 127.0.0.1 and resolves once it listens. */
-function startEverythingHttp(mode: 'sse' | 'streamableHttp'): Promise<EverythingHttp> {
-  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, EVERYTHING, mode], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const m = /SWITCHBOARD_TEST_PORT=(\d+)/.exec(buffered);
-      if (!m) return;
-      child.stderr!.off('data', onData);
-      child.stderr!.resume(); // keep draining the child's log
-      resolve({ port: Number(m[1]), child, stop });
-    };
-    child.stderr!.on('data', onData);
-    child.once('exit', (code, signal) => reject(new Error(`server-everything ${mode} exited early (${code ?? signal}): ${buffered}`)));
-    child.once('error', reject);
-  });
-}
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {

@@ -8,12 +8,9 @@
  *   update reaches the manager as an event naming only the user whose session it came on.
  * See client-surface.test.ts for what server-everything does.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, type CreateMessageRequest } from '@modelcontextprotocol/sdk/types.js';
@@ -22,48 +19,8 @@ import type { ServerRequestContext } from '../../src/MCPConnection.js';
 import type { MCPManagerEvents } from '../../src/events.js';
 import type { UserContext } from '../../src/types.js';
 import { firstText } from '../support/mcp.js';
+import { startEverythingHttp } from '../support/everything.js';
 
-const require = createRequire(import.meta.url);
-const EVERYTHING = join(dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'index.js');
-
-/** Makes the child bind 127.0.0.1 on an ephemeral port and print it (as client-surface.test.ts does). */
-const PRELOAD = `
-import net from 'node:net';
-const listen = net.Server.prototype.listen;
-net.Server.prototype.listen = function (...args) {
-  if (typeof args[0] === 'number' || typeof args[0] === 'string') {
-    const cb = args.find((a) => typeof a === 'function');
-    this.once('listening', () => process.stderr.write('SWITCHBOARD_TEST_PORT=' + this.address().port + '\\n'));
-    return cb ? listen.call(this, Number(args[0]), '127.0.0.1', cb) : listen.call(this, Number(args[0]), '127.0.0.1');
-  }
-  return listen.apply(this, args);
-};`;
-
-function startEverythingHttp(): Promise<{ port: number; stop(): Promise<void> }> {
-  const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(PRELOAD)}`, EVERYTHING, 'streamableHttp'], {
-    env: { PATH: process.env.PATH ?? '', PORT: '0' },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-  };
-  return new Promise((resolve, reject) => {
-    let buffered = '';
-    const onData = (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const m = /SWITCHBOARD_TEST_PORT=(\d+)/.exec(buffered);
-      if (!m) return;
-      child.stderr!.off('data', onData);
-      child.stderr!.resume();
-      resolve({ port: Number(m[1]), stop });
-    };
-    child.stderr!.on('data', onData);
-    child.once('exit', (code, signal) => reject(new Error(`server-everything exited early (${code ?? signal}): ${buffered}`)));
-    child.once('error', reject);
-  });
-}
 
 /** The first manager event of a kind matching `test`, as a promise (listening from now on). */
 function nextEvent<K extends keyof MCPManagerEvents>(m: MCPManager, event: K, test: (e: MCPManagerEvents[K]) => boolean): Promise<MCPManagerEvents[K]> {

@@ -21,7 +21,8 @@
  */
 import { ConfigError } from '../../errors.js';
 import type { ConfigIssue } from '../../errors.js';
-import { closestName, ImportError, isPlainObject, mapRecord, mapStrings, setOwn, type ImportResult, type ImportWarning } from './common.js';
+import { ImportError, isPlainObject, mapRecord, mapStrings, setOwn, type ImportResult, type ImportWarning } from './common.js';
+import { closestName } from '../../options.js';
 
 /**
  * Field names of this package (relative to one server) → the LibreChat field they came from, so that a validation
