@@ -32,7 +32,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createBearerVerifier, HttpClient, MCPConnectionFactory, MCPManager } from '../dist/index.js';
 import { createDefaultTransport } from '../dist/transport/index.js';
 import { startTestMcpServer } from '../dist/testing/index.js';
-import { activeResources, cycles, MockTransport, pidAlive, reachable, STDIO_SERVER, trackResources } from './lib/leakKit.js';
+import { activeResources, cycles, MockTransport, pidAlive, reachableAfterGc, STDIO_SERVER, trackResources } from './lib/leakKit.js';
 import { settledHeapUsed } from './lib/measure.js';
 
 const { values } = parseArgs({
@@ -179,7 +179,7 @@ async function leaksMocked() {
     await m.close();
     await factory.close();
     await settledHeapUsed();
-    const stillReachable = reachable(refs);
+    const stillReachable = await reachableAfterGc(refs, settledHeapUsed);
     const delta = (heapAfter - heapBefore) / MB;
     console.log(
       `leaks mocked transports: ${N} cycles in ${secs(elapsed)}; heap after GC ${(heapBefore / MB).toFixed(2)} → ${(heapAfter / MB).toFixed(2)} MB (Δ ${delta.toFixed(2)} MB); ` +
@@ -246,7 +246,7 @@ async function leaksHttp() {
     await settledHeapUsed();
     const all = tracker.stacks();
     tracker.stop();
-    const stillReachable = reachable(refs);
+    const stillReachable = await reachableAfterGc(refs, settledHeapUsed);
     // undici keeps ONE process-wide timer for its timer wheel (FastTimer), whatever the number of requests.
     const undiciWheel = all.filter((s) => s.includes('undici/lib/util/timers.js'));
     const leftovers = all.filter((s) => !undiciWheel.includes(s));

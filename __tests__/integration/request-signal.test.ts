@@ -34,11 +34,12 @@ afterAll(async () => {
 });
 
 describe('request path: the transport signal', () => {
-  it('keeps no listener per request on a long-lived signal: 2,000 requests leave none behind', async () => {
+  it('keeps no listener per request on a long-lived signal: 500 requests leave none behind', async () => {
     const fetch = createAuthFetch({ dispatcher: agent });
     const transport = new AbortController();
     let most = 0;
-    for (let round = 0; round < 20; round++) {
+    // Before the fix, undici kept one listener per request on it until GC (1,900 seen after 2,000 requests).
+    for (let round = 0; round < 5; round++) {
       await Promise.all(
         Array.from({ length: 100 }, async () => {
           const res = await fetch(`${peer.url}/mcp`, { method: 'POST', body: '{"jsonrpc":"2.0","method":"x","id":1}', signal: transport.signal });

@@ -85,6 +85,22 @@ export function reachable(refs) {
   return refs.filter((r) => r.deref() !== undefined).length;
 }
 
+/**
+ * How many of `refs` are still reachable once garbage collection has had its chances: up to `rounds` rounds of a
+ * settled GC, each in a later macrotask (objects freed only by a finalizer, a closed socket's last callback or a
+ * pending job's keep-alive need another turn). A leak stays reachable in every round; only 0 ends early.
+ */
+export async function reachableAfterGc(refs, settle, rounds = 6) {
+  let left = refs.length;
+  for (let i = 0; i < rounds; i++) {
+    await settle();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    left = reachable(refs);
+    if (left === 0) return 0;
+  }
+  return left;
+}
+
 /** Resource counts from `process.getActiveResourcesInfo()`, by type. */
 export function activeResources() {
   const out = {};

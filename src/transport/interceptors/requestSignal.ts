@@ -41,22 +41,23 @@ export function requestSignal(): RequestInterceptor {
 type LegacyHandler = Record<string, ((...args: unknown[]) => unknown) | undefined>;
 
 function releasing(handler: unknown, link: SignalLink): LegacyHandler {
-  const h = handler as LegacyHandler;
+  // Dropped once the response is over: undici keeps finished requests (and their handlers) queued for a while.
+  let h: LegacyHandler | undefined = handler as LegacyHandler;
+  const settle = (): LegacyHandler | undefined => {
+    link.dispose();
+    const last = h;
+    h = undefined;
+    return last;
+  };
   return {
-    onConnect: (...a) => h.onConnect?.(...a),
-    onResponseStarted: (...a) => h.onResponseStarted?.(...a),
-    onHeaders: (...a) => h.onHeaders?.(...a),
-    onData: (...a) => h.onData?.(...a),
-    onBodySent: (...a) => h.onBodySent?.(...a),
-    onRequestSent: (...a) => h.onRequestSent?.(...a),
-    onUpgrade: (...a) => h.onUpgrade?.(...a),
-    onComplete: (...a) => {
-      link.dispose();
-      return h.onComplete?.(...a);
-    },
-    onError: (...a) => {
-      link.dispose();
-      return h.onError?.(...a);
-    },
+    onConnect: (...a) => h?.onConnect?.(...a),
+    onResponseStarted: (...a) => h?.onResponseStarted?.(...a),
+    onHeaders: (...a) => h?.onHeaders?.(...a),
+    onData: (...a) => h?.onData?.(...a),
+    onBodySent: (...a) => h?.onBodySent?.(...a),
+    onRequestSent: (...a) => h?.onRequestSent?.(...a),
+    onUpgrade: (...a) => h?.onUpgrade?.(...a),
+    onComplete: (...a) => settle()?.onComplete?.(...a),
+    onError: (...a) => settle()?.onError?.(...a),
   };
 }

@@ -103,17 +103,20 @@ interface LegacyHandler {
 }
 
 type Mode = 'none' | 'post-events' | 'post-json' | 'stream';
+/** What a finished handler points at instead of the request's own handler and options. */
+const SETTLED_HANDLER: LegacyHandler = {};
+const SETTLED_OPTIONS: ResponseWatchOptions = { serverName: '', streams: 'streamable-http', maxMessageBytes: 1, answer: () => {} };
 const EMPTY = Buffer.alloc(0);
 /** The head of a dropped event is read raw: room for `event:`/`id:` lines before {@link PEEK_BYTES} of data. */
 const HEAD_BYTES = 2 * PEEK_BYTES;
 
 /** Wraps fetch's handler of one request; see the module comment. */
 class WatchedResponse implements LegacyHandler {
-  readonly #h: LegacyHandler;
-  readonly #o: ResponseWatchOptions;
+  #h: LegacyHandler;
+  #o: ResponseWatchOptions;
   /** The request id of a POST; undefined for a GET stream. */
   readonly #id: JsonRpcId | undefined;
-  readonly #signal: AbortSignal | undefined;
+  #signal: AbortSignal | undefined;
   #abort: ((err?: Error) => void) | undefined;
   #mode: Mode = 'none';
   /** Answered locally (or nothing left to watch): no more checks. */
@@ -188,14 +191,33 @@ class WatchedResponse implements LegacyHandler {
     if (this.#cut) return;
     if (this.#mode === 'stream') this.#flushStream();
     else if (this.#mode === 'post-events') this.#checkLost();
-    return this.#h.onComplete?.(trailers);
+    const h = this.#h;
+    this.#release();
+    return h.onComplete?.(trailers);
   }
 
   onError(err: Error): void {
     // The transport closing aborts its requests: that is no lost stream (pending requests end with the close).
     if (this.#mode === 'post-events' && !this.#signal?.aborted) this.#checkLost();
     this.#done = true;
-    return this.#h.onError?.(err);
+    const h = this.#h;
+    this.#release();
+    return h.onError?.(err);
+  }
+
+  /**
+   * Drops what this handler holds once its response is over: undici keeps finished requests (and so their
+   * handlers) in a client's queue for a while, and the options reach the transport (`answer`), which would stay
+   * reachable after its connection closed.
+   */
+  #release(): void {
+    this.#h = SETTLED_HANDLER;
+    this.#o = SETTLED_OPTIONS;
+    this.#signal = undefined;
+    this.#parser = undefined;
+    this.#decoder = undefined;
+    this.#held = [];
+    this.#done = true;
   }
 
   onUpgrade(status: number, rawHeaders: Buffer[], socket: unknown): void {
