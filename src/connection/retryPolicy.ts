@@ -129,12 +129,7 @@ export class RetryPolicy {
     if (this.#healthySince !== undefined && this.#now() - this.#healthySince >= this.#opts.healthyAfterMs) this.#attempts = 0;
     this.#healthySince = undefined;
     if (this.#attempts >= this.#opts.maxAttempts) return undefined;
-    const { minDelayMs, baseDelayMs, maxDelayMs } = this.#opts;
-    // Full jitter above the floor: floor + random × (ceiling − floor), the ceiling doubling per attempt up to the cap.
-    const ceiling = Math.max(minDelayMs, Math.min(maxDelayMs, baseDelayMs * 2 ** this.#attempts));
-    const r = Math.min(Math.max(this.#random(), 0), 1);
-    this.#attempts++;
-    return Math.floor(minDelayMs + r * (ceiling - minDelayMs));
+    return backoffDelay(this.#attempts++, this.#opts, this.#random);
   }
 
   /** Whether the budget is spent (the next {@link RetryPolicy.nextDelay} would return `undefined`), without counting. */
@@ -156,21 +151,25 @@ export class RetryPolicy {
 }
 
 /**
- * The delay before reconnect attempt `attempt` (0-based): `random() * min(maxDelayMs, baseDelayMs * 2^attempt)`.
- * Full jitter spreads the reconnects of many clients that lost the same server at the same moment.
+ * The delay before attempt `attempt` (0-based): full jitter above a floor,
+ * `minDelayMs + random() * (ceiling - minDelayMs)` where `ceiling = max(minDelayMs, min(maxDelayMs, baseDelayMs * 2^attempt))`
+ * (`minDelayMs` defaults to 0). Full jitter spreads the reconnects of many clients that lost the same server at the
+ * same moment; the floor keeps any two of one client's attempts apart.
  *
  * @example
  * ```ts
  * backoffDelay(3, { baseDelayMs: 250, maxDelayMs: 10_000 }, () => 0.5); // 0.5 * min(10_000, 2_000) = 1_000
+ * backoffDelay(0, { minDelayMs: 100, baseDelayMs: 250, maxDelayMs: 10_000 }, () => 0.5); // 100 + 0.5 * 150 = 175
  * ```
  */
 export function backoffDelay(
   attempt: number,
-  opts: { baseDelayMs: number; maxDelayMs: number },
+  opts: { baseDelayMs: number; maxDelayMs: number; minDelayMs?: number },
   random: () => number = Math.random,
 ): number {
+  const floor = opts.minDelayMs ?? 0;
   // 2^attempt overflows to Infinity for large attempts; min() keeps the cap exact.
-  const ceiling = Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** attempt);
+  const ceiling = Math.max(floor, Math.min(opts.maxDelayMs, opts.baseDelayMs * 2 ** attempt));
   const r = Math.min(Math.max(random(), 0), 1);
-  return Math.floor(r * ceiling);
+  return Math.floor(floor + r * (ceiling - floor));
 }

@@ -243,15 +243,3 @@ export function isResendable(body: RequestInit['body'] | undefined): boolean {
 export async function discardBody(response: Response): Promise<void> {
   await response.body?.cancel().catch(() => {});
 }
-
-/**
- * A URL for messages: no userinfo, query or fragment (they may carry secrets).
- *
- * @example
- * ```ts
- * safeUrlOf(new URL('https://u:p@h.example/mcp?key=1')); // 'https://h.example/mcp'
- * ```
- */
-export function safeUrlOf(url: URL): string {
-  return `${url.origin}${url.pathname}`;
-}

@@ -3,9 +3,9 @@
  * the hops that left the configured origin so that no credential reaches another origin.
  * @module
  */
-import { SwitchboardError } from '../../errors.js';
+import { safeUrl, SwitchboardError } from '../../errors.js';
 import { checkHost, type SsrfOptions } from '../ssrf.js';
-import { discardBody, isResendable, safeUrlOf, type OutgoingRequest, type RequestInterceptor } from '../requestPath.js';
+import { discardBody, isResendable, type OutgoingRequest, type RequestInterceptor } from '../requestPath.js';
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const CREDENTIAL_HEADERS = ['authorization', 'cookie', 'proxy-authorization'];
@@ -66,8 +66,8 @@ export function redirects(opts: { maxRedirects: number; ssrf?: SsrfOptions }): R
       // A stream body can be sent once only: no redirect that keeps the body.
       if (oneShot && following.body !== undefined) return response;
       await discardBody(response);
-      if (req.redirect === 'error') throw new SwitchboardError('transport_error', `Redirect from ${safeUrlOf(hop.url)} refused (redirect: 'error')`);
-      if (hops >= maxRedirects) throw new SwitchboardError('transport_error', `Too many redirects (more than ${maxRedirects}) from ${safeUrlOf(req.url)}`);
+      if (req.redirect === 'error') throw new SwitchboardError('transport_error', `Redirect from ${safeUrl(hop.url)} refused (redirect: 'error')`);
+      if (hops >= maxRedirects) throw new SwitchboardError('transport_error', `Too many redirects (more than ${maxRedirects}) from ${safeUrl(req.url)}`);
       hop = following;
     }
   };
@@ -78,7 +78,7 @@ function nextHop(from: OutgoingRequest, status: number, location: string): Outgo
   try {
     target = new URL(location, from.url);
   } catch {
-    throw new SwitchboardError('transport_error', `Invalid redirect location from ${safeUrlOf(from.url)}`);
+    throw new SwitchboardError('transport_error', `Invalid redirect location from ${safeUrl(from.url)}`);
   }
   if (target.protocol !== 'http:' && target.protocol !== 'https:') {
     throw new SwitchboardError('transport_error', `Redirect to a ${target.protocol} URL refused`);
