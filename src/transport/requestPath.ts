@@ -27,7 +27,7 @@ import { standbyGate } from './interceptors/standbyGate.js';
 import { requestSignal } from './interceptors/requestSignal.js';
 import type { OwnErrors } from './interceptors/ownErrors.js';
 import type { SsrfOptions } from './ssrf.js';
-import type { FetchLike } from './types.js';
+import type { AuthChallenge, FetchLike } from './types.js';
 
 /**
  * One HTTP request as it travels down the request path. Stages never mutate it: a stage that changes
@@ -55,6 +55,10 @@ export interface OutgoingRequest {
   requestId?: JsonRpcId;
   /** True on the one resend after a 401: credential providers must not answer from a cache. */
   forceRefresh: boolean;
+  /** On that resend: the server's challenge (what its `WWW-Authenticate` said). */
+  challenge?: AuthChallenge;
+  /** On that resend: the Authorization value the server refused. */
+  refusedAuthorization?: string;
   /** True once a redirect left the first URL's origin: no credentials, no config headers from then on. */
   crossOrigin: boolean;
   /** The undici dispatcher this hop is sent through (a stage may put a watching one in front of it). */
@@ -146,6 +150,8 @@ export interface RequestPathOptions extends CredentialsOptions {
   retryUnauthorized?: boolean;
   /** The error thrown when the resent request is refused again; default: the second response is returned. */
   onRejected?: (res: Response) => Error;
+  /** Also resend once after a 403 `insufficient_scope` (scope step-up), with the challenge. */
+  stepUp?: boolean;
   /** SSRF rules checked on every hop (the URL's host); absent: no check. */
   ssrf?: SsrfOptions;
   /** Most redirects followed (default 5). */
@@ -181,7 +187,9 @@ export function createRequestPath(opts: RequestPathOptions): FetchLike {
   const stage = composeStages(sendWithUndici, [
     opts.standby ? standbyGate(opts.standby) : undefined,
     opts.ownErrors?.interceptor,
-    opts.authHeaders && opts.retryUnauthorized ? unauthorizedRetry(opts.onRejected ? { onRejected: opts.onRejected } : {}) : undefined,
+    opts.authHeaders && opts.retryUnauthorized
+      ? unauthorizedRetry({ ...(opts.onRejected ? { onRejected: opts.onRejected } : {}), ...(opts.stepUp ? { stepUp: true } : {}) })
+      : undefined,
     redirects({ maxRedirects, ...(opts.ssrf ? { ssrf: opts.ssrf } : {}) }),
     credentials(opts),
     opts.watch ? responseWatch(opts.watch) : undefined,

@@ -47,6 +47,35 @@ export interface AuthHeaderRequest {
    * Read the credentials (assertion, vars) from here, never from the context seen at connect.
    */
   user?: UserContext;
+  /**
+   * On the one resend after a 401 or 403: what the server's `WWW-Authenticate` challenge said (RFC 6750 §3,
+   * RFC 9728 §5.1), so a provider can find the authorization server or step up its scopes.
+   */
+  challenge?: AuthChallenge;
+  /**
+   * On that resend: the Authorization value the server refused (so a provider shared by concurrent requests can
+   * tell the refused token from one another request already replaced it with). A credential: never log it.
+   */
+  refusedAuthorization?: string;
+}
+
+/**
+ * A server's refusal of a request's credentials, read from its `WWW-Authenticate: Bearer …` header.
+ *
+ * @example
+ * ```ts
+ * const challenge: AuthChallenge = { status: 403, error: 'insufficient_scope', scope: 'files:write' };
+ * ```
+ */
+export interface AuthChallenge {
+  /** 401 (no or bad credentials) or 403 (`insufficient_scope`, or `invalid_token`). */
+  status: number;
+  /** The `error` parameter: `invalid_token`, `insufficient_scope`, `invalid_request`, … */
+  error?: string;
+  /** The `scope` parameter: the scopes the resource needs (space-separated). */
+  scope?: string;
+  /** The `resource_metadata` parameter: where the server's protected-resource metadata is (RFC 9728). */
+  resourceMetadataUrl?: URL;
 }
 
 /**

@@ -56,13 +56,32 @@ export function credentials(opts: CredentialsOptions): RequestInterceptor {
         forceRefresh: req.forceRefresh,
         ...(req.signal ? { signal: req.signal } : {}),
         ...(req.requestId === undefined ? {} : { requestId: req.requestId }),
+        ...(req.challenge ? { challenge: req.challenge } : {}),
+        ...(req.refusedAuthorization ? { refusedAuthorization: req.refusedAuthorization } : {}),
       };
       // No try/catch: a provider's error reaches the caller as the same object.
       if (requestHeaders) Object.assign(headers, lowerKeys(await requestHeaders(ask)));
       if (authHeaders) Object.assign(headers, lowerKeys((await authHeaders(ask)) ?? {}));
     }
-    return next({ ...req, headers });
+    const res = await next({ ...req, headers });
+    // Remembered for the 401/403 stage: a provider told which credential was refused can tell it from a newer one.
+    if ((res.status === 401 || res.status === 403) && authHeaders && headers.authorization) sentAuthorization.set(res, headers.authorization);
+    return res;
   };
+}
+
+const sentAuthorization = new WeakMap<Response, string>();
+
+/**
+ * The Authorization value the credentials stage sent with the request that got this (401 or 403) response.
+ *
+ * @example
+ * ```ts
+ * const refused = authorizationSentWith(first); // 'Bearer eyJ…' or undefined
+ * ```
+ */
+export function authorizationSentWith(res: Response): string | undefined {
+  return sentAuthorization.get(res);
 }
 
 function lowerKeys(headers: Record<string, string>): Record<string, string> {

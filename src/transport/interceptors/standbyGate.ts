@@ -56,9 +56,14 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
     if (req.signal?.aborted) return notAllowed();
     // Resuming a cut response stream (Last-Event-ID) carries a call's response: it is never refused and does not
     // spend the standby budget (concurrent calls whose streams a proxy cut would otherwise starve each other);
-    // the SDK bounds failed resumptions itself, and the floor delay bounds their rate.
+    // the SDK bounds failed resumptions itself, and the floor bounds their rate: at most one per floor delay,
+    // counted from the previous resumption (not added to the server's own `retry` wait, which the SDK honours
+    // before it sends the GET: SEP-1699 wants that wait to be the server's, give or take little).
     if (resuming) {
-      if (!(await wait(policy.options.minDelayMs, req.signal))) return notAllowed();
+      const since = state.lastResumedAt === undefined ? Infinity : Date.now() - state.lastResumedAt;
+      const floor = policy.options.minDelayMs - since;
+      if (floor > 0 && !(await wait(floor, req.signal))) return notAllowed();
+      state.lastResumedAt = Date.now();
       return next(req);
     }
     if (state.lastSentAt !== undefined && Date.now() - state.lastSentAt < policy.options.healthyAfterMs) {
@@ -88,6 +93,8 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
 /** When the last GET of a policy's connection went out; shared by every gate on that policy (its reconnects). */
 interface GateState {
   lastSentAt: number | undefined;
+  /** When the previous resuming GET (`Last-Event-ID`) went out. */
+  lastResumedAt?: number;
   warned: boolean;
 }
 const states = new WeakMap<RetryPolicy, GateState>();
