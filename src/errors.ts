@@ -5,6 +5,7 @@
  * Errors never carry tokens, secrets or assertions: not in `message`, not in `cause`, not in any field.
  * @module
  */
+import type { AdapterErrorCode } from './adapters/errors.js';
 
 /**
  * Every `code` a {@link SwitchboardError} of this package can have: a closed union, so a `switch` over `code`
@@ -25,7 +26,7 @@
  * }
  * ```
  */
-export type SwitchboardErrorCode = CoreErrorCode | OboErrorCode | BearerErrorCode | UpstreamTokenErrorCode;
+export type SwitchboardErrorCode = CoreErrorCode | OboErrorCode | BearerErrorCode | UpstreamTokenErrorCode | AdapterErrorCode;
 
 /**
  * The codes of {@link SwitchboardError} itself (and of {@link ConfigError}: `config_invalid`):
