@@ -26,6 +26,9 @@ export type {
   BearerErrorCode,
   BearerErrorOptions,
 } from './errors.js';
+export { MemoryOAuthStore, MemoryOAuthFlowStore } from './oauth/store.js';
+export type { OAuthStore, OAuthFlowStore, OAuthTokenKey, OAuthClientKey, StoredOAuthTokens, PendingAuthorization } from './oauth/store.js';
+export type { Coordinator, CoordinatorLock, InvalidationEvent, SharedTokenCache } from './coordination.js';
 export type { UserContext, Logger } from './types.js';
 export { parseServersConfig, parseServerConfig } from './config/parse.js';
 export {

@@ -47,8 +47,8 @@ describe('public surface', () => {
     compiled = JSON.parse(stdout) as Record<string, Surface>;
   }, 60_000);
 
-  it('has exactly the entry points root, ./config, ./transport, ./testing and ./adapters', () => {
-    expect(ENTRIES.map(([subpath]) => subpath)).toEqual(['.', './config', './transport', './testing', './adapters']);
+  it('has exactly the entry points root, ./config, ./transport, ./testing, ./adapters and ./redis', () => {
+    expect(ENTRIES.map(([subpath]) => subpath)).toEqual(['.', './config', './transport', './testing', './adapters', './redis']);
   });
 
   describe.each(ENTRIES)('entry point %s', (subpath, file) => {
