@@ -70,7 +70,7 @@ try {
     for (const file of [target.types, target.default]) check(list.includes(file.replace(/^\.\//, '')), `ships ${file} for "${subpath}"`);
   }
   check(!list.some((f) => f.endsWith('.map')), 'ships no source maps');
-  for (const doc of ['getting-started', 'configuration', 'obo', 'operations', 'testing', 'adapters']) check(list.includes(`docs/${doc}.md`), `ships docs/${doc}.md`);
+  for (const doc of ['getting-started', 'configuration', 'obo', 'oauth', 'operations', 'testing', 'adapters']) check(list.includes(`docs/${doc}.md`), `ships docs/${doc}.md`);
   const unpacked = join(tmp, 'unpacked');
   mkdirSync(unpacked);
   run('tar', ['-xzf', tarball, '-C', unpacked]);

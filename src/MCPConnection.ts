@@ -12,6 +12,7 @@ import type {
   CompleteResult,
   CreateMessageRequest,
   CreateMessageResult,
+  ElicitResult,
   GetPromptResult,
   LoggingLevel,
   Progress,
@@ -32,6 +33,7 @@ import { RetryPolicy } from './connection/retryPolicy.js';
 import { classifyError, type ErrorTarget, type OperationPhase } from './connection/classifyError.js';
 import {
   createProtocolClient,
+  type ElicitationRequest,
   type ProtocolClient,
   type ProtocolClientHandlers,
   type ProtocolRequestOptions,
@@ -74,7 +76,7 @@ interface Listing<T> {
 const LOGGING_LEVELS: readonly LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 
 export type { ReconnectOptions } from './connection/backoff.js';
-export type { SdkClient } from './connection/protocolClient.js';
+export type { ElicitationRequest, SdkClient } from './connection/protocolClient.js';
 
 /**
  * The life of a connection: `idle` → `connecting` → `connected` ⇄ `reconnecting` → `closed`.
@@ -144,11 +146,12 @@ export interface ServerRequestContext {
 
 /**
  * How the host answers requests the server sends to the client. Each handler given declares its client
- * capability in `initialize` (`sampling: {}`, `roots: { listChanged: false }`); without handlers the client
- * declares no capability and the server's request is refused ("Method not found"), as the SDK does.
+ * capability in `initialize` (`sampling: {}`, `roots: { listChanged: false }`, `elicitation: { form: {}, url: {} }`);
+ * without handlers the client declares no capability and the server's request is refused ("Method not found"),
+ * as the SDK does.
  *
  * Sampling and roots are part of MCP 2025-11-25 and deprecated by the 2026-07-28 revision: servers speaking
- * the newer revision will not send them.
+ * the newer revision will not send them. Elicitation (form and URL mode) follows MCP 2025-11-25, "Elicitation".
  *
  * @example
  * ```ts
@@ -170,6 +173,27 @@ export interface ConnectionHandlers {
   sampling?: (request: CreateMessageRequest['params'], ctx: ServerRequestContext) => Promise<CreateMessageResult>;
   /** Answers `roots/list` (the host's roots for this server). Deprecated by MCP 2026-07-28; still in 2025-11-25. */
   roots?: (ctx: ServerRequestContext) => Promise<Root[]> | Root[];
+  /**
+   * Answers `elicitation/create` (MCP 2025-11-25, "Elicitation"): the server asks the user for input, in form
+   * mode (`request.mode === 'form'`: a `message` and a flat `requestedSchema`) or URL mode (`'url'`: the user is
+   * to open `request.url`; `request.elicitationId` names it). Answer `{ action: 'accept', content }` (form
+   * mode; `content` may leave out fields whose schema has a `default`: the default is filled in, SEP-1034),
+   * `{ action: 'accept' }` (URL mode: the user agreed to open it), `{ action: 'decline' }` or
+   * `{ action: 'cancel' }`. Content that does not match `requestedSchema`, an invalid result, or a throw answers
+   * the server with a JSON-RPC error (the text of a thrown error is not sent) and is logged.
+   * On a shared app-level connection `ctx.user` is absent: no user's handler context is used there.
+   *
+   * @example
+   * ```ts
+   * const handlers: ConnectionHandlers = {
+   *   elicitation: async (request, { user }) => {
+   *     if (request.mode === 'url' || !user) return { action: 'decline' };
+   *     return { action: 'accept', content: { email: user.email ?? 'unknown@example.com' } };
+   *   },
+   * };
+   * ```
+   */
+  elicitation?: (request: ElicitationRequest, ctx: ServerRequestContext) => Promise<ElicitResult>;
 }
 
 /**
@@ -208,7 +232,7 @@ export interface MCPConnectionOptions {
   /** Caps on lists and results. */
   limits?: ConnectionLimits;
   /**
-   * Answers to the server's requests (sampling, roots); each one given is declared as a client capability.
+   * Answers to the server's requests (sampling, roots, elicitation); each one given is declared as a client capability.
    * Default none: no client capability is declared.
    */
   handlers?: ConnectionHandlers;
@@ -312,6 +336,20 @@ export interface ServerLogEvent {
 }
 
 /**
+ * Payload of the `elicitationComplete` event: the server sent `notifications/elicitation/complete` (MCP
+ * 2025-11-25, URL-mode elicitation): the out-of-band interaction it asked for with `elicitationId` is done.
+ *
+ * @example
+ * ```ts
+ * conn.on('elicitationComplete', ({ elicitationId }: ElicitationCompleteEvent) => pendingLinks.delete(elicitationId));
+ * ```
+ */
+export interface ElicitationCompleteEvent {
+  /** The `elicitationId` of the URL-mode `elicitation/create` request that finished. */
+  elicitationId: string;
+}
+
+/**
  * The events of an {@link MCPConnection} and their payloads.
  *
  * @example
@@ -338,6 +376,8 @@ export interface MCPConnectionEvents {
   resourceUpdated: [event: ResourceUpdatedEvent];
   /** The server sent a log message (`notifications/message`); see {@link MCPConnection.setLoggingLevel}. */
   serverLog: [event: ServerLogEvent];
+  /** The server sent `notifications/elicitation/complete`: a URL-mode elicitation finished (MCP 2025-11-25). */
+  elicitationComplete: [event: ElicitationCompleteEvent];
   /** A reconnect attempt is about to be made. */
   reconnect: [event: ReconnectAttemptEvent];
 }
@@ -536,7 +576,7 @@ function defaultClientInfo(): { name: string; version: string } {
  *   path (credentials of the call's `user`, one resend on a new session, progress, typed errors): tools,
  *   resources (lists cached until `list_changed`, subscriptions sent again on every new session), prompts,
  *   completions and the log level. Server notifications are events (`toolsChanged`, `resourcesChanged`,
- *   `promptsChanged`, `resourceUpdated`, `serverLog`); server requests go to `handlers` (sampling, roots), whose
+ *   `promptsChanged`, `resourceUpdated`, `serverLog`); server requests go to `handlers` (sampling, roots, elicitation), whose
  *   presence alone declares the client capabilities. {@link MCPConnection.client} is the SDK escape hatch.
  *
  * @example
@@ -1200,6 +1240,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     if (handlers === null || typeof handlers !== 'object') throw optionError('MCPConnection: handlers', 'an object', handlers);
     const sampling = fn(handlers.sampling, 'MCPConnection: handlers.sampling');
     const roots = fn(handlers.roots, 'MCPConnection: handlers.roots');
+    const elicitation = fn(handlers.elicitation, 'MCPConnection: handlers.elicitation');
     const ctx = (signal: AbortSignal): ServerRequestContext => {
       // The connection's (tenant, user); on a user connection, the context of its most recent caller.
       const user = this.#callers?.latest ?? this.user;
@@ -1208,6 +1249,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     return {
       ...(sampling ? { sampling: (params, { signal }) => sampling(params, ctx(signal)) } : {}),
       ...(roots ? { roots: ({ signal }) => roots(ctx(signal)) } : {}),
+      ...(elicitation ? { elicitation: (params, { signal }) => elicitation(params, ctx(signal)) } : {}),
     };
   }
 
@@ -1242,6 +1284,15 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
         },
         serverLog: (message) => {
           if (this.#isCurrent(client)) this.#emit('serverLog', message);
+        },
+        elicitationComplete: (elicitationId) => {
+          if (this.#isCurrent(client)) this.#emit('elicitationComplete', { elicitationId });
+        },
+        handlerFailed: (method, err, invalidResult) => {
+          this.#logger.warn(
+            { serverName: this.serverName, method, error: errorName(err), ...(invalidResult === undefined ? {} : { invalidResult }) },
+            'host handler of a server request failed; the server was answered with an error',
+          );
         },
       },
     });

@@ -21,6 +21,7 @@ import { resolveReconnectOptions, type ReconnectOptions, type ResolvedReconnectO
 import { RetryPolicy } from './connection/retryPolicy.js';
 import { DEFAULT_MAX_RESULT_BYTES, MESSAGE_ENVELOPE_BYTES } from './connection/resultSize.js';
 import { HttpClient } from './transport/httpClient.js';
+import { fetchWithBodyCap, MAX_IDP_RESPONSE_BYTES } from './auth/responseCap.js';
 import { createRequestPath, type RequestPathOptions } from './transport/requestPath.js';
 import { OwnErrors } from './transport/interceptors/ownErrors.js';
 import { localErrorAnswer } from './transport/localAnswer.js';
@@ -163,6 +164,8 @@ export interface ConnectionAuth {
   retryUnauthorized?: boolean;
   /** The error thrown when the resent request is refused again; default: the second response is returned. */
   onRejected?: (res: Response) => Error;
+  /** Also resend once after a 403 `insufficient_scope`, with the challenge (scope step-up). */
+  stepUp?: boolean;
 }
 
 /**
@@ -185,8 +188,9 @@ export interface CreateConnectionRequest extends ConnectionTarget {
    */
   callers?: CallerContext;
   /**
-   * Answers to the server's requests (sampling, roots) for this connection; each one given is declared as a
-   * client capability. Default none. `MCPManager` passes its `onSampling` / `roots` options here.
+   * Answers to the server's requests (sampling, roots, elicitation) for this connection; each one given is
+   * declared as a client capability. Default none. `MCPManager` passes its `onSampling` / `roots` /
+   * `onElicitation` options here.
    */
   handlers?: ConnectionHandlers;
 }
@@ -283,6 +287,29 @@ export class MCPConnectionFactory {
   }
 
   /**
+   * A plain `fetch` for requests a server's config leads to but that are not MCP messages (OAuth discovery,
+   * registration and token requests): the same HTTP client, proxy and SSRF guard as the server's own requests,
+   * redirects followed hop by hop with the guard, and no credentials added.
+   *
+   * @example
+   * ```ts
+   * const fetch = factory.fetchFor({ type: 'streamable-http', url: 'https://mcp.example.com/mcp' });
+   * const res = await fetch('https://mcp.example.com/.well-known/oauth-protected-resource');
+   * ```
+   */
+  fetchFor(config: Pick<ServerConfig, 'source'> & { proxy?: string }): FetchLike {
+    const route = this.#httpClient.forConfig({
+      ...(config.source ? { source: config.source } : {}),
+      ...(config.proxy ? { proxy: config.proxy } : {}),
+    });
+    const path = createRequestPath({ dispatcher: route.dispatcher, ...(route.ssrf ? { ssrf: route.ssrf } : {}) });
+    // Bodies read within a cap (metadata and token responses are small; a hostile server's are not), and handed on
+    // as the global Response: OAuth code (the MCP SDK's error parser) tests `instanceof Response`, undici's is another class.
+    const capped = fetchWithBodyCap((url: string, init: RequestInit) => path(url, init), MAX_IDP_RESPONSE_BYTES);
+    return (url, init = {}) => capped(String(url), init);
+  }
+
+  /**
    * Closes the `HttpClient` the factory created (not one passed in). Idempotent. Close the connections first:
    * an open event stream keeps its dispatcher busy.
    *
@@ -373,6 +400,7 @@ export class MCPConnectionFactory {
         ...(creds.authHeaders ? { authHeaders: creds.authHeaders } : {}),
         ...(auth?.retryUnauthorized ? { retryUnauthorized: true } : {}),
         ...(auth?.onRejected ? { onRejected: auth.onRejected } : {}),
+        ...(auth?.stepUp ? { stepUp: true } : {}),
         ...(route.ssrf ? { ssrf: route.ssrf } : {}),
       },
     };

@@ -3,6 +3,7 @@
  * every call, wires the OBO auth-header provider into user connections, and reports typed events.
  * @module
  */
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type {
   CallToolResult,
@@ -20,14 +21,19 @@ import type { OboTokenResolver, OboTrustChecker } from './auth/oboTypes.js';
 import { parseServerConfig, parseServersConfig, requiresUserScopedConnection } from './config/parse.js';
 import type { ServerConfig } from './config/schema.js';
 import { configFingerprint } from './config/fingerprint.js';
-import { ConfigError, isCredentialFailure, OboError, SwitchboardError, type ConfigIssue } from './errors.js';
+import { AuthorizationError, ConfigError, isCredentialFailure, OboError, SwitchboardError, type ConfigIssue } from './errors.js';
+import { OAuthAuthorizer, type OAuthOptions } from './oauth/authorizer.js';
+import type { ServerOAuthSettings } from './oauth/provider.js';
+import { resolvePlaceholderString } from './config/placeholders.js';
 import { publishDiagnostics, type MCPManagerEventName, type MCPManagerEvents, type PoolScope } from './events.js';
+import type { Coordinator, InvalidationEvent } from './coordination.js';
 import type {
   CallToolOptions,
   CompleteParams,
   Completion,
   ConnectionHandlers,
   ConnectionRequestOptions,
+  ElicitationCompleteEvent,
   MCPConnection,
   ResourceUpdatedEvent,
   ServerLogEvent,
@@ -36,7 +42,7 @@ import { CallerContext } from './connection/callerContext.js';
 import { FACTORY_OPTION_KEYS, MCPConnectionFactory, type ConnectionAuth } from './MCPConnectionFactory.js';
 import { APP_PRINCIPAL, CircuitBreaker, type CircuitBreakerOptions } from './pool/CircuitBreaker.js';
 import type { Lease, PoolCounters } from './pool/ConnectionPool.js';
-import type { AuthHeaderProvider } from './transport/types.js';
+import type { AuthChallenge, AuthHeaderProvider } from './transport/types.js';
 import {
   assertUser,
   DEFAULT_IDLE_TIMEOUT_MS,
@@ -53,8 +59,10 @@ import { fn, optionError, positiveInt, positiveMsOrInfinity, knownKeys } from '.
  *
  * @example
  * ```ts
- * const userAuthHeaders: UserAuthHeaderProvider = async ({ serverName, user, forceRefresh }) => {
- *   const token = await oauthTokens.get(user.id, serverName, { refresh: forceRefresh }); // your OAuth token store
+ * const userAuthHeaders: UserAuthHeaderProvider = async ({ serverName, user, forceRefresh, challenge }) => {
+ *   // On the resend after a 403 insufficient_scope, `challenge.scope` names the scopes the server needs.
+ *   const scopes = challenge?.error === 'insufficient_scope' ? challenge.scope : undefined;
+ *   const token = await oauthTokens.get(user.id, serverName, { refresh: forceRefresh, scopes }); // your OAuth token store
  *   return token ? { Authorization: `Bearer ${token}` } : undefined;
  * };
  * const manager = new MCPManager({ servers, userAuthHeaders });
@@ -66,6 +74,8 @@ export type UserAuthHeaderProvider = (req: {
   user: UserContext;
   forceRefresh: boolean;
   signal?: AbortSignal;
+  /** On the resend after a 401 or a 403: the server's challenge (e.g. the scopes a step-up needs). */
+  challenge?: AuthChallenge;
 }) => Promise<Record<string, string> | undefined>;
 
 /**
@@ -90,8 +100,17 @@ export interface MCPManagerOptions {
   oboTokenResolver?: OboTokenResolver;
   /** Decides, before every connect and call, whether a server may get OBO tokens. Default: {@link defaultOboTrustChecker}. */
   oboTrustChecker?: OboTrustChecker;
-  /** Per-user OAuth headers for servers with an `oauth` block. */
+  /**
+   * Per-user OAuth headers for servers with an `oauth` block, for hosts that run OAuth themselves. Takes
+   * precedence over {@link MCPManagerOptions.oauth}.
+   */
   userAuthHeaders?: UserAuthHeaderProvider;
+  /**
+   * Runs the MCP authorization flow (OAuth 2.1, PKCE) for servers with an `oauth` block: per user with the
+   * user's consent (a call that needs it rejects with `AuthorizationRequiredError`; the host's callback route
+   * calls {@link MCPManager.completeAuthorization}), or with client credentials for the app. See docs/oauth.md.
+   */
+  oauth?: OAuthOptions;
   /** Idle time before a user connection is closed, per (user, server). Default 15 minutes. */
   idleTimeoutMs?: number;
   /** Idle time before a shared app connection is closed. Default: never. */
@@ -115,6 +134,62 @@ export interface MCPManagerOptions {
    * connection declares the `roots` capability; absent → none does. Deprecated by MCP 2026-07-28; still in 2025-11-25.
    */
   roots?: ConnectionHandlers['roots'];
+  /**
+   * Answers the servers' `elicitation/create` requests (MCP 2025-11-25, "Elicitation": the server asks the user
+   * for input), told the server and, on a user connection, that connection's user; on a shared app-level
+   * connection `ctx.user` is absent, so a shared server's request is never answered as some user. Given → every
+   * connection declares `elicitation: { form: {}, url: {} }`; absent → none does and such requests are refused.
+   *
+   * - Form mode (`request.mode === 'form'`): answer `{ action: 'accept', content }`; fields left out of `content`
+   *   whose schema has a `default` get it (SEP-1034), then `content` must match `request.requestedSchema`.
+   * - URL mode (`request.mode === 'url'`): show `request.url` to the user and answer `{ action: 'accept' }` if
+   *   they agree to open it; the server's `notifications/elicitation/complete` arrives as the
+   *   `elicitationComplete` event.
+   * - `{ action: 'decline' }` / `{ action: 'cancel' }`: the user said no / dismissed it.
+   *
+   * A throw, or a result that is invalid or does not match the schema, answers the server with a JSON-RPC error
+   * (a thrown error's text is not sent) and is logged as a warning; the connection stays up.
+   *
+   * @example
+   * ```ts
+   * const manager = new MCPManager({
+   *   servers,
+   *   onElicitation: async (request, { user, serverName }) => {
+   *     if (!user) return { action: 'decline' }; // a shared server: nobody to ask
+   *     if (request.mode === 'url') return (await askToOpen(user.id, serverName, request.url)) ? { action: 'accept' } : { action: 'decline' };
+   *     const answer = await askForm(user.id, serverName, request.message, request.requestedSchema);
+   *     return answer ? { action: 'accept', content: answer } : { action: 'cancel' };
+   *   },
+   * });
+   * ```
+   */
+  onElicitation?: ConnectionHandlers['elicitation'];
+  /**
+   * Several replicas acting as one (e.g. `createRedisCoordinator` of `mcp-switchboard/redis`, or
+   * `createMemoryCoordinator` of `mcp-switchboard/testing` in tests):
+   * - the OAuth token, client-registration and flow stores default to the coordinator's `oauthStore` and
+   *   `oauthFlowStore` (a store given in `oauth` wins), so consent given, or a callback landing, on any replica
+   *   is good on all;
+   * - `disconnectUser`, `revokeAuthorization`, `upsertServer` and `removeServer` are applied here at once and
+   *   published; every replica applies every event it receives, this one's own included (each application is
+   *   idempotent, and all replicas apply the channel's events in the same order, so they converge). A received
+   *   `upsertServer` config is validated like a local one; a bad one is logged and ignored. A
+   *   `revokeAuthorization` received closes the user's connections to the server and drops this replica's
+   *   pending flow and step-up state of it.
+   * - A failed publication does not undo the local change; the error goes to the `error` event (logged as a
+   *   warning when nobody listens).
+   *
+   * The manager subscribes when constructed and unsubscribes in `close()`; it never closes the coordinator,
+   * which the host owns (it is usually shared with `createUpstreamTokenProvider` and `createOboTokenResolver`).
+   *
+   * @example
+   * ```ts
+   * import { createRedisCoordinator } from 'mcp-switchboard/redis';
+   * const coordinator = createRedisCoordinator({ url: process.env.REDIS_URL, encryptionKey: process.env.MCP_KEY! });
+   * const manager = new MCPManager({ servers, oauth: { redirectUri }, coordinator });
+   * ```
+   */
+  coordinator?: Coordinator;
   /** A pino-compatible logger. Default: silent. */
   logger?: Logger;
 }
@@ -125,6 +200,7 @@ const MANAGER_OPTION_KEYS: readonly string[] = [
   'oboTokenResolver',
   'oboTrustChecker',
   'userAuthHeaders',
+  'oauth',
   'idleTimeoutMs',
   'appIdleTimeoutMs',
   'maxConnectionsPerUser',
@@ -133,6 +209,8 @@ const MANAGER_OPTION_KEYS: readonly string[] = [
   'circuitBreaker',
   'onSampling',
   'roots',
+  'onElicitation',
+  'coordinator',
   'logger',
 ];
 
@@ -456,6 +534,15 @@ export class MCPManager {
   readonly #resolver: OboTokenResolver | undefined;
   readonly #trust: OboTrustChecker;
   readonly #userAuth: UserAuthHeaderProvider | undefined;
+  /** The `oauth` option; the authorizer is made on first use (client-credentials servers need none of the option). */
+  readonly #oauthOptions: OAuthOptions | undefined;
+  #oauthAuthorizer: OAuthAuthorizer | undefined;
+  readonly #coordinator: Coordinator | undefined;
+  /** This manager's id on the coordinator's channel, and its config-change sequence per server. */
+  readonly #replicaId = randomUUID();
+  readonly #configSeq = new Map<string, number>();
+  /** Ends the subscription to the coordinator's invalidations. */
+  #unsubscribe: (() => void) | undefined;
   readonly #factory: MCPConnectionFactory;
   readonly #ownsFactory: boolean;
   /** Made on first use by {@link createUserPool} / {@link createAppPool} (so subclass fields exist by then). */
@@ -498,10 +585,22 @@ export class MCPManager {
     }
     const onSampling = fn(opts.onSampling, 'MCPManager: onSampling');
     const roots = fn(opts.roots, 'MCPManager: roots');
+    const onElicitation = fn(opts.onElicitation, 'MCPManager: onElicitation');
     // Declared as capabilities only when given.
-    this.#handlers = onSampling || roots ? { ...(onSampling ? { sampling: onSampling } : {}), ...(roots ? { roots } : {}) } : undefined;
+    this.#handlers =
+      onSampling || roots || onElicitation
+        ? { ...(onSampling ? { sampling: onSampling } : {}), ...(roots ? { roots } : {}), ...(onElicitation ? { elicitation: onElicitation } : {}) }
+        : undefined;
     this.#resolver = opts.oboTokenResolver;
     this.#userAuth = opts.userAuthHeaders;
+    if (opts.oauth !== undefined && (typeof opts.oauth !== 'object' || opts.oauth === null)) throw optionError('MCPManager: oauth', 'an options object', opts.oauth);
+    this.#oauthOptions = opts.oauth;
+    const coordinator = opts.coordinator;
+    if (coordinator !== undefined && (typeof coordinator !== 'object' || coordinator === null || typeof coordinator.subscribe !== 'function' || typeof coordinator.publish !== 'function')) {
+      throw optionError('MCPManager: coordinator', 'a Coordinator (e.g. from createRedisCoordinator)', coordinator);
+    }
+    this.#coordinator = coordinator;
+    if (opts.oauth) this.#authorizer(); // bad oauth options throw here, not at the first call
     let servers: Record<string, ServerConfig>;
     try {
       servers = parseServersConfig(opts.servers);
@@ -554,6 +653,7 @@ export class MCPManager {
         onError: (k, error) => this.#emitError(k.serverName, undefined, error),
       },
     };
+    this.#unsubscribe = coordinator?.subscribe((event) => this.#received(event));
   }
 
   /**
@@ -789,13 +889,24 @@ export class MCPManager {
    */
   upsertServer(name: string, config: unknown): void {
     this.#assertOpen(name);
-    const parsed = this.#parseOne(name, config);
-    this.#servers.set(name, parsed);
-    this.#breaker?.reset(name);
+    this.#upsert(name, this.#parseOne(name, config), true);
+    this.#publish({ kind: 'upsertServer', serverName: name, config }, name);
   }
 
-  /** Removes a server and closes its connections (after their in-flight calls). */
+  #upsert(name: string, parsed: ServerConfig, local: boolean): void {
+    const previous = this.#servers.get(name);
+    this.#servers.set(name, parsed);
+    // A received echo of the same config (several replicas) changes nothing, not even the breaker.
+    if (local || !previous || configFingerprint(previous) !== configFingerprint(parsed)) this.#breaker?.reset(name);
+  }
+
+  /** Removes a server and closes its connections (after their in-flight calls). With a coordinator, on every replica. */
   async removeServer(name: string): Promise<void> {
+    this.#publish({ kind: 'removeServer', serverName: name }, name);
+    await this.#remove(name);
+  }
+
+  async #remove(name: string): Promise<void> {
     this.#servers.delete(name);
     this.#removals.set(name, (this.#removals.get(name) ?? 0) + 1);
     this.#breaker?.reset(name);
@@ -803,11 +914,130 @@ export class MCPManager {
   }
 
   /**
+   * Completes a user's authorization at a server: call it from the host's OAuth callback route with the URL the
+   * authorization server redirected the browser to (or its `code` and `state`). Checks that the `state` is one
+   * this manager's flow store holds (unused, unexpired), that the callback's `iss` is the flow's authorization
+   * server (RFC 9207), and, when `opts.user` is given (the signed-in user of the callback request: pass it),
+   * that the flow was started by that user; then exchanges the code (PKCE) and stores the tokens. The user's
+   * next call goes through.
+   *
+   * @returns the server and user the authorization was for.
+   * @throws AuthorizationError `authorization_invalid_state` (unknown, replayed or expired), `authorization_user_mismatch`,
+   *   `authorization_issuer_mismatch`, `authorization_denied` (the user declined), `authorization_failed` (the token request).
+   *
+   * @example
+   * ```ts
+   * // GET /oauth/callback?code=…&state=…
+   * const { serverName } = await manager.completeAuthorization(new URL(req.url!, 'https://chat.example.com'), { user: sessionUser });
+   * res.end(`Connected to ${serverName}. You can close this window.`);
+   * ```
+   */
+  completeAuthorization(
+    callback: URL | string | { code: string; state: string; iss?: string },
+    opts: { user?: UserContext } = {},
+  ): Promise<{ serverName: string; userId: string; tenantId?: string }> {
+    if (!this.#oauthOptions) return Promise.reject(new TypeError('completeAuthorization: the manager has no oauth option'));
+    const authorizer = this.#authorizer();
+    const configOf = (name: string) => {
+      const c = this.#servers.get(name);
+      return c && (c.type === 'sse' || c.type === 'streamable-http') && c.oauth ? c : undefined;
+    };
+    return authorizer.complete(
+      callback,
+      opts.user,
+      (name) => configOf(name)?.url,
+      (name) => {
+        const c = configOf(name);
+        return c ? oauthSettings(name, c) : undefined;
+      },
+    );
+  }
+
+  /**
+   * Revokes a user's authorization at a server, in this package: forgets the user's tokens and pending flow for
+   * it and closes the user's connections to it. The next call needs the user's consent again. (The grant at the
+   * authorization server itself is the user's to revoke there.)
+   *
+   * @example
+   * ```ts
+   * await manager.revokeAuthorization({ user: { id: 'alice' }, serverName: 'linear' });
+   * ```
+   */
+  async revokeAuthorization(args: { user: UserContext; serverName: string }): Promise<void> {
+    if (!args?.user?.id) throw new SwitchboardError('user_required', 'revokeAuthorization needs a user with an id', { serverName: args?.serverName });
+    // Connections first: their session-ending DELETE still carries the token it was opened with.
+    await this.#userPool?.disconnect(args.user, args.serverName);
+    await this.#oauthAuthorizer?.revoke(args.serverName, args.user);
+    const { id, tenantId } = args.user;
+    this.#publish({ kind: 'revokeAuthorization', userId: id, ...(tenantId === undefined ? {} : { tenantId }), serverName: args.serverName }, args.serverName);
+  }
+
+  /**
    * Closes every connection of a user (e.g. at sign-out) and cancels their pending connects. Pass `tenantId`
    * to close only that tenant's user with this id.
    */
   disconnectUser(userId: string, tenantId?: string): Promise<void> {
+    this.#publish({ kind: 'disconnectUser', userId, ...(tenantId === undefined ? {} : { tenantId }) });
     return this.#userPool?.disconnectUser(userId, tenantId) ?? Promise.resolve();
+  }
+
+  /** Publishes a change to the other replicas; a failure goes to the `error` event, the local change stands. */
+  #publish(event: InvalidationEvent, serverName?: string): void {
+    if (!this.#coordinator || this.#closing) return;
+    const userId = 'userId' in event ? event.userId : undefined;
+    let stamped = event;
+    if (event.kind === 'upsertServer' || event.kind === 'removeServer') {
+      const seq = (this.#configSeq.get(event.serverName) ?? 0) + 1;
+      this.#configSeq.set(event.serverName, seq);
+      stamped = { ...event, origin: this.#replicaId, seq };
+    }
+    this.#coordinator.publish(stamped).catch((err: unknown) => this.#emitError(serverName, userId, err));
+  }
+
+  /**
+   * Applies an invalidation received from the coordinator: every replica's, this one's own echo included (each
+   * is idempotent). A config that does not validate is logged and ignored.
+   */
+  #received(event: InvalidationEvent): void {
+    if (this.#closing || !event || typeof event !== 'object') return;
+    // The echo of a config change this replica has replaced since (upsert x1, upsert x2, echo of x1) would flip it
+    // back to x1 for a moment: skipped. Its latest change's echo, and every other replica's, apply in channel order.
+    if ((event.kind === 'upsertServer' || event.kind === 'removeServer') && event.origin === this.#replicaId && (event.seq ?? 0) < (this.#configSeq.get(event.serverName) ?? 0)) return;
+    const failed = (err: unknown) => this.#emitError(undefined, undefined, err);
+    switch (event.kind) {
+      case 'disconnectUser':
+        if (typeof event.userId !== 'string') return;
+        this.#userPool?.disconnectUser(event.userId, event.tenantId).catch(failed);
+        return;
+      case 'revokeAuthorization': {
+        if (typeof event.userId !== 'string' || typeof event.serverName !== 'string') return;
+        const user: UserContext = { id: event.userId, ...(event.tenantId === undefined ? {} : { tenantId: event.tenantId }) };
+        void (async () => {
+          await this.#userPool?.disconnect(user, event.serverName);
+          // Forgets this replica's pending flow and step-up state (the tokens are shared: deleting again is harmless).
+          if (this.#oauthOptions || this.#oauthAuthorizer) await this.#authorizer().revoke(event.serverName, user);
+        })().catch(failed);
+        return;
+      }
+      case 'upsertServer': {
+        if (typeof event.serverName !== 'string') return;
+        let parsed: ServerConfig;
+        try {
+          parsed = this.#parseOne(event.serverName, event.config);
+        } catch (err) {
+          this.#logger.warn({ serverName: event.serverName, code: (err as SwitchboardError).code }, 'mcp-switchboard ignored an invalid upsertServer from another replica');
+          return;
+        }
+        this.#upsert(event.serverName, parsed, false);
+        return;
+      }
+      case 'removeServer':
+        if (typeof event.serverName !== 'string') return;
+        this.#remove(event.serverName).catch(failed);
+        return;
+      default:
+        return;
+    }
   }
 
   /** Names of the configured servers. */
@@ -853,6 +1083,8 @@ export class MCPManager {
    */
   close(): Promise<void> {
     if (!this.#closing) {
+      this.#unsubscribe?.();
+      this.#unsubscribe = undefined;
       this.#closing = (async () => {
         await Promise.all([this.#userPool?.close(), this.#appPool?.close()]);
         if (this.#ownsFactory) await this.#factory.close();
@@ -1088,24 +1320,27 @@ export class MCPManager {
     const onPrompts = () => this.#emit('promptsChanged', { ...base });
     const onUpdated = (e: ResourceUpdatedEvent) => this.#emit('resourceUpdated', { ...base, uri: e.uri });
     const onLog = (e: ServerLogEvent) => this.#emit('serverLog', { ...base, level: e.level, ...(e.logger === undefined ? {} : { logger: e.logger }), data: e.data });
+    const onElicitationComplete = (e: ElicitationCompleteEvent) => this.#emit('elicitationComplete', { ...base, elicitationId: e.elicitationId });
     conn.on('toolsChanged', onTools);
     conn.on('resourcesChanged', onResources);
     conn.on('promptsChanged', onPrompts);
     conn.on('resourceUpdated', onUpdated);
     conn.on('serverLog', onLog);
+    conn.on('elicitationComplete', onElicitationComplete);
     conn.once('close', () => {
       conn.off('toolsChanged', onTools);
       conn.off('resourcesChanged', onResources);
       conn.off('promptsChanged', onPrompts);
       conn.off('resourceUpdated', onUpdated);
       conn.off('serverLog', onLog);
+      conn.off('elicitationComplete', onElicitationComplete);
     });
   }
 
   async #connect(serverName: string, config: ServerConfig, user: UserContext | undefined, signal: AbortSignal): Promise<MCPConnection> {
     const trial = this.#breaker?.check(serverName) ?? false;
     try {
-      const auth = user ? this.#authFor(serverName, config) : undefined;
+      const auth = user || isClientCredentials(config) ? this.#authFor(serverName, config) : undefined;
       const callers = user ? new CallerContext(user) : undefined;
       const conn = await this.#factory.create({
         serverName,
@@ -1134,17 +1369,50 @@ export class MCPManager {
     if (hasObo(config)) {
       const resolver = this.#resolver;
       if (!resolver) throw new OboError('no_resolver', `"${serverName}" uses On-Behalf-Of but no oboTokenResolver was given`, { serverName });
-      const authHeaders = createOboAuthHeaderProvider({ serverName, obo: config.obo, resolver, onExchange: (e) => this.#emit('oboExchange', e) });
+      const authHeaders = createOboAuthHeaderProvider({
+        serverName,
+        obo: config.obo,
+        serverUrl: config.url,
+        ...(config.source ? { source: config.source } : {}),
+        resolver,
+        onExchange: (e) => this.#emit('oboExchange', e),
+      });
       return { authHeaders, retryUnauthorized: true, onRejected: (res: Response) => rejectedByServer(serverName, res.status) };
     }
     if ((config.type === 'sse' || config.type === 'streamable-http') && config.oauth) {
       const provider = this.#userAuth;
-      if (!provider) throw new SwitchboardError('config_invalid', `"${serverName}" uses per-user OAuth but no userAuthHeaders provider was given`, { serverName });
-      const authHeaders: AuthHeaderProvider = ({ forceRefresh, signal, user }) => {
-        if (!user) return Promise.reject(new SwitchboardError('user_required', `No user for a per-user OAuth request to "${serverName}"`, { serverName }));
-        return provider({ serverName, config, user, forceRefresh, ...(signal ? { signal } : {}) });
+      if (provider) {
+        const authHeaders: AuthHeaderProvider = ({ forceRefresh, signal, user, challenge }) => {
+          if (!user) return Promise.reject(new SwitchboardError('user_required', `No user for a per-user OAuth request to "${serverName}"`, { serverName }));
+          return provider({ serverName, config, user, forceRefresh, ...(signal ? { signal } : {}), ...(challenge ? { challenge } : {}) });
+        };
+        return { authHeaders, retryUnauthorized: true, stepUp: true };
+      }
+      const settings = oauthSettings(serverName, config);
+      if (!this.#oauthOptions && settings.grant !== 'client_credentials') {
+        throw new SwitchboardError('config_invalid', `"${serverName}" uses OAuth but neither the oauth nor the userAuthHeaders option was given`, { serverName });
+      }
+      const authorizer = this.#authorizer();
+      const serverUrl = config.url;
+      const appGrant = settings.grant === 'client_credentials';
+      const fetch = this.#factory.fetchFor(config);
+      const authHeaders: AuthHeaderProvider = ({ forceRefresh, user, challenge, method, refusedAuthorization }) => {
+        if (!user && !appGrant) return Promise.reject(new SwitchboardError('user_required', `No user for a per-user OAuth request to "${serverName}"`, { serverName }));
+        return authorizer.headers({
+          serverName,
+          serverUrl,
+          settings,
+          ...(user && !appGrant ? { user } : {}),
+          forceRefresh,
+          fetch,
+          method,
+          ...(challenge ? { challenge } : {}),
+          ...(refusedAuthorization ? { refusedAuthorization } : {}),
+        });
       };
-      return { authHeaders, retryUnauthorized: true };
+      const onRejected = (res: Response) =>
+        new AuthorizationError('authorization_failed', `"${serverName}" refused a freshly obtained token (HTTP ${res.status})`, { serverName, cause: { status: res.status } });
+      return { authHeaders, retryUnauthorized: true, stepUp: true, onRejected };
     }
     return undefined;
   }
@@ -1172,7 +1440,8 @@ export class MCPManager {
     for (const [name, raw] of Object.entries(input as Record<string, unknown>)) {
       if (!raw || typeof raw !== 'object') continue;
       if ('obo' in raw && !this.#resolver) issues.push({ path: `${name}.obo`, message: 'On-Behalf-Of needs the oboTokenResolver option' });
-      if ('oauth' in raw && !this.#userAuth) issues.push({ path: `${name}.oauth`, message: 'per-user OAuth needs the userAuthHeaders option' });
+      const grant = (raw as { oauth?: { grant?: unknown } }).oauth?.grant;
+      if ('oauth' in raw && grant !== 'client_credentials' && !this.#userAuth && !this.#oauthOptions) issues.push({ path: `${name}.oauth`, message: OAUTH_WIRING_MESSAGE });
     }
     return issues;
   }
@@ -1181,11 +1450,23 @@ export class MCPManager {
     const issues: ConfigIssue[] = [];
     for (const [name, config] of Object.entries(servers)) {
       if (hasObo(config) && !this.#resolver) issues.push({ path: `${name}.obo`, message: 'On-Behalf-Of needs the oboTokenResolver option' });
-      if ((config.type === 'sse' || config.type === 'streamable-http') && config.oauth && !this.#userAuth) {
-        issues.push({ path: `${name}.oauth`, message: 'per-user OAuth needs the userAuthHeaders option' });
+      if ((config.type === 'sse' || config.type === 'streamable-http') && config.oauth && config.oauth.grant !== 'client_credentials' && !this.#userAuth && !this.#oauthOptions) {
+        issues.push({ path: `${name}.oauth`, message: OAUTH_WIRING_MESSAGE });
       }
     }
     if (issues.length) throw new ConfigError(issues);
+  }
+
+  #authorizer(): OAuthAuthorizer {
+    const shared = this.#coordinator;
+    const stores = shared
+      ? { store: this.#oauthOptions?.store ?? shared.oauthStore, flowStore: this.#oauthOptions?.flowStore ?? shared.oauthFlowStore }
+      : {};
+    this.#oauthAuthorizer ??= new OAuthAuthorizer({ ...this.#oauthOptions, ...stores }, {
+      fetchFor: (serverName) => this.#factory.fetchFor(this.#servers.get(serverName) ?? {}),
+      onAuthorizationRequired: (e) => this.#emit('authorizationRequired', e),
+    });
+    return this.#oauthAuthorizer;
   }
 
   #assertOpen(serverName: string): void {
@@ -1249,4 +1530,29 @@ function describe(value: unknown): string {
 
 function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
   return typeof (value as { then?: unknown } | undefined)?.then === 'function';
+}
+
+const OAUTH_WIRING_MESSAGE = 'OAuth needs the oauth option (the package runs the flow) or the userAuthHeaders option (the host does)';
+
+function isClientCredentials(config: ServerConfig): boolean {
+  return (config.type === 'sse' || config.type === 'streamable-http') && config.oauth?.grant === 'client_credentials';
+}
+
+/** A server's `oauth` block with its secrets' `${ENV}` placeholders filled (operator configs only; user configs cannot hold them). */
+function oauthSettings(serverName: string, config: ServerConfig): ServerOAuthSettings {
+  const o = (config.type === 'sse' || config.type === 'streamable-http' ? config.oauth : undefined) ?? {};
+  const ctx = { env: process.env, ...(config.source ? { source: config.source } : {}) };
+  const fill = (v: string | undefined, field: string) => (v === undefined ? undefined : resolvePlaceholderString(v, ctx, 'plain', `${serverName}.oauth.${field}`));
+  const clientId = fill(o.clientId, 'clientId');
+  const clientSecret = fill(o.clientSecret, 'clientSecret');
+  const privateKey = fill(o.privateKey, 'privateKey');
+  return {
+    ...(o.grant ? { grant: o.grant } : {}),
+    ...(o.scopes ? { scopes: o.scopes } : {}),
+    ...(o.issuer ? { issuer: o.issuer } : {}),
+    ...(clientId ? { clientId } : {}),
+    ...(clientSecret ? { clientSecret } : {}),
+    ...(privateKey ? { privateKey } : {}),
+    ...(o.algorithm ? { algorithm: o.algorithm } : {}),
+  };
 }

@@ -286,6 +286,22 @@ export class UserConnectionManager {
     await this.#pool.evictWhere((pk) => (pk as UserPoolKey).userId === userId, 'disconnected');
   }
 
+  /**
+   * Closes one user's connections to one server (e.g. the user revoked their authorization there). Pending
+   * connects are cancelled.
+   *
+   * @example
+   * ```ts
+   * await users.disconnect({ id: 'alice', tenantId: 'contoso' }, 'linear');
+   * ```
+   */
+  async disconnect(user: Pick<UserContext, 'id' | 'tenantId'>, serverName: string): Promise<void> {
+    await this.#pool.evictWhere((pk) => {
+      const k = pk as UserPoolKey;
+      return k.serverName === serverName && k.userId === user.id && (k.tenantId ?? undefined) === (user.tenantId ?? undefined);
+    }, 'disconnected');
+  }
+
   /** Closes every user connection to a server, whatever its config (e.g. it was removed). */
   async removeServer(serverName: string, reason: EvictReason = 'removed'): Promise<void> {
     await this.#pool.evictWhere((pk) => pk.serverName === serverName, reason);

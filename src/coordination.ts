@@ -71,7 +71,7 @@ export interface SharedTokenCache {
  * ```ts
  * import { createRedisCoordinator } from 'mcp-switchboard/redis';
  * const coordinator: Coordinator = createRedisCoordinator({ url: 'redis://127.0.0.1:6379', encryptionKey: process.env.MCP_KEY! });
- * await coordinator.publish({ kind: 'disconnectUser', userId: 'alice' });
+ * const manager = new MCPManager({ servers, oauth: { redirectUri }, coordinator });
  * ```
  */
 export interface Coordinator {

@@ -11,7 +11,9 @@ import type { AdapterErrorCode } from './adapters/errors.js';
  * Every `code` a {@link SwitchboardError} of this package can have: a closed union, so a `switch` over `code`
  * can be checked for exhaustiveness. It is the package's own codes ({@link CoreErrorCode}) and those of the
  * subclasses: {@link OboError} (`obo_<reason>`, {@link OboErrorCode}), {@link BearerError}
- * ({@link BearerErrorCode}) and {@link UpstreamTokenError} ({@link UpstreamTokenErrorCode}). A new code is a
+ * ({@link BearerErrorCode}), {@link UpstreamTokenError} ({@link UpstreamTokenErrorCode}), {@link AuthorizationError}
+ * ({@link AuthorizationErrorCode}) and the adapters'
+ * `AdapterError` (`AdapterErrorCode`, in `mcp-switchboard/adapters`). A new code is a
  * change to this union, listed in the changelog.
  *
  * @example
@@ -26,7 +28,7 @@ import type { AdapterErrorCode } from './adapters/errors.js';
  * }
  * ```
  */
-export type SwitchboardErrorCode = CoreErrorCode | OboErrorCode | BearerErrorCode | UpstreamTokenErrorCode | AdapterErrorCode;
+export type SwitchboardErrorCode = CoreErrorCode | OboErrorCode | BearerErrorCode | UpstreamTokenErrorCode | AuthorizationErrorCode | AdapterErrorCode;
 
 /**
  * The codes of {@link SwitchboardError} itself (and of {@link ConfigError}: `config_invalid`):
@@ -559,5 +561,96 @@ export class UpstreamTokenError extends SwitchboardError {
  * ```
  */
 export function isCredentialFailure(err: unknown): boolean {
-  return err instanceof OboError || err instanceof ConfigError || (err instanceof SwitchboardError && err.code === 'user_required');
+  return (
+    err instanceof OboError ||
+    err instanceof AuthorizationError ||
+    err instanceof ConfigError ||
+    (err instanceof SwitchboardError && err.code === 'user_required')
+  );
+}
+
+/**
+ * Codes of {@link AuthorizationError} (the MCP authorization flow the package runs per user, MCP spec
+ * 2025-11-25 "Authorization"):
+ * - `authorization_required`: the user must consent first; an {@link AuthorizationRequiredError} carrying the URL.
+ * - `authorization_invalid_state`: a callback whose `state` is unknown, already used or expired (a replay, or too late).
+ * - `authorization_user_mismatch`: a callback completed for another user than the one who started the flow.
+ * - `authorization_issuer_mismatch`: the authorization server's metadata names another issuer than the one it
+ *   was fetched for (RFC 8414 §3.3), or the callback's `iss` is not the flow's issuer (RFC 9207).
+ * - `authorization_denied`: the authorization server answered the callback with an error (e.g. `access_denied`).
+ * - `authorization_failed`: discovery, registration, the token request or the refresh failed; `retryable` tells
+ *   whether the authorization server's answer was transient (network, 5xx, 429).
+ * - `authorization_scope_limit`: the server asked for more scope again after the user consented to it
+ *   (step-up retry limit reached).
+ *
+ * @example
+ * ```ts
+ * const showAgain: AuthorizationErrorCode[] = ['authorization_required', 'authorization_invalid_state', 'authorization_denied'];
+ * ```
+ */
+export type AuthorizationErrorCode =
+  | 'authorization_required'
+  | 'authorization_invalid_state'
+  | 'authorization_user_mismatch'
+  | 'authorization_issuer_mismatch'
+  | 'authorization_denied'
+  | 'authorization_failed'
+  | 'authorization_scope_limit';
+
+/**
+ * A failure of the MCP authorization flow (OAuth 2.1 authorization code with PKCE, or client credentials) that
+ * the package runs for a server with an `oauth` block. Never carries a token, code or verifier.
+ *
+ * @example
+ * ```ts
+ * import { AuthorizationError } from 'mcp-switchboard';
+ * try {
+ *   await manager.completeAuthorization(req.url!);
+ * } catch (err) {
+ *   if (err instanceof AuthorizationError && err.code === 'authorization_invalid_state') res.writeHead(400).end('This sign-in link has expired');
+ * }
+ * ```
+ */
+export class AuthorizationError extends SwitchboardError {
+  declare readonly code: AuthorizationErrorCode;
+
+  constructor(code: AuthorizationErrorCode, message: string, options: SwitchboardErrorOptions = {}) {
+    super(code, message, options);
+  }
+}
+
+/**
+ * The user must authorize the package at the server's authorization server before the call can go through.
+ * Show `authorizationUrl` to that user (a link or a popup); the host's callback route then calls
+ * `manager.completeAuthorization(callbackUrl)`, and the next call succeeds. Not retryable: repeating the call
+ * before the user consented fails the same way (with the same URL while the flow is pending).
+ *
+ * @example
+ * ```ts
+ * import { AuthorizationRequiredError } from 'mcp-switchboard';
+ * try {
+ *   await manager.callTool({ user, serverName: 'linear', toolName: 'list_issues' });
+ * } catch (err) {
+ *   if (err instanceof AuthorizationRequiredError) console.log(`Connect ${err.serverName}: ${err.authorizationUrl.href}`);
+ * }
+ * ```
+ */
+export class AuthorizationRequiredError extends AuthorizationError {
+  declare readonly code: 'authorization_required';
+  /** Where to send the user's browser (the authorization endpoint with PKCE challenge, `state` and `resource`). */
+  readonly authorizationUrl: URL;
+  /** The flow's opaque `state`: the key `completeAuthorization` looks the flow up by. */
+  readonly state: string;
+  declare readonly serverName: string;
+
+  constructor(opts: { serverName: string; authorizationUrl: URL; state: string; message?: string }) {
+    super('authorization_required', opts.message ?? `"${opts.serverName}" needs the user's authorization`, { serverName: opts.serverName });
+    this.authorizationUrl = opts.authorizationUrl;
+    this.state = opts.state;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    // The URL carries no secret (PKCE sends only the challenge), but it is long: its origin and path are enough for logs.
+    return { ...super.toJSON(), authorizationUrl: `${this.authorizationUrl.origin}${this.authorizationUrl.pathname}` };
+  }
 }

@@ -208,6 +208,44 @@ export interface ServerLogMessageEvent extends ConnectionEventBase {
 }
 
 /**
+ * A server sent `notifications/elicitation/complete` (MCP 2025-11-25, URL-mode elicitation): the out-of-band
+ * interaction it asked for with `elicitationId` (a URL handed to the manager's `onElicitation`) is done. On a
+ * user connection it names the user whose session it came on; on a shared one, no user.
+ *
+ * @example
+ * ```ts
+ * manager.on('elicitationComplete', (e: ServerElicitationCompleteEvent) => {
+ *   if (e.userId !== undefined) closeLinkPrompt(e.userId, e.serverName, e.elicitationId);
+ * });
+ * ```
+ */
+export interface ServerElicitationCompleteEvent extends ConnectionEventBase {
+  /** The `elicitationId` of the URL-mode `elicitation/create` request that finished. */
+  elicitationId: string;
+}
+
+/**
+ * A call needs a user's authorization at a server's authorization server (the MCP authorization flow the
+ * package runs; the call itself rejected with `AuthorizationRequiredError`). Emitted once per started flow, not
+ * per call: the host can push the link to the user's UI from here rather than from each failed call.
+ *
+ * @example
+ * ```ts
+ * manager.on('authorizationRequired', (e: AuthorizationRequiredEvent) => notifyUser(e.userId, `Connect ${e.serverName}`, e.authorizationUrl.href));
+ * ```
+ */
+export interface AuthorizationRequiredEvent {
+  /** The server that needs it. */
+  serverName: string;
+  /** The user who must consent. */
+  userId?: string;
+  /** The user's tenant. */
+  tenantId?: string;
+  /** Where to send the user's browser. It carries the flow's `state`: show it to that user only. */
+  authorizationUrl: URL;
+}
+
+/**
  * The event map of {@link MCPManager}.
  *
  * @example
@@ -236,6 +274,10 @@ export interface MCPManagerEvents {
   resourceUpdated: ServerResourceUpdatedEvent;
   /** A server sent a log message. */
   serverLog: ServerLogMessageEvent;
+  /** A URL-mode elicitation a server asked for finished (`notifications/elicitation/complete`). */
+  elicitationComplete: ServerElicitationCompleteEvent;
+  /** A user must authorize the package at a server (MCP authorization flow). */
+  authorizationRequired: AuthorizationRequiredEvent;
 }
 
 /**
@@ -269,6 +311,8 @@ export const DIAGNOSTICS_CHANNELS: { readonly [K in MCPManagerEventName]: string
   promptsChanged: 'mcp-switchboard:promptsChanged',
   resourceUpdated: 'mcp-switchboard:resourceUpdated',
   serverLog: 'mcp-switchboard:serverLog',
+  elicitationComplete: 'mcp-switchboard:elicitationComplete',
+  authorizationRequired: 'mcp-switchboard:authorizationRequired',
 });
 
 const channels = new Map<string, diagnosticsChannel.Channel>();

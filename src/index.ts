@@ -11,7 +11,7 @@
  * Named exports only; `__tests__/unit/exports.test.ts` pins this surface and every subpath's, name by name.
  * @module mcp-switchboard
  */
-export { SwitchboardError, ConfigError, OboError, BearerError, UpstreamTokenError } from './errors.js';
+export { SwitchboardError, ConfigError, OboError, BearerError, UpstreamTokenError, AuthorizationError, AuthorizationRequiredError } from './errors.js';
 export type {
   SwitchboardErrorCode,
   CoreErrorCode,
@@ -25,9 +25,11 @@ export type {
   CauseSummary,
   BearerErrorCode,
   BearerErrorOptions,
+  AuthorizationErrorCode,
 } from './errors.js';
 export { MemoryOAuthStore, MemoryOAuthFlowStore } from './oauth/store.js';
 export type { OAuthStore, OAuthFlowStore, OAuthTokenKey, OAuthClientKey, StoredOAuthTokens, PendingAuthorization } from './oauth/store.js';
+export type { OAuthOptions } from './oauth/authorizer.js';
 export type { Coordinator, CoordinatorLock, InvalidationEvent, SharedTokenCache } from './coordination.js';
 export type { UserContext, Logger } from './types.js';
 export { parseServersConfig, parseServerConfig } from './config/parse.js';
@@ -45,7 +47,7 @@ export type {
   TransportType,
   WebSocketServerConfig,
 } from './config/schema.js';
-export type { AuthHeaderProvider, AuthHeaderRequest, FetchLike, Transport, TransportContext, TransportFactory } from './transport/types.js';
+export type { AuthChallenge, AuthHeaderProvider, AuthHeaderRequest, FetchLike, Transport, TransportContext, TransportFactory } from './transport/types.js';
 export { HttpClient } from './transport/httpClient.js';
 export type { HttpClientOptions } from './transport/httpClient.js';
 export type { SsrfOptions } from './transport/ssrf.js';
@@ -63,6 +65,8 @@ export type {
   ConnectionLimits,
   ConnectionRequestOptions,
   ConnectionState,
+  ElicitationCompleteEvent,
+  ElicitationRequest,
   MCPConnectionEvents,
   MCPConnectionOptions,
   ReconnectAttemptEvent,
@@ -85,6 +89,7 @@ export { MemoryUpstreamSessionStore } from './auth/tokenStore.js';
 export type { MemoryUpstreamSessionStoreOptions, UpstreamSession, UpstreamSessionStore } from './auth/tokenStore.js';
 export { DIAGNOSTICS_CHANNELS } from './events.js';
 export type {
+  AuthorizationRequiredEvent,
   ConnectEvent,
   ConnectionEventBase,
   DisconnectEvent,
@@ -97,6 +102,7 @@ export type {
   OboExchangeEvent,
   OboExchangeInfo,
   PoolScope,
+  ServerElicitationCompleteEvent,
   ServerLogMessageEvent,
   ServerResourceUpdatedEvent,
 } from './events.js';

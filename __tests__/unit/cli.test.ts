@@ -19,7 +19,7 @@ describe('mcp-switchboard validate', () => {
     const lines = io.out().trimEnd().split('\n');
     expect(lines[0]).toBe('ok: 7 servers (librechat)');
     expect(lines).toContain('warning: mcpServers.filesystem.iconPath: not imported: display icon of the LibreChat UI');
-    expect(lines).toContain('warning: mcpServers.calendar.oauth.client_secret: not imported: OAuth client secrets belong to the host\'s user auth provider, not to server configs');
+    expect(lines).toContain('warning: mcpServers.calendar.oauth.client_secret: not imported: a literal secret is not copied; write it as ${ENV_NAME} and it is');
   });
 
   it('prints each problem of an invalid file as `path: message` on its own line and exits 2', async () => {

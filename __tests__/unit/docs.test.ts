@@ -33,7 +33,7 @@ await import('../../docs/examples/testing-host-app.js');
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const DOCS = join(ROOT, 'docs');
 const EXAMPLES = join(DOCS, 'examples');
-const GUIDES = ['getting-started.md', 'configuration.md', 'obo.md', 'operations.md', 'testing.md', 'extending.md', 'adapters.md'];
+const GUIDES = ['getting-started.md', 'configuration.md', 'obo.md', 'oauth.md', 'operations.md', 'testing.md', 'extending.md', 'adapters.md'];
 
 const read = (path: string) => readFileSync(path, 'utf8');
 const guideText = (name: string) => read(join(DOCS, name));

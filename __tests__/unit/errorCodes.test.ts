@@ -13,6 +13,7 @@ import {
   OboError,
   SwitchboardError,
   UpstreamTokenError,
+  type AuthorizationErrorCode,
   type BearerErrorCode,
   type CoreErrorCode,
   type OboErrorCode,
@@ -205,6 +206,15 @@ const BEARER: Record<BearerErrorCode, true> = {
   jwks_unavailable: true,
 };
 const UPSTREAM: Record<UpstreamTokenErrorCode, true> = { reauth_required: true, refresh_failed: true };
+const AUTHORIZATION: Record<AuthorizationErrorCode, true> = {
+  authorization_required: true,
+  authorization_invalid_state: true,
+  authorization_user_mismatch: true,
+  authorization_issuer_mismatch: true,
+  authorization_denied: true,
+  authorization_failed: true,
+  authorization_scope_limit: true,
+};
 const OBO_HINTS: Record<OboErrorHint, true> = { expired: true, wrong_audience: true, revoked: true, consent_required: true };
 
 const ALL_CODES = new Set<string>([
@@ -212,6 +222,7 @@ const ALL_CODES = new Set<string>([
   ...Object.keys(OBO_REASONS).map((r) => `obo_${r}`),
   ...Object.keys(BEARER),
   ...Object.keys(UPSTREAM),
+  ...Object.keys(AUTHORIZATION),
 ]);
 
 // The codes a subclass can carry are its own union's, no more (type level).
@@ -236,7 +247,7 @@ function sources(dir: string): string[] {
 /** Every string-literal code passed to an error constructor in src/ (doc comments included: they must be real codes too). */
 function codesUsedInSrc(): { file: string; family: string; code: string }[] {
   const found: { file: string; family: string; code: string }[] = [];
-  const CONSTRUCTOR = /new\s+(SwitchboardError|OboError|BearerError|UpstreamTokenError)\(\s*'([a-z_]+)'/g;
+  const CONSTRUCTOR = /new\s+(SwitchboardError|OboError|BearerError|UpstreamTokenError|AuthorizationError)\(\s*'([a-z_]+)'/g;
   const SUPER = /class\s+\w+\s+extends\s+SwitchboardError\b[\s\S]*?super\(\s*'([a-z_]+)'/g;
   for (const file of sources(join(process.cwd(), 'src'))) {
     const text = readFileSync(file, 'utf8');
@@ -270,6 +281,7 @@ describe('error codes', () => {
       OboError: new Set(Object.keys(OBO_REASONS)),
       BearerError: new Set(Object.keys(BEARER)),
       UpstreamTokenError: new Set(Object.keys(UPSTREAM)),
+      AuthorizationError: new Set(Object.keys(AUTHORIZATION)),
     };
     const unknown = used.filter((u) => !unionOf[u.family]!.has(u.code)).map((u) => `${u.file}: new ${u.family}('${u.code}'`);
     expect(unknown).toEqual([]);

@@ -78,6 +78,23 @@ describe('LibreChat importer', () => {
     expect(warningAt(warnings, 'mcpServers.graph.startup')).toBeUndefined();
   });
 
+  it('imports an oauth block the package can run: an ${ENV} client secret is carried over, endpoints are discovered instead', () => {
+    const { servers, warnings } = importLibreChat({
+      mcpServers: {
+        linear: { type: 'streamable-http', url: 'https://mcp.linear.app/mcp', requiresOAuth: true },
+        notes: {
+          type: 'streamable-http',
+          url: 'https://notes.example.com/mcp',
+          oauth: { client_id: 'chat', client_secret: '${NOTES_SECRET}', scope: 'notes:read', token_url: 'https://auth.example.com/token', redirect_uri: 'https://chat.example.com/cb' },
+        },
+      },
+    });
+    expect(servers.linear).toEqual({ type: 'streamable-http', url: 'https://mcp.linear.app/mcp', oauth: {} });
+    expect((servers.notes as { oauth?: unknown }).oauth).toEqual({ clientId: 'chat', clientSecret: '${NOTES_SECRET}', scopes: 'notes:read' });
+    expect(warningAt(warnings, 'mcpServers.notes.oauth.token_url')).toMatch(/discovered/);
+    expect(warningAt(warnings, 'mcpServers.notes.oauth.redirect_uri')).toMatch(/oauth\.redirectUri/);
+  });
+
   it('maps the type like LibreChat does and keeps explicit types', () => {
     const { servers } = importLibreChat({
       mcpServers: {

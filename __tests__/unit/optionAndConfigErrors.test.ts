@@ -38,7 +38,7 @@ describe('option errors: one TypeError naming the public option', () => {
     ],
     ['OBO resolver timeoutMs: 0', () => createOboTokenResolver({ issuer: 'https://idp.test', clientId: 'c', clientSecret: 's', timeoutMs: 0 }), 'createOboTokenResolver: timeoutMs must be a number of milliseconds > 0 (got 0)'],
     ['OBO resolver maxEntries: 2.5', () => createOboTokenResolver({ issuer: 'https://idp.test', clientId: 'c', clientSecret: 's', maxEntries: 2.5 }), 'createOboTokenResolver: maxEntries must be a positive integer (got 2.5)'],
-    ['OBO resolver grant', () => createOboTokenResolver({ issuer: 'https://idp.test', clientId: 'c', clientSecret: 's', grant: 'password' as never }), "createOboTokenResolver: grant must be one of 'jwt-bearer', 'token-exchange' (got a string of 8 characters)"],
+    ['OBO resolver grant', () => createOboTokenResolver({ issuer: 'https://idp.test', clientId: 'c', clientSecret: 's', grant: 'password' as never }), "createOboTokenResolver: grant must be one of 'jwt-bearer', 'token-exchange', 'cross-app-access' (got a string of 8 characters)"],
     ['upstream skewMs: -1', () => createUpstreamTokenProvider({ issuer: 'https://idp.test', clientId: 'c', skewMs: -1 }), 'createUpstreamTokenProvider: skewMs must be a number of milliseconds >= 0 (got -1)'],
     ['upstream clientId', () => createUpstreamTokenProvider({ issuer: 'https://idp.test', clientId: '' }), 'createUpstreamTokenProvider: clientId must be a non-empty string (got an empty string)'],
     [
@@ -77,7 +77,7 @@ describe('config messages say what was expected', () => {
 
   it.each([
     [{ url: 'https://x/mcp', obo: { scopes: 5 } }, 'obo.scopes', /^must be scopes as a space-separated string or an array/],
-    [{ url: 'https://x/mcp', obo: 'x' }, 'obo', /^must be an object \{ scopes, audience\? \}/],
+    [{ url: 'https://x/mcp', obo: 'x' }, 'obo', /^must be an object \{ scopes, audience\?, grant\?, clientId\?, clientSecret\? \}/],
     [{ command: 'x', stderr: 'loud' }, 'stderr', /^must be one of "inherit", "ignore", "pipe" \(got "loud"\)$/],
     [{ command: 'x', source: 'admin' }, 'source', /^must be one of "config", "user"/],
     [{ type: 'sse' }, 'url', /^is required: a URL string \(http or https\)$/],

@@ -1,10 +1,10 @@
 /**
  * Extending MCPManager, one extension point each: per-user configs from a database (async), a user pool
  * subclass with a tenant policy, a hook around every operation, a wrapper around the shared pool, a leased
- * connection for what the manager does not wrap, a per-call config, sampling and roots, and the events of a
+ * connection for what the manager does not wrap, a per-call config, sampling and roots, elicitation, and the events of a
  * user's connections. __tests__/unit/extending.test.ts runs each of these.
  */
-import type { CallToolResult, CreateMessageResult } from '@modelcontextprotocol/sdk/types.js';
+import type { CallToolResult, CreateMessageResult, ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import {
   MCPManager,
   UserConnectionManager,
@@ -167,6 +167,35 @@ export function createManagerWithSampling(options: MCPManagerOptions, complete: 
     },
     roots: ({ user }) => [{ uri: `file:///workspaces/${user?.id ?? 'shared'}`, name: 'workspace' }],
   });
+}
+
+/** Your UI: shows a form or a link to the user and resolves with what they did. */
+export interface AskUser {
+  form(req: { userId: string; serverName: string; message: string; schema: object }): Promise<Record<string, string | number | boolean> | 'declined' | 'dismissed'>;
+  link(req: { userId: string; serverName: string; message: string; url: string; elicitationId: string }): Promise<boolean>;
+  done(req: { userId: string; serverName: string; elicitationId: string }): void;
+}
+
+/** Servers may ask the user for input (elicitation): only a user connection has a user to ask. */
+export function createManagerWithElicitation(options: MCPManagerOptions, ui: AskUser): MCPManager {
+  const manager = new MCPManager({
+    ...options,
+    onElicitation: async (request, { user, serverName }): Promise<ElicitResult> => {
+      if (!user) return { action: 'decline' }; // a shared server: nobody to ask
+      if (request.mode === 'url') {
+        const { message, url, elicitationId } = request;
+        return (await ui.link({ userId: user.id, serverName, message, url, elicitationId })) ? { action: 'accept' } : { action: 'decline' };
+      }
+      const answer = await ui.form({ userId: user.id, serverName, message: request.message, schema: request.requestedSchema });
+      if (answer === 'declined') return { action: 'decline' };
+      if (answer === 'dismissed') return { action: 'cancel' };
+      return { action: 'accept', content: answer }; // fields left out get the schema's defaults
+    },
+  });
+  manager.on('elicitationComplete', (e) => {
+    if (e.userId !== undefined) ui.done({ userId: e.userId, serverName: e.serverName, elicitationId: e.elicitationId });
+  });
+  return manager;
 }
 
 /** Server notifications, per user: each event names the server and, on a user connection, its user. */

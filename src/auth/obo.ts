@@ -4,11 +4,12 @@
  * had the request is not sent, and the caller gets an {@link OboError}.
  * @module
  */
+import { resolvePlaceholderString } from '../config/placeholders.js';
 import { OboError, SwitchboardError } from '../errors.js';
 import type { OboExchangeEvent } from '../events.js';
 import type { AuthHeaderProvider } from '../transport/types.js';
 import type { UserContext } from '../types.js';
-import type { OboTokenResolver, OboTrustChecker } from './oboTypes.js';
+import type { OboRequest, OboTokenResolver, OboTrustChecker } from './oboTypes.js';
 
 /**
  * The default trust policy: OBO is performed for servers the operator configured (`source: 'config'` or no
@@ -87,8 +88,15 @@ export async function readUpstreamToken(user: UserContext, serverName: string): 
 export interface OboAuthHeaderProviderOptions {
   /** The server the tokens are for. */
   serverName: string;
-  /** The OBO block of its config. */
-  obo: { scopes: string[]; audience?: string };
+  /**
+   * The OBO block of its config. With `grant: 'cross-app-access'`, `clientId` and `clientSecret` (the client at
+   * the server's authorization server; `${ENV}` placeholders resolved here, once) and `serverUrl` are required.
+   */
+  obo: { scopes?: string[]; audience?: string; grant?: 'cross-app-access'; clientId?: string; clientSecret?: string };
+  /** The server's URL; passed to the resolver as `serverUrl` (required with `grant: 'cross-app-access'`). */
+  serverUrl?: string;
+  /** Who wrote the config (its `source`): with `'user'`, `${ENV}` placeholders in `obo` are refused. */
+  source?: 'config' | 'user';
   /**
    * The user, when the provider serves one fixed context. On user connections leave it out: each request's
    * `req.user` (its caller) is used, so a rotated assertion or a changed context applies on the next request.
@@ -119,6 +127,7 @@ const TOKEN_CHARS = /^[\x21-\x7e]+$/;
 export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions): AuthHeaderProvider {
   const { serverName, obo, resolver, onExchange } = opts;
   const now = opts.now ?? Date.now;
+  const crossApp = crossAppAccessParams(opts);
   const report = (user: UserContext | undefined, started: number, ok: boolean, cacheHit?: boolean, reason?: string) =>
     user &&
     onExchange?.({
@@ -142,8 +151,9 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
       token = await resolver({
         user,
         assertion,
-        scopes: obo.scopes,
+        scopes: obo.scopes ?? [],
         serverName,
+        ...crossApp,
         ...(obo.audience === undefined ? {} : { audience: obo.audience }),
         ...(forceRefresh ? { forceRefresh } : {}),
         ...(signal ? { signal } : {}),
@@ -169,6 +179,24 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
     }
     report(user, started, true, cacheHit);
     return { Authorization: `Bearer ${token.accessToken}` };
+  };
+}
+
+/** The extra request fields of the cross-app-access grant, with the client's `${ENV}` placeholders filled. */
+function crossAppAccessParams(opts: OboAuthHeaderProviderOptions): Partial<Pick<OboRequest, 'serverUrl' | 'authorizationServerClient'>> {
+  const { obo, serverName } = opts;
+  if (obo.grant !== 'cross-app-access') return {};
+  const ctx = { env: process.env, ...(opts.source ? { source: opts.source } : {}) };
+  const fill = (field: 'clientId' | 'clientSecret') => {
+    const v = obo[field];
+    if (typeof v !== 'string' || v === '') {
+      throw new OboError('invalid_request', `"${serverName}" uses cross-app access but its obo.${field} is missing`, { serverName });
+    }
+    return resolvePlaceholderString(v, ctx, 'plain', `${serverName}.obo.${field}`);
+  };
+  return {
+    ...(opts.serverUrl === undefined ? {} : { serverUrl: opts.serverUrl }),
+    authorizationServerClient: { clientId: fill('clientId'), clientSecret: fill('clientSecret') },
   };
 }
 

@@ -5,7 +5,10 @@
  * never carry a token.
  * @module
  */
+import { createHash } from 'node:crypto';
 import * as oidc from 'openid-client';
+import { discoverOAuthServerInfo } from '@modelcontextprotocol/sdk/client/auth.js';
+import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import type { Dispatcher } from 'undici';
 import { OboError, type OboErrorHint } from '../errors.js';
 import { nonEmptyString, nonNegativeMs, oneOf, optionError, positiveInt, positiveMs } from '../options.js';
@@ -14,10 +17,23 @@ import { AssertionInfoCache, OboTokenCache, type AssertionInfo } from './oboCach
 import type { OboRequest, OboToken, OboTokenResolver } from './oboTypes.js';
 import type { OboExchangeEvent } from '../events.js';
 import { followSignal } from '../connection/signalLink.js';
+import type { Coordinator } from '../coordination.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
+const ID_JAG_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id-jag';
+/** Most MCP servers whose authorization server discovery is remembered. */
+const MAX_DISCOVERED_SERVERS = 256;
+
+
+/** What the cross-app-access grant needs to know about an MCP server's authorization server. */
+interface AuthorizationServerInfo {
+  metadata: oidc.ServerMetadata;
+  /** The protected resource (the PRM's `resource`, verbatim; the server URL when it has no PRM). */
+  resource: string;
+}
 
 /**
  * Options of {@link createOboTokenResolver}.
@@ -43,14 +59,22 @@ export interface OboTokenResolverOptions {
   clientId: string;
   /** The runtime's client secret (for `client_secret_post` / `client_secret_basic`). */
   clientSecret?: string;
-  /** `'jwt-bearer'` (default; Entra OBO: `requested_token_use=on_behalf_of`) or RFC 8693 `'token-exchange'`. */
-  grant?: 'jwt-bearer' | 'token-exchange';
+  /**
+   * `'jwt-bearer'` (default; Entra OBO: `requested_token_use=on_behalf_of`), RFC 8693 `'token-exchange'`, or
+   * `'cross-app-access'` (enterprise-managed authorization, SEP-990): the user's ID token (the assertion) is
+   * exchanged at this IdP for an ID-JAG (RFC 8693, `requested_token_type=…:id-jag`, `audience` and `resource`
+   * of the MCP server's authorization server), which is then traded at that authorization server (RFC 7523
+   * jwt-bearer, `client_secret_basic` with the request's `authorizationServerClient`) for the access token.
+   */
+  grant?: 'jwt-bearer' | 'token-exchange' | 'cross-app-access';
   /**
    * How the runtime authenticates at the token endpoint (the `token_endpoint_auth_method` of RFC 7591 / OpenID
    * Connect); default `client_secret_post` with a secret (Entra style), `private_key_jwt` with a key. The same
-   * option name as `createUpstreamTokenProvider`'s.
+   * option name as `createUpstreamTokenProvider`'s. `'none'` (a public client: `client_id` in the body, no
+   * secret) only with `grant: 'cross-app-access'`, where it is the default when neither `clientSecret` nor
+   * `privateKey` is given.
    */
-  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  clientAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt' | 'none';
   /**
    * The former name of {@link OboTokenResolverOptions.clientAuthMethod}; still read when `clientAuthMethod` is
    * not given. Giving both with different values is a `TypeError`.
@@ -95,6 +119,14 @@ export interface OboTokenResolverOptions {
    * A throw is ignored. Never given a token.
    */
   onExchange?: (e: OboExchangeEvent) => void;
+  /**
+   * Several replicas: a shared OBO token cache and one exchange per key across the fleet (e.g.
+   * `createRedisCoordinator` of `mcp-switchboard/redis`). The in-process cache stays in front (a warm call makes
+   * no coordinator call); on a local miss the shared cache is read under a SHA-256 of the cache key (never a raw
+   * token), and on a shared miss one replica exchanges under a fleet-wide lock while the others wait and then
+   * read its result. When the coordinator fails, each process exchanges for itself (more IdP load, still correct).
+   */
+  coordinator?: Coordinator;
   /** Clock (epoch ms) for token lifetimes; for tests. */
   now?: () => number;
   /** How the retry waits; for tests. */
@@ -114,6 +146,8 @@ interface Flight {
  * - Tokens are cached per tenant, user (the assertion's `tid`+`oid`, else `sub`), sorted scopes, audience,
  *   issuer, client and grant, until `expires_in` minus `skewMs`, and never past the assertion's own `exp`.
  * - Concurrent misses of one key make one IdP request; `forceRefresh` replaces the entry.
+ * - With a `coordinator` (several replicas), one exchange per key across the fleet and a shared cache behind the
+ *   in-process one; the coordinator being down only means each process exchanges for itself.
  * - One retry on timeouts, network errors, 429 (after `Retry-After`, up to `maxRetryAfterMs`) and 5xx; none
  *   on `invalid_grant`, `invalid_client`, `consent_required` or any other 4xx. Failures are never cached.
  * - Rejects with `OboError`: `exchange_failed` (with `retryable` and a token-free `cause`), `timeout`,
@@ -141,7 +175,7 @@ class OboResolver {
   readonly #clientId: string;
   readonly #clientMetadata: Partial<oidc.ClientMetadata>;
   readonly #clientAuth: oidc.ClientAuth;
-  readonly #grant: 'jwt-bearer' | 'token-exchange';
+  readonly #grant: NonNullable<OboTokenResolverOptions['grant']>;
   readonly #tokenEndpoint: string | undefined;
   readonly #insecure: boolean;
   readonly #skewMs: number;
@@ -154,12 +188,15 @@ class OboResolver {
   readonly #sleep: (ms: number) => Promise<void>;
   readonly #keyPrefix: string;
   readonly #bindToAssertion: boolean;
+  readonly #coordinator: Coordinator | undefined;
   /** The token endpoint of the current exchange, for a client assertion whose `aud` must be it. */
   #lastTokenEndpoint: string | undefined;
   readonly #cache: OboTokenCache;
   readonly #assertions: AssertionInfoCache;
   readonly #inflight = new Map<string, Flight>();
   #metadata: Promise<oidc.ServerMetadata> | undefined;
+  /** cross-app-access: authorization server discovery per MCP server URL (a failure is forgotten). */
+  readonly #servers = new Map<string, Promise<AuthorizationServerInfo>>();
   #seq = 0;
 
   constructor(opts: OboTokenResolverOptions) {
@@ -171,7 +208,7 @@ class OboResolver {
       throw optionError('createOboTokenResolver: issuer', 'an absolute URL', opts.issuer);
     }
     nonEmptyString(opts.clientId, 'createOboTokenResolver: clientId');
-    const grant = oneOf(opts.grant ?? 'jwt-bearer', ['jwt-bearer', 'token-exchange'] as const, 'createOboTokenResolver: grant');
+    const grant = oneOf(opts.grant ?? 'jwt-bearer', ['jwt-bearer', 'token-exchange', 'cross-app-access'] as const, 'createOboTokenResolver: grant');
     const insecure = opts.allowInsecureRequests === true;
     const endpoints = [issuer.href, ...(opts.tokenEndpoint === undefined ? [] : [opts.tokenEndpoint])];
     for (const url of endpoints) {
@@ -191,8 +228,22 @@ class OboResolver {
         `createOboTokenResolver: clientAuth is the deprecated name of clientAuthMethod; give clientAuthMethod only (got clientAuthMethod '${String(opts.clientAuthMethod)}' and clientAuth '${String(opts.clientAuth)}')`,
       );
     }
-    const method = opts.clientAuthMethod ?? opts.clientAuth ?? (opts.clientSecret ? 'client_secret_post' : opts.privateKey ? 'private_key_jwt' : undefined);
+    const method =
+      opts.clientAuthMethod ??
+      opts.clientAuth ??
+      (opts.clientSecret ? 'client_secret_post' : opts.privateKey ? 'private_key_jwt' : grant === 'cross-app-access' ? 'none' : undefined);
     switch (method) {
+      case 'none':
+        if (grant === 'cross-app-access') {
+          this.#clientAuth = oidc.None();
+          this.#clientMetadata = {};
+          break;
+        }
+        throw optionError(
+          `createOboTokenResolver: ${opts.clientAuthMethod !== undefined ? 'clientAuthMethod' : 'clientAuth'}`,
+          "one of 'client_secret_post', 'client_secret_basic', 'private_key_jwt' (a public client, 'none', is only allowed with grant 'cross-app-access')",
+          method,
+        );
       case 'client_secret_post':
       case 'client_secret_basic':
         if (!opts.clientSecret) throw new TypeError(`createOboTokenResolver: clientAuthMethod '${method}' needs clientSecret`);
@@ -207,7 +258,11 @@ class OboResolver {
       case undefined:
         throw new TypeError('createOboTokenResolver: a confidential client is required: give clientSecret or privateKey');
       default:
-        throw optionError(`createOboTokenResolver: ${opts.clientAuthMethod !== undefined ? 'clientAuthMethod' : 'clientAuth'}`, "one of 'client_secret_post', 'client_secret_basic', 'private_key_jwt'", method);
+        throw optionError(
+          `createOboTokenResolver: ${opts.clientAuthMethod !== undefined ? 'clientAuthMethod' : 'clientAuth'}`,
+          "one of 'client_secret_post', 'client_secret_basic', 'private_key_jwt' ('none' with grant 'cross-app-access')",
+          method,
+        );
     }
 
     this.#skewMs = nonNegativeMs(opts.skewMs, 'createOboTokenResolver: skewMs', 60_000);
@@ -226,6 +281,10 @@ class OboResolver {
     this.#sleep = opts.sleep ?? sleep;
     this.#keyPrefix = JSON.stringify([issuer.href, opts.clientId, grant]);
     this.#bindToAssertion = opts.bindCacheToAssertion ?? true;
+    if (opts.coordinator !== undefined && (typeof opts.coordinator !== 'object' || opts.coordinator === null || typeof opts.coordinator.acquire !== 'function')) {
+      throw optionError('createOboTokenResolver: coordinator', 'a Coordinator (e.g. from createRedisCoordinator)', opts.coordinator);
+    }
+    this.#coordinator = opts.coordinator;
     this.#cache = new OboTokenCache({ maxEntries, now: this.#now });
     this.#assertions = new AssertionInfoCache(Math.min(maxEntries, 1_000));
   }
@@ -236,22 +295,30 @@ class OboResolver {
     if (typeof req?.assertion !== 'string' || req.assertion.trim() === '') {
       return Promise.reject(new OboError('missing_upstream_token', `No upstream token to exchange for server "${serverName}"`, { serverName }));
     }
-    const scopes = req.scopes;
-    if (!Array.isArray(scopes) || scopes.length === 0 || scopes.some((s) => typeof s !== 'string' || s === '' || /\s/.test(s))) {
+    const crossApp = this.#grant === 'cross-app-access';
+    const scopes = crossApp ? (req.scopes ?? []) : req.scopes;
+    if (!Array.isArray(scopes) || (scopes.length === 0 && !crossApp) || scopes.some((s) => typeof s !== 'string' || s === '' || /\s/.test(s))) {
       return Promise.reject(
         new OboError('invalid_request', `OBO for server "${serverName}" needs at least one scope, each without whitespace`, { serverName }),
+      );
+    }
+    const asClient = req.authorizationServerClient;
+    if (crossApp && (!validUrl(req.serverUrl) || typeof asClient?.clientId !== 'string' || asClient.clientId === '' || typeof asClient.clientSecret !== 'string' || asClient.clientSecret === '')) {
+      return Promise.reject(
+        new OboError('invalid_request', `Cross-app access for server "${serverName}" needs its serverUrl and authorizationServerClient ({ clientId, clientSecret })`, { serverName }),
       );
     }
     if (req.signal?.aborted) return Promise.reject(aborted(serverName));
 
     const info = this.#assertions.get(req.assertion);
-    const sortedScopes = scopes.length === 1 ? scopes : [...scopes].sort();
+    const sortedScopes = scopes.length <= 1 ? scopes : [...scopes].sort();
     const key = `${this.#keyPrefix}${JSON.stringify([
       info.tenantId ?? req.user?.tenantId ?? '',
       info.subject,
       sortedScopes,
       req.audience ?? '',
       this.#bindToAssertion ? info.digest : '',
+      ...(crossApp ? [req.serverUrl, asClient!.clientId] : []),
     ])}`;
 
     if (!req.forceRefresh) {
@@ -272,7 +339,7 @@ class OboResolver {
     if (!flight || !coalesced) {
       // A forced refresh means the cached token was rejected: never serve it again, even if the refresh fails.
       if (req.forceRefresh) this.#cache.delete(key);
-      const promise = this.#exchange(key, req, info, ++this.#seq);
+      const promise = this.#obtain(key, crossApp ? { ...req, scopes } : req, info, ++this.#seq);
       const current: Flight = { promise, force: !!req.forceRefresh };
       flight = current;
       this.#inflight.set(key, current);
@@ -288,6 +355,60 @@ class OboResolver {
     });
   }
 
+  /**
+   * A token for a key after a local miss: without a coordinator, the exchange; with one, the shared cache first,
+   * then the exchange under the key's fleet-wide lock (waiters read the holder's result). Any coordinator
+   * failure falls back to this process's own exchange.
+   */
+  async #obtain(key: string, req: OboRequest, info: AssertionInfo, seq: number): Promise<OboToken> {
+    const coordinator = this.#coordinator;
+    if (!coordinator) return this.#exchange(key, req, info, seq);
+    const sharedKey = createHash('sha256').update(key).digest('base64url');
+    const shared = coordinator.oboTokens;
+    let lock: Awaited<ReturnType<Coordinator['acquire']>>;
+    /** With forceRefresh: the token that was rejected (a shared entry holding it is not served). */
+    let rejected: string | undefined;
+    try {
+      if (req.forceRefresh) {
+        rejected = (await shared.get(sharedKey))?.accessToken;
+        await shared.delete(sharedKey);
+      } else {
+        const hit = await shared.get(sharedKey);
+        if (hit) return this.#adopt(key, hit, info, seq);
+      }
+      // Long enough for one exchange with its retry: a holder that dies frees the key after this.
+      const budget = 3 * this.#timeoutMs + this.#maxRetryAfterMs;
+      lock = await coordinator.acquire(`obo:${sharedKey}`, { ttlMs: budget, waitMs: budget });
+    } catch {
+      return this.#exchange(key, req, info, seq); // the coordinator is down: this process exchanges for itself
+    }
+    try {
+      // Another replica may have exchanged while this one waited.
+      const hit = await shared.get(sharedKey).catch(() => undefined);
+      if (hit && hit.accessToken !== rejected) return this.#adopt(key, hit, info, seq);
+      const token = await this.#exchange(key, req, info, seq);
+      const staleAt = this.#staleAt(token, info);
+      if (staleAt !== undefined && staleAt > this.#now()) await shared.set(sharedKey, token, staleAt).catch(() => undefined);
+      return token;
+    } finally {
+      await lock?.release().catch(() => undefined);
+    }
+  }
+
+  /** A token read from the shared cache, cached here by the same rule as an exchanged one. */
+  #adopt(key: string, token: OboToken, info: AssertionInfo, seq: number): OboToken {
+    const copy: OboToken = { accessToken: token.accessToken, ...(token.expiresAt === undefined ? {} : { expiresAt: token.expiresAt }) };
+    const staleAt = this.#staleAt(copy, info);
+    if (staleAt !== undefined && staleAt > this.#now()) this.#cache.set(key, copy, staleAt, seq);
+    return copy;
+  }
+
+  /** When a token stops being served from a cache: `skewMs` before it expires, and never past the assertion's `exp`. */
+  #staleAt(token: OboToken, info: AssertionInfo): number | undefined {
+    if (token.expiresAt === undefined) return undefined;
+    return Math.min(token.expiresAt - this.#skewMs, info.expiresAt ?? Infinity);
+  }
+
   /** One exchange for a key: at most two IdP requests (one retry on a transient failure). */
   async #exchange(key: string, req: OboRequest, info: AssertionInfo, seq: number): Promise<OboToken> {
     let failure: IdpFailure;
@@ -296,6 +417,7 @@ class OboResolver {
         const res = await this.#request(req);
         return this.#store(key, res, info, seq);
       } catch (err) {
+        if (err instanceof OboError) throw err; // already says what went wrong, never retried
         // Anything unclassified is permanent, and its text (which might echo a request) is not passed on.
         failure = err instanceof IdpRequestError ? err.failure : { kind: 'unknown', retryable: false, cause: {} };
       }
@@ -322,6 +444,7 @@ class OboResolver {
   }
 
   async #request(req: OboRequest): Promise<oidc.TokenEndpointResponse> {
+    if (this.#grant === 'cross-app-access') return this.#crossAppAccess(req);
     const metadata = await this.#serverMetadata();
     this.#lastTokenEndpoint = metadata.token_endpoint;
     const params: Record<string, string> =
@@ -337,6 +460,86 @@ class OboResolver {
       const config = this.#configuration(metadata, fetch);
       return oidc.genericGrantRequest(config, this.#grant === 'jwt-bearer' ? JWT_BEARER : TOKEN_EXCHANGE, params);
     }, this.#requestOptions());
+  }
+
+  /**
+   * Cross-app access (SEP-990): the user's ID token → ID-JAG at the IdP (RFC 8693), then ID-JAG → access token
+   * at the MCP server's authorization server (RFC 7523 jwt-bearer, `client_secret_basic`).
+   */
+  async #crossAppAccess(req: OboRequest): Promise<oidc.TokenEndpointResponse> {
+    const serverUrl = req.serverUrl!;
+    const client = req.authorizationServerClient!;
+    const server = await this.#authorizationServer(serverUrl, req);
+    const idp = await this.#serverMetadata();
+    this.#lastTokenEndpoint = idp.token_endpoint;
+    const scope: Record<string, string> = req.scopes.length === 0 ? {} : { scope: req.scopes.join(' ') };
+    const idJag = await idpRequest(
+      (fetch) =>
+        oidc.genericGrantRequest(this.#configuration(idp, fetch), TOKEN_EXCHANGE, {
+          requested_token_type: ID_JAG_TOKEN_TYPE,
+          audience: server.metadata.issuer,
+          resource: server.resource,
+          subject_token: req.assertion,
+          subject_token_type: ID_TOKEN_TYPE,
+          ...scope,
+        }),
+      this.#requestOptions(),
+    );
+    if (typeof idJag.access_token !== 'string' || idJag.access_token === '') {
+      throw new IdpRequestError({ kind: 'empty_response', retryable: false, cause: { status: 200 } });
+    }
+    if (idJag.issued_token_type !== undefined && idJag.issued_token_type !== ID_JAG_TOKEN_TYPE) {
+      throw new IdpRequestError({ kind: 'invalid_response', retryable: false, cause: { status: 200 } });
+    }
+    return idpRequest((fetch) => {
+      // RFC 6749 §2.3.1: oauth4webapi form-urlencodes the id and secret before base64.
+      const config = new oidc.Configuration(server.metadata, client.clientId, { client_secret: client.clientSecret }, oidc.ClientSecretBasic(client.clientSecret));
+      config[oidc.customFetch] = fetch;
+      config.timeout = Math.ceil(this.#timeoutMs / 1000) + 1;
+      if (this.#insecure) oidc.allowInsecureRequests(config);
+      return oidc.genericGrantRequest(config, JWT_BEARER, { assertion: idJag.access_token, ...scope });
+    }, this.#requestOptions());
+  }
+
+  /**
+   * The MCP server's authorization server, through the MCP SDK's discovery (RFC 9728, then RFC 8414 / OIDC), on
+   * the resolver's dispatcher and timeout. Remembered per server URL; a forced refresh discovers again.
+   */
+  #authorizationServer(serverUrl: string, req: OboRequest): Promise<AuthorizationServerInfo> {
+    if (req.forceRefresh) this.#servers.delete(serverUrl);
+    let pending = this.#servers.get(serverUrl);
+    if (!pending) {
+      const what = `Cross-app access for server "${req.serverName}"`;
+      const opts = { serverName: req.serverName };
+      const fetchFn = (fetch: oidc.CustomFetch) => (url: string | URL, init?: RequestInit) => fetch(String(url), (init ?? {}) as oidc.CustomFetchOptions);
+      pending = idpRequest((fetch) => discoverOAuthServerInfo(serverUrl, { fetchFn: fetchFn(fetch) }), this.#requestOptions()).then(
+        (info) => {
+          const metadata = info.authorizationServerMetadata;
+          if (!metadata?.issuer || !metadata.token_endpoint) {
+            throw new OboError('exchange_failed', `${what}: its authorization server (${info.authorizationServerUrl}) publishes no metadata with a token endpoint`, opts);
+          }
+          const fallback = resourceUrlFromServerUrl(serverUrl).href;
+          const resource = info.resourceMetadata?.resource ?? fallback;
+          if (!checkResourceAllowed({ requestedResource: fallback, configuredResource: resource })) {
+            throw new OboError('exchange_failed', `${what}: its protected resource metadata names another resource (${resource})`, opts);
+          }
+          return { metadata: { ...metadata } as unknown as oidc.ServerMetadata, resource };
+        },
+        (err: unknown) => {
+          // Timeouts and network failures keep their classification (retried once); the SDK's own errors
+          // (an HTTP error status, metadata that does not parse) say only that discovery failed.
+          if (err instanceof IdpRequestError && err.failure.kind !== 'unknown') throw err;
+          throw new OboError('exchange_failed', `${what}: discovery of its authorization server failed`, opts);
+        },
+      );
+      const current = pending;
+      this.#servers.set(serverUrl, current);
+      if (this.#servers.size > MAX_DISCOVERED_SERVERS) this.#servers.delete(this.#servers.keys().next().value!);
+      current.catch(() => {
+        if (this.#servers.get(serverUrl) === current) this.#servers.delete(serverUrl);
+      });
+    }
+    return pending;
   }
 
   /** Discovery once per resolver; concurrent callers share it; a failure is forgotten so the next call retries. */
@@ -386,7 +589,7 @@ class OboResolver {
     const token: OboToken = { accessToken: res.access_token };
     if (typeof res.expires_in === 'number' && Number.isFinite(res.expires_in)) {
       token.expiresAt = now + res.expires_in * 1000;
-      const staleAt = Math.min(token.expiresAt - this.#skewMs, info.expiresAt ?? Infinity);
+      const staleAt = this.#staleAt(token, info)!;
       if (staleAt > now) this.#cache.set(key, token, staleAt, seq);
     }
     return token;
@@ -467,6 +670,16 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined, serv
       },
     );
   });
+}
+
+function validUrl(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  try {
+    new URL(value);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function sleep(ms: number): Promise<void> {

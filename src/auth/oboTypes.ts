@@ -24,12 +24,22 @@ export interface OboRequest {
   user: UserContext;
   /** The user's access token for the runtime (the OBO assertion / RFC 8693 subject token). */
   assertion: string;
-  /** Scopes to request; must not be empty. */
+  /** Scopes to request; must not be empty (except with the `cross-app-access` grant, where `[]` sends no `scope`). */
   scopes: string[];
   /** The MCP server the token is for (used in events and errors, never sent to the IdP). */
   serverName: string;
   /** Target audience (RFC 8693 `audience`); also part of the cache key. */
   audience?: string;
+  /**
+   * The MCP server's URL. Required by the `cross-app-access` grant, which discovers the server's authorization
+   * server from it (RFC 9728, RFC 8414); part of that grant's cache key.
+   */
+  serverUrl?: string;
+  /**
+   * The client registered at the MCP server's authorization server (`client_secret_basic`). Required by the
+   * `cross-app-access` grant; the manager fills it from the server's `obo.clientId` / `obo.clientSecret`.
+   */
+  authorizationServerClient?: { clientId: string; clientSecret: string };
   /** Skip the cache and replace its entry (after the server rejected the cached token). */
   forceRefresh?: boolean;
   /** Rejects this caller with `OboError('aborted')`; an exchange shared with other callers goes on. */

@@ -14,6 +14,7 @@ import type { FetchLike } from '../transport/types.js';
 import { MemoryUpstreamSessionStore, sameSession, type UpstreamSession, type UpstreamSessionStore } from './tokenStore.js';
 import { fetchWithBodyCap, isResponseTooLarge } from './responseCap.js';
 import { nonEmptyString, nonNegativeMs, optionError, positiveMs } from '../options.js';
+import type { Coordinator, CoordinatorLock } from '../coordination.js';
 
 /**
  * Who a session belongs to: the user id and, when there is one, the tenant.
@@ -55,8 +56,16 @@ export interface UpstreamTokenProviderOptions {
   clientSecret?: string;
   /** How the secret is sent: `client_secret_post` (default, openid-client's) or `client_secret_basic`. */
   clientAuthMethod?: 'client_secret_post' | 'client_secret_basic';
-  /** Where sessions live (default a new {@link MemoryUpstreamSessionStore}). */
+  /** Where sessions live (default the coordinator's `upstreamSessions`, else a new {@link MemoryUpstreamSessionStore}). */
   store?: UpstreamSessionStore;
+  /**
+   * Several replicas (e.g. `createRedisCoordinator` of `mcp-switchboard/redis`): sessions live in its
+   * `upstreamSessions` (unless `store` is given) and each session is refreshed by one replica at a time across
+   * the fleet, under a lock; the others wait for and use the stored result. When the coordinator fails, a
+   * refresh (and any read of a session it stores) rejects with a retryable `UpstreamTokenError('refresh_failed')`:
+   * nothing is sent to the IdP, so no refresh token is lost or presented twice.
+   */
+  coordinator?: Coordinator;
   /** An access token expiring within this many ms counts as expired and is refreshed first (default 60 000). */
   skewMs?: number;
   /** Allow an `http:` issuer: loopback tests only. */
@@ -133,6 +142,7 @@ const REAUTH_ERRORS = new Set(['invalid_grant', 'interaction_required', 'login_r
  * - The rotated refresh token is stored before the new access token is returned. A caller whose refresh token
  *   was already rotated by another (process or caller) re-reads the store instead of wiping the session; a
  *   real `invalid_grant` removes the dead session and rejects with `reauth_required`.
+ * - With a `coordinator` (several replicas): one refresh per session across the fleet (see the option).
  *
  * Throws a `TypeError` for bad options.
  *
@@ -152,7 +162,15 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
   if (opts.clientSecret !== undefined) nonEmptyString(opts.clientSecret, 'createUpstreamTokenProvider: clientSecret');
   const skewMs = nonNegativeMs(opts.skewMs, 'createUpstreamTokenProvider: skewMs', 60_000);
   const timeoutMs = positiveMs(opts.timeoutMs, 'createUpstreamTokenProvider: timeoutMs', 10_000);
-  const store = opts.store ?? new MemoryUpstreamSessionStore();
+  const coordinator = opts.coordinator;
+  if (coordinator !== undefined && (typeof coordinator !== 'object' || coordinator === null || typeof coordinator.acquire !== 'function')) {
+    throw optionError('createUpstreamTokenProvider: coordinator', 'a Coordinator (e.g. from createRedisCoordinator)', coordinator);
+  }
+  const rawStore = opts.store ?? coordinator?.upstreamSessions ?? new MemoryUpstreamSessionStore();
+  /** With a coordinator, a failing store (the shared one, down) is a retryable refresh_failed, never a raw error. */
+  const store: UpstreamSessionStore = coordinator ? guardedStore(rawStore) : rawStore;
+  /** How long a refresh may hold its session's fleet-wide lock (discovery + grant), and how long others wait for it. */
+  const lockMs = 3 * timeoutMs;
   const now = opts.now ?? Date.now;
   const scope = Array.isArray(opts.scope) ? opts.scope.join(' ') : opts.scope;
   const clientId = opts.clientId;
@@ -209,7 +227,34 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
     return p;
   }
 
+  /**
+   * With a coordinator: the refresh runs under the session's fleet-wide lock, after re-reading the session (a
+   * replica that refreshed meanwhile leaves a fresh one to use). A waiter that times out re-reads once and
+   * otherwise fails retryable rather than refresh without the lock.
+   */
   async function runRefresh(key: string, s: UpstreamSession, retried: boolean): Promise<string> {
+    if (!coordinator) return grant(key, s, retried);
+    let lock: CoordinatorLock | undefined;
+    try {
+      lock = await coordinator.acquire(`refresh:${createHash('sha256').update(key).digest('base64url')}`, { ttlMs: lockMs, waitMs: lockMs });
+    } catch {
+      throw refreshFailed(true, { code: 'coordinator_unavailable' });
+    }
+    try {
+      const current = await store.get(key);
+      if (!current) throw reauth('The upstream session was cleared during a refresh');
+      if (!sameSession(current, s)) {
+        if (fresh(current)) return current.accessToken; // another replica refreshed it
+        if (lock) return await grant(key, current, retried);
+      }
+      if (!lock) throw refreshFailed(true, { code: 'refresh_lock_timeout' });
+      return await grant(key, current, retried);
+    } finally {
+      await lock?.release().catch(() => undefined);
+    }
+  }
+
+  async function grant(key: string, s: UpstreamSession, retried: boolean): Promise<string> {
     let response: oidc.TokenEndpointResponse;
     try {
       const cfg = await getConfig();
@@ -221,7 +266,8 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
       const current = await store.get(key);
       if (current && !sameSession(current, s)) {
         if (fresh(current)) return current.accessToken;
-        if (!retried && current.refreshToken) return refresh(key, current, true);
+        // Under a coordinator this runs inside the session's lock already: go on with the current session.
+        if (!retried && current.refreshToken) return coordinator ? grant(key, current, true) : refresh(key, current, true);
       }
       if (current && sameSession(current, s)) await compareAndSet(key, s, undefined);
       throw failure;
@@ -321,6 +367,24 @@ function classify(err: unknown): UpstreamTokenError {
     return refreshFailed(true, { network: typeof network === 'string' ? network : 'TypeError' });
   }
   return refreshFailed(true, { ...(typeof e.code === 'string' ? { code: e.code } : {}), name: typeof e.name === 'string' ? e.name : 'Error' });
+}
+
+/** A store whose failures are a retryable `refresh_failed` (the cause names no key, no token). */
+function guardedStore(store: UpstreamSessionStore): UpstreamSessionStore {
+  const guard = async <T>(op: () => Promise<T>): Promise<T> => {
+    try {
+      return await op();
+    } catch (err) {
+      if (err instanceof UpstreamTokenError) throw err;
+      throw refreshFailed(true, { code: 'coordinator_unavailable', ...(err instanceof SwitchboardError ? { error: err.code } : {}) });
+    }
+  };
+  return {
+    get: (key) => guard(() => store.get(key)),
+    set: (key, session) => guard(() => store.set(key, session)),
+    delete: (key) => guard(() => store.delete(key)),
+    ...(store.compareAndSet ? { compareAndSet: (key: string, expected: UpstreamSession, next: UpstreamSession | undefined) => guard(() => store.compareAndSet!(key, expected, next)) } : {}),
+  };
 }
 
 function refreshFailed(retryable: boolean, cause: Record<string, unknown>): UpstreamTokenError {

@@ -223,7 +223,7 @@ function computeUserScoped(config: ServerConfig): boolean {
   if (config.source === 'user') return true;
   if (config.customUserVars && Object.keys(config.customUserVars).length > 0) return true;
   if (config.type === 'sse' || config.type === 'streamable-http') {
-    if (config.obo || config.oauth) return true;
+    if (config.obo || (config.oauth && config.oauth.grant !== 'client_credentials')) return true;
   }
   return templatedFields(config).some(([, v]) => findPlaceholders(v).some((p) => p.kind === 'user' || p.kind === 'var'));
 }

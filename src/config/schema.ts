@@ -111,42 +111,85 @@ const scopesSchema = z
 );
 
 /**
- * On-Behalf-Of settings of a server: which scopes (and optionally audience) the exchanged token is for.
+ * On-Behalf-Of settings of a server: which scopes (and optionally audience) the exchanged token is for. With
+ * `grant: 'cross-app-access'` (enterprise-managed authorization, ID-JAG) the resolver trades the user's ID token
+ * at the IdP for an ID-JAG, then the ID-JAG at this server's authorization server, as the client
+ * `clientId`/`clientSecret` registered there; `scopes` are then optional.
  *
  * @example
  * ```ts
  * oboSchema.parse({ scopes: 'api://graph/.default offline_access' }); // { scopes: ['api://graph/.default', 'offline_access'] }
+ * oboSchema.parse({ grant: 'cross-app-access', clientId: 'crm-agent', clientSecret: '${CRM_AS_SECRET}' });
  * ```
  */
-export const oboSchema = z.strictObject(
-  {
-    /** Scopes of the downstream token, as a space-separated string or an array. Normalised to an array. */
-    scopes: scopesSchema,
-    /** Audience / resource of the downstream token (RFC 8693 `audience`). */
-    audience: nonEmpty.optional(),
-  },
-  expected('an object { scopes, audience? }'),
-);
+export const oboSchema = z
+  .strictObject(
+    {
+      /** Scopes of the downstream token, as a space-separated string or an array. Normalised to an array. Optional with `cross-app-access`. */
+      scopes: scopesSchema.optional(),
+      /** Audience / resource of the downstream token (RFC 8693 `audience`). */
+      audience: nonEmpty.optional(),
+      /** `'cross-app-access'`: ID-JAG (SEP-990) through the resolver's IdP, then RFC 7523 at this server's authorization server. */
+      grant: enumOf(['cross-app-access']).optional(),
+      /** With `cross-app-access`: the client id registered at this server's authorization server (`${ENV}` allowed). */
+      clientId: nonEmpty.superRefine(placeholderCheck).optional(),
+      /** With `cross-app-access`: that client's secret, sent as `client_secret_basic` (`${ENV}` allowed). */
+      clientSecret: nonEmpty.superRefine(placeholderCheck).optional(),
+    },
+    expected('an object { scopes, audience?, grant?, clientId?, clientSecret? }'),
+  )
+  .superRefine((v, ctx) => {
+    if (v.grant === 'cross-app-access') {
+      if (!v.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: 'cross-app-access needs the clientId registered at the server\'s authorization server' });
+      if (!v.clientSecret) ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'cross-app-access needs the clientSecret registered at the server\'s authorization server' });
+    } else {
+      if (!v.scopes) ctx.addIssue({ code: 'custom', path: ['scopes'], message: `is required: ${SCOPES}` });
+      for (const field of ['clientId', 'clientSecret'] as const) {
+        if (v[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: "is only used with grant: 'cross-app-access'" });
+      }
+    }
+  });
 
 /**
- * Per-user OAuth: the bearer comes from the host's `userAuthProvider`, one per user.
+ * The server is protected by the MCP authorization spec (OAuth 2.1). The package runs the flow (the manager's
+ * `oauth` option) unless the host brings its own tokens (`userAuthHeaders`):
+ * - `grant: 'authorization_code'` (default): per user, with the user's consent, PKCE and refresh;
+ * - `grant: 'client_credentials'`: the app itself, on a shared connection, with `clientId` and `clientSecret`
+ *   (`client_secret_basic`/`_post`) or `privateKey` (`private_key_jwt`, RFC 7523).
  *
  * @example
  * ```ts
  * oauthSchema.parse({ scopes: ['repo'], clientId: 'my-app' });
+ * oauthSchema.parse({ grant: 'client_credentials', clientId: 'reporting', clientSecret: '${REPORTING_SECRET}' });
  * ```
  */
-export const oauthSchema = z.strictObject(
-  {
-    /** Scopes to request for this server. */
-    scopes: scopesSchema.optional(),
-    /** Authorization server issuer or metadata URL, for the host's own OAuth flow. */
-    issuer: nonEmpty.optional(),
-    /** Client id registered for this server, for the host's own OAuth flow. */
-    clientId: nonEmpty.optional(),
-  },
-  expected('an object { scopes?, issuer?, clientId? }'),
-);
+export const oauthSchema = z
+  .strictObject(
+    {
+      /** `authorization_code` (per user, default) or `client_credentials` (the app itself, shared connection). */
+      grant: z.enum(['authorization_code', 'client_credentials']).optional(),
+      /** Scopes to request when neither the server's challenge nor its metadata names any. */
+      scopes: scopesSchema.optional(),
+      /** The authorization server the pre-registered client belongs to (its credentials go to no other). */
+      issuer: nonEmpty.optional(),
+      /** A pre-registered client id (used when the authorization server supports no client ID metadata document). */
+      clientId: nonEmpty.optional(),
+      /** The pre-registered client's secret (`client_secret_basic` or `_post`, as the authorization server supports). */
+      clientSecret: nonEmpty.optional(),
+      /** A private key, PEM or JWK JSON, for `private_key_jwt` client authentication. */
+      privateKey: nonEmpty.optional(),
+      /** The JWS algorithm of `privateKey` (default RS256). */
+      algorithm: z.string().regex(/^(RS|PS|ES)(256|384|512)$|^EdDSA$/, 'a JWS algorithm such as RS256 or ES256').optional(),
+    },
+    expected('an object { grant?, scopes?, issuer?, clientId?, clientSecret?, privateKey?, algorithm? }'),
+  )
+  .superRefine((v, ctx) => {
+    if (v.grant === 'client_credentials' && !v.clientId) ctx.addIssue({ code: 'custom', path: ['clientId'], message: 'client_credentials needs a clientId' });
+    if (v.grant === 'client_credentials' && !v.clientSecret && !v.privateKey) {
+      ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'client_credentials needs a clientSecret or a privateKey' });
+    }
+    if (v.privateKey && v.clientSecret) ctx.addIssue({ code: 'custom', path: ['privateKey'], message: 'give a clientSecret or a privateKey, not both' });
+  });
 
 const customUserVarsSchema = z.record(
   z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, 'variable names use letters, digits, _ . -'),

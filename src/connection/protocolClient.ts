@@ -12,8 +12,12 @@ import type { RequestOptions } from '@modelcontextprotocol/sdk/shared/protocol.j
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
   CreateMessageRequestSchema,
+  ElicitationCompleteNotificationSchema,
+  ElicitRequestSchema,
+  ErrorCode,
   ListRootsRequestSchema,
   LoggingMessageNotificationSchema,
+  McpError,
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
   ResourceUpdatedNotificationSchema,
@@ -24,6 +28,9 @@ import {
   type CompleteResult,
   type CreateMessageRequest,
   type CreateMessageResult,
+  type ElicitRequestFormParams,
+  type ElicitRequestURLParams,
+  type ElicitResult,
   type GetPromptResult,
   type ListPromptsResult,
   type ListResourcesResult,
@@ -33,7 +40,8 @@ import {
   type ReadResourceResult,
   type Root,
 } from '@modelcontextprotocol/sdk/types.js';
-import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
+import type { JsonSchemaType, jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
+import { defaultSchemaValidator } from './schemaValidator.js';
 
 /**
  * Per-request options handed to the engine (the SDK's `RequestOptions`: `signal`, `timeout` in ms,
@@ -73,6 +81,17 @@ export interface ProtocolClientEvents {
   resourceUpdated?(uri: string): void;
   /** The server sent a log message (`notifications/message`). */
   serverLog?(message: ProtocolLogMessage): void;
+  /**
+   * The server sent `notifications/elicitation/complete`: the URL-mode elicitation `elicitationId` is done
+   * (listened to only when an `elicitation` handler is given).
+   */
+  elicitationComplete?(elicitationId: string): void;
+  /**
+   * A handler of a server request failed (it threw, or returned an invalid result): the server is answered
+   * with a JSON-RPC error; this reports it to the host. `method` is the request's, e.g. `elicitation/create`;
+   * `invalidResult` says what was wrong with the result, when the handler returned one (never the result's values).
+   */
+  handlerFailed?(method: string, err: unknown, invalidResult?: string): void;
 }
 
 /**
@@ -108,9 +127,22 @@ export interface ProtocolHandlerExtra {
 }
 
 /**
+ * An `elicitation/create` request's params as handed to the host (MCP 2025-11-25, "Elicitation"): form mode
+ * (`mode: 'form'`, also when the server left `mode` out) with `message` and a flat `requestedSchema`, or URL
+ * mode (`mode: 'url'`) with `message`, `url` and `elicitationId`.
+ *
+ * @example
+ * ```ts
+ * const describe = (request: ElicitationRequest) =>
+ *   request.mode === 'url' ? `open ${request.url} (${request.elicitationId})` : `fill in ${Object.keys(request.requestedSchema.properties).join(', ')}`;
+ * ```
+ */
+export type ElicitationRequest = (ElicitRequestFormParams & { mode: 'form' }) | ElicitRequestURLParams;
+
+/**
  * Answers to requests the server sends the client. A client capability is declared only for a handler given
- * (`sampling: {}`, `roots: { listChanged: false }`); without it the capability is absent and the SDK answers
- * the server's request with "Method not found".
+ * (`sampling: {}`, `roots: { listChanged: false }`, `elicitation: { form: {}, url: {} }`); without it the
+ * capability is absent and the SDK answers the server's request with "Method not found".
  *
  * @example
  * ```ts
@@ -125,6 +157,12 @@ export interface ProtocolClientHandlers {
   sampling?: (params: CreateMessageRequest['params'], extra: ProtocolHandlerExtra) => Promise<CreateMessageResult>;
   /** `roots/list`. */
   roots?: (extra: ProtocolHandlerExtra) => Promise<Root[]> | Root[];
+  /**
+   * `elicitation/create`, form and URL mode. The result is checked before it is sent: on `accept` in form mode
+   * the schema's defaults fill the fields left out (SEP-1034), then the content must match `requestedSchema`;
+   * an invalid result answers the server with a JSON-RPC error (and is reported as `handlerFailed`).
+   */
+  elicitation?: (params: ElicitationRequest, extra: ProtocolHandlerExtra) => Promise<ElicitResult>;
 }
 
 /**
@@ -216,12 +254,14 @@ export interface ProtocolClientOptions {
 export type SdkClient = Client;
 
 /**
- * The client capabilities declared for a set of handlers: `sampling: {}` and `roots: { listChanged: false }`
- * only for a handler given; nothing else (elicitation, tasks and experimental capabilities are not declared).
+ * The client capabilities declared for a set of handlers: `sampling: {}`, `roots: { listChanged: false }` and
+ * `elicitation: { form: {}, url: {} }` (both modes of MCP 2025-11-25) only for a handler given; nothing else
+ * (tasks and experimental capabilities are not declared).
  *
  * @example
  * ```ts
  * clientCapabilitiesFor({ roots: () => [] }); // { roots: { listChanged: false } }
+ * clientCapabilitiesFor({ elicitation: async () => ({ action: 'decline' }) }); // { elicitation: { form: {}, url: {} } }
  * clientCapabilitiesFor(undefined); // {}
  * ```
  */
@@ -229,7 +269,45 @@ export function clientCapabilitiesFor(handlers: ProtocolClientHandlers | undefin
   return {
     ...(handlers?.sampling ? { sampling: {} } : {}),
     ...(handlers?.roots ? { roots: { listChanged: false } } : {}),
+    ...(handlers?.elicitation ? { elicitation: { form: {}, url: {} } } : {}),
   };
+}
+
+/**
+ * The result of the host's elicitation handler, checked and completed for the wire: `action` must be `accept`,
+ * `decline` or `cancel`; `content` goes only with `accept` in form mode, where the defaults of
+ * `requestedSchema` fill the fields left out (SEP-1034: string, number, integer, boolean and enum defaults) and
+ * the content must then match `requestedSchema`. Anything else throws an `McpError` saying what is wrong.
+ */
+function completeElicitResult(params: ElicitationRequest, result: unknown, validator: jsonSchemaValidator): ElicitResult {
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) {
+    throw new McpError(ErrorCode.InternalError, `The host's elicitation handler returned ${result === null ? 'null' : typeof result}, not an elicitation result`);
+  }
+  const { action, content, _meta } = result as { action?: unknown; content?: unknown; _meta?: unknown };
+  if (action !== 'accept' && action !== 'decline' && action !== 'cancel') {
+    throw new McpError(ErrorCode.InternalError, `The host's elicitation handler returned action ${JSON.stringify(action) ?? 'undefined'}; expected 'accept', 'decline' or 'cancel'`);
+  }
+  const meta = _meta !== null && typeof _meta === 'object' && !Array.isArray(_meta) ? { _meta: _meta as ElicitResult['_meta'] } : {};
+  if (action !== 'accept' || params.mode === 'url') return { action, ...meta };
+  if (content !== undefined && (content === null || typeof content !== 'object' || Array.isArray(content))) {
+    throw new McpError(ErrorCode.InternalError, `The host's elicitation handler accepted with content that is not an object`);
+  }
+  const filled: Record<string, unknown> = { ...(content as Record<string, unknown> | undefined) };
+  for (const [key, prop] of Object.entries(params.requestedSchema.properties)) {
+    if (filled[key] === undefined && prop !== null && typeof prop === 'object' && 'default' in prop && prop.default !== undefined) filled[key] = prop.default;
+  }
+  for (const key of Object.keys(filled)) if (filled[key] === undefined) delete filled[key];
+  let check;
+  try {
+    check = validator.getValidator(params.requestedSchema as JsonSchemaType)(filled);
+  } catch {
+    // A schema the validator cannot compile: the server checks the content against its own schema anyway.
+    check = { valid: true as const };
+  }
+  if (!check.valid) {
+    throw new McpError(ErrorCode.InternalError, `The host's elicitation handler accepted with content that does not match the requested schema: ${check.errorMessage ?? 'invalid'}`);
+  }
+  return { action, content: filled as NonNullable<ElicitResult['content']>, ...meta };
 }
 
 /** A streamable HTTP client transport, recognised by what it can do rather than by class. */
@@ -278,9 +356,42 @@ class SdkProtocolClient implements ProtocolClient {
       });
     }
     const sampling = handlers?.sampling;
-    if (sampling) client.setRequestHandler(CreateMessageRequestSchema, (request, extra) => sampling(request.params, { signal: extra.signal }));
+    if (sampling) {
+      client.setRequestHandler(CreateMessageRequestSchema, async (request, extra) => {
+        try {
+          return await sampling(request.params, { signal: extra.signal });
+        } catch (err) {
+          events.handlerFailed?.('sampling/createMessage', err);
+          throw err;
+        }
+      });
+    }
     const roots = handlers?.roots;
     if (roots) client.setRequestHandler(ListRootsRequestSchema, async (_request, extra) => ({ roots: await roots({ signal: extra.signal }) }));
+    const elicitation = handlers?.elicitation;
+    if (elicitation) {
+      const validator = opts.jsonSchemaValidator ?? defaultSchemaValidator();
+      // The SDK checks the request (and that its mode was declared) before this runs, and the result's shape after.
+      client.setRequestHandler(ElicitRequestSchema, async (request, extra) => {
+        const params: ElicitationRequest = request.params.mode === 'url' ? request.params : { ...request.params, mode: 'form' };
+        let answer: unknown;
+        try {
+          answer = await elicitation(params, { signal: extra.signal });
+        } catch (err) {
+          events.handlerFailed?.('elicitation/create', err);
+          // The server is never sent the text of the host's own errors (an McpError is the host's deliberate answer).
+          throw err instanceof McpError ? err : new McpError(ErrorCode.InternalError, 'The client could not answer the elicitation request');
+        }
+        try {
+          return completeElicitResult(params, answer, validator);
+        } catch (err) {
+          events.handlerFailed?.('elicitation/create', err, (err as Error).message);
+          throw err;
+        }
+      });
+      const { elicitationComplete } = events;
+      if (elicitationComplete) client.setNotificationHandler(ElicitationCompleteNotificationSchema, (n) => elicitationComplete.call(events, n.params.elicitationId));
+    }
     this.#client = client;
   }
 

@@ -163,7 +163,7 @@ export function tokenKeyString(key: OAuthTokenKey): string {
  *
  * @example
  * ```ts
- * const store = new MemoryOAuthStore({ maxEntries: 50_000 });
+ * const manager = new MCPManager({ servers, oauth: { redirectUri: 'https://chat.example.com/oauth/callback', store: new MemoryOAuthStore({ maxEntries: 50_000 }) } });
  * ```
  */
 export class MemoryOAuthStore implements OAuthStore {

@@ -61,7 +61,7 @@ const NOT_SERVER_LEVEL = new Set(['aborted', 'limit_reached', 'config_invalid', 
  */
 export function isServerLevelFailure(err: unknown): boolean {
   if (!(err instanceof SwitchboardError)) return true;
-  if (err.code.startsWith('obo_') || NOT_SERVER_LEVEL.has(err.code)) return false;
+  if (err.code.startsWith('obo_') || err.code.startsWith('authorization_') || NOT_SERVER_LEVEL.has(err.code)) return false;
   const status = (err as { status?: unknown }).status ?? (err.cause as { status?: unknown } | undefined)?.status;
   if (status === 401 || status === 403) return false;
   return true;

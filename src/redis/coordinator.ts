@@ -570,9 +570,12 @@ async function shut(link: Link): Promise<void> {
  * @example
  * ```ts
  * import { createRedisCoordinator } from 'mcp-switchboard/redis';
+ * import { MCPManager } from 'mcp-switchboard';
  *
  * const coordinator = createRedisCoordinator({ url: process.env.REDIS_URL, encryptionKey: process.env.MCP_REDIS_KEY! });
+ * const manager = new MCPManager({ servers, coordinator });
  * process.on('SIGTERM', async () => {
+ *   await manager.close();
  *   await coordinator.close();
  * });
  * ```

@@ -10,4 +10,5 @@ export * from './websocketServer.js';
 export * from './testIdp.js';
 export * from './testMcpServer.js';
 export * from './inMemory.js';
+export * from './memoryCoordinator.js';
 export { MissingOptionalDependencyError } from './optional.js';

@@ -4,7 +4,8 @@
  * Mapped: `type` (an omitted type with an http(s) URL is `sse`, as LibreChat infers it), `command`, `args`,
  * `env`, `cwd`, `stderr` (string forms), `url`, `headers`, `proxy`, `timeout` → `timeoutMs`, `initTimeout` →
  * `initTimeoutMs`, `title`, `description`, `customUserVars` (title, description), `obo` (scopes, audience),
- * `oauth` (`scope` → `scopes`, `client_id` → `clientId`), `requiresOAuth: true` → per-user OAuth, `startup: false`
+ * `oauth` (`scope` → `scopes`, `client_id` → `clientId`, `client_secret` → `clientSecret` when it is an `${ENV}` reference), `requiresOAuth: true` →
+ * per-user OAuth (run by the manager's `oauth` option, or the host's `userAuthHeaders`), `startup: false`
  * (connections are made on first use here anyway).
  *
  * Placeholders: `{{LIBRECHAT_USER_ID}}` → `{{user.id}}`, `{{LIBRECHAT_USER_EMAIL}}` → `{{user.email}}`, a custom
@@ -13,7 +14,7 @@
  * `{{LIBRECHAT_OPENID_TOKEN}}` have no equivalent: a header or env entry using one is left out, with a warning.
  *
  * LibreChat fields with no equivalent here (UI fields such as `iconPath`, `chatMenu`, `serverInstructions`,
- * `apiKey`, OAuth endpoints and secrets, `customUserVars.*.sensitive`, `mcpSettings`) are reported as warnings
+ * `apiKey`, OAuth endpoints (discovered from the server instead), `customUserVars.*.sensitive`, `mcpSettings`) are reported as warnings
  * with their path; nothing is dropped silently. A field that LibreChat does not know either, inside a server or a
  * block mapped here (`obo`, `oauth`, a `customUserVars` entry), is most likely a typo (`timout`,
  * `obo.audiance`): it is an error (an {@link ImportError}, with a "did you mean" hint when one is close).
@@ -38,6 +39,7 @@ export const LIBRECHAT_FIELD_ALIASES: Readonly<Record<string, string>> = {
   initTimeoutMs: 'initTimeout',
   'oauth.scopes': 'oauth.scope',
   'oauth.clientId': 'oauth.client_id',
+  'oauth.clientSecret': 'oauth.client_secret',
 };
 
 const UI_FIELDS: Record<string, string> = {
@@ -45,7 +47,7 @@ const UI_FIELDS: Record<string, string> = {
   chatMenu: 'LibreChat chat-menu visibility',
   serverInstructions: 'LibreChat agent-prompt setting; add instructions in the host',
   apiKey: 'LibreChat API-key prompt; declare the key in customUserVars and use it in a header',
-  oauth_headers: 'headers of LibreChat\'s own OAuth requests; the OAuth flow is run by the host\'s user auth provider',
+  oauth_headers: 'headers of LibreChat\'s own OAuth requests; OAuth requests here carry none',
 };
 
 /** Every server-level field mapped or knowingly skipped, for "did you mean" hints. */
@@ -54,7 +56,7 @@ const SERVER_FIELDS = [
   'stderr', 'customUserVars', 'obo', 'oauth', 'requiresOAuth', 'startup', ...Object.keys(UI_FIELDS),
 ];
 
-/** LibreChat `oauth` fields that have no equivalent here (the host runs the OAuth flow). */
+/** LibreChat `oauth` fields that have no equivalent here (endpoints and methods are discovered: RFC 9728, RFC 8414). */
 const OAUTH_SKIPPED = [
   'authorization_url', 'token_url', 'redirect_uri', 'token_exchange_method', 'grant_types_supported',
   'token_endpoint_auth_methods_supported', 'response_types_supported', 'code_challenge_methods_supported',
@@ -240,9 +242,14 @@ function importOAuth(value: unknown, path: string, ctx: ServerContext): unknown 
     if (key === 'scope') out.scopes = v;
     else if (key === 'client_id') out.clientId = v;
     else if (key === 'client_secret') {
-      ctx.warnings.push({ path: `${path}.${key}`, message: 'not imported: OAuth client secrets belong to the host\'s user auth provider, not to server configs' });
+      // Only a reference to the environment is carried over: a literal secret is not copied into another file.
+      if (typeof v === 'string' && /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/.test(v.trim())) out.clientSecret = v.trim();
+      else ctx.warnings.push({ path: `${path}.${key}`, message: 'not imported: a literal secret is not copied; write it as ${ENV_NAME} and it is' });
+    }
+    else if (key === 'redirect_uri') {
+      ctx.warnings.push({ path: `${path}.${key}`, message: 'not imported: the callback is the manager\'s oauth.redirectUri, one for all servers' });
     } else if (OAUTH_SKIPPED.includes(key)) {
-      ctx.warnings.push({ path: `${path}.${key}`, message: 'not imported: the OAuth flow is run by the host\'s user auth provider' });
+      ctx.warnings.push({ path: `${path}.${key}`, message: 'not imported: endpoints and methods are discovered from the server and its authorization server (RFC 9728, RFC 8414)' });
     } else {
       ctx.errors.push(unknownField(`${path}.${key}`, key, ['scope', 'client_id', 'client_secret', ...OAUTH_SKIPPED], 'a LibreChat oauth block'));
     }
