@@ -22,6 +22,7 @@ const BENCHMARKS = [
   { name: 'idle-heap', file: 'idleHeap.bench.js', title: 'heap per idle user connection vs raw SDK Client + StreamableHTTPClientTransport' },
   { name: 'peers', file: 'peers.bench.js', title: 'many users with rotating bearers: MCPManager + OBO vs @langchain/mcp-adapters vs raw SDK' },
   { name: 'obo-cache', file: 'oboCache.bench.js', title: 'OBO resolver cache hit vs a Map.get of a precomputed key' },
+  { name: 'replicas', file: 'replicas.bench.js', title: 'several replicas on a Redis coordinator: IdP requests per user per token lifetime; warm-call cost' },
 ];
 
 /** A benchmark that runs longer than this is stopped and reported as failed. */

@@ -22,6 +22,9 @@ import { RetryPolicy } from './connection/retryPolicy.js';
 import { DEFAULT_MAX_RESULT_BYTES, MESSAGE_ENVELOPE_BYTES } from './connection/resultSize.js';
 import { HttpClient } from './transport/httpClient.js';
 import { fetchWithBodyCap, MAX_IDP_RESPONSE_BYTES } from './auth/responseCap.js';
+
+/** Budget of one OAuth request (discovery, registration, token) made through `fetchFor`, ms. */
+const OAUTH_REQUEST_TIMEOUT_MS = 10_000;
 import { createRequestPath, type RequestPathOptions } from './transport/requestPath.js';
 import { OwnErrors } from './transport/interceptors/ownErrors.js';
 import { localErrorAnswer } from './transport/localAnswer.js';
@@ -298,6 +301,7 @@ export class MCPConnectionFactory {
    * ```
    */
   fetchFor(config: Pick<ServerConfig, 'source'> & { proxy?: string }): FetchLike {
+    // Each request bounded by 10 s (OAUTH_REQUEST_TIMEOUT_MS).
     const route = this.#httpClient.forConfig({
       ...(config.source ? { source: config.source } : {}),
       ...(config.proxy ? { proxy: config.proxy } : {}),
@@ -306,7 +310,12 @@ export class MCPConnectionFactory {
     // Bodies read within a cap (metadata and token responses are small; a hostile server's are not), and handed on
     // as the global Response: OAuth code (the MCP SDK's error parser) tests `instanceof Response`, undici's is another class.
     const capped = fetchWithBodyCap((url: string, init: RequestInit) => path(url, init), MAX_IDP_RESPONSE_BYTES);
-    return (url, init = {}) => capped(String(url), init);
+    // A bound on each request (the transports' undici timeouts are off): an authorization server that never
+    // answers must not hold a token refresh, and the lock around it, forever.
+    return (url, init = {}) => {
+      const timeout = AbortSignal.timeout(OAUTH_REQUEST_TIMEOUT_MS);
+      return capped(String(url), { ...init, signal: init.signal ? AbortSignal.any([init.signal, timeout]) : timeout });
+    };
   }
 
   /**

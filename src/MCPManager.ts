@@ -1465,6 +1465,7 @@ export class MCPManager {
     this.#oauthAuthorizer ??= new OAuthAuthorizer({ ...this.#oauthOptions, ...stores }, {
       fetchFor: (serverName) => this.#factory.fetchFor(this.#servers.get(serverName) ?? {}),
       onAuthorizationRequired: (e) => this.#emit('authorizationRequired', e),
+      ...(shared ? { acquire: (key: string, opts: { ttlMs: number; waitMs: number }) => shared.acquire(key, opts) } : {}),
     });
     return this.#oauthAuthorizer;
   }

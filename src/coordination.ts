@@ -40,6 +40,8 @@ export type InvalidationEvent = (
   | { kind: 'revokeAuthorization'; userId: string; tenantId?: string; serverName: string }
   | { kind: 'upsertServer'; serverName: string; config: unknown }
   | { kind: 'removeServer'; serverName: string }
+  /** An OBO resolver replaced a rejected token: every replica drops its in-process entry of this shared-cache key (a hash). */
+  | { kind: 'dropOboToken'; key: string }
 ) & {
   /** The publishing replica (an opaque id per manager): it skips echoes of its own changes it has since replaced. */
   origin?: string;
@@ -49,7 +51,10 @@ export type InvalidationEvent = (
 
 /**
  * A shared cache of OBO tokens. Keys are opaque hashes (never a raw token); values are kept encrypted by the
- * implementation. `get` after the entry's `staleAt` returns `undefined`.
+ * implementation. `get` after the entry's `staleAt` returns `undefined`. `set` keeps the newer token: it is
+ * ignored (atomically) when the live entry's token expires at the same time or later (a token without
+ * `expiresAt` only fills an empty key), so a writer that stalled cannot put back an older token over a newer
+ * one; `delete` first to replace a token that was rejected.
  *
  * @example
  * ```ts

@@ -3,6 +3,7 @@
  * for Redis: several resolvers, providers and managers in this process act as replicas sharing one coordinator,
  * against real loopback peers (the test IdP, a bearer-verifying MCP server, an oidc-provider authorization server).
  */
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Agent } from 'undici';
@@ -15,6 +16,7 @@ import { AuthorizationRequiredError, UpstreamTokenError } from '../../src/errors
 import type { EvictReason } from '../../src/events.js';
 import { MCPManager } from '../../src/MCPManager.js';
 import { createMemoryCoordinator, type MemoryCoordinator } from '../../src/testing/memoryCoordinator.js';
+import { createRedisCoordinator } from '../../src/redis/index.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMcpServer.js';
 import type { Logger, UserContext } from '../../src/types.js';
@@ -108,6 +110,38 @@ describe('createOboTokenResolver({ coordinator })', () => {
     expect(idp.stats().exchanges).toBe(2);
   });
 
+  it('a forced refresh on B drops the rejected token from A’s warm in-process cache (dropOboToken); B keeps its new one', async () => {
+    const coordinator = createMemoryCoordinator();
+    const seen: InvalidationEvent[] = [];
+    coordinator.subscribe((e) => seen.push(e));
+    const a = replicaResolver(coordinator);
+    const b = replicaResolver(coordinator);
+    const req = await oboRequest('u-drop');
+    const rejected = (await a(req)).accessToken;
+    expect((await b(req)).accessToken).toBe(rejected);
+    const renewed = (await b({ ...req, forceRefresh: true })).accessToken;
+    expect(renewed).not.toBe(rejected);
+    await new Promise((r) => setImmediate(r));
+    expect((await a(req)).accessToken).toBe(renewed);
+    // B's own echo does not drop B's new token: a warm hit.
+    expect(await b(req)).toMatchObject({ accessToken: renewed, cacheHit: true });
+    const drop = seen.find((e) => e.kind === 'dropOboToken');
+    expect(drop).toBeDefined();
+    expect(JSON.stringify(drop)).not.toContain(req.assertion);
+    expect(idp.stats().exchanges).toBe(2);
+  });
+
+  it('the shared cache keeps the newer token: a later set of an older one is ignored; delete then set replaces', async () => {
+    const { oboTokens } = createMemoryCoordinator();
+    const t = Date.now();
+    await oboTokens.set('k', { accessToken: 'new', expiresAt: t + 120_000 }, t + 60_000);
+    await oboTokens.set('k', { accessToken: 'old', expiresAt: t + 100_000 }, t + 60_000);
+    expect((await oboTokens.get('k'))?.accessToken).toBe('new');
+    await oboTokens.delete('k');
+    await oboTokens.set('k', { accessToken: 'old', expiresAt: t + 100_000 }, t + 60_000);
+    expect((await oboTokens.get('k'))?.accessToken).toBe('old');
+  });
+
   it('coordinator down → each replica exchanges for itself, and still gets a token', async () => {
     const coordinator = createMemoryCoordinator();
     coordinator.fail(true);
@@ -158,6 +192,42 @@ describe('createUpstreamTokenProvider({ coordinator })', () => {
     coordinator.fail(false);
     expect(await a.getToken(user)).not.toBe(s.accessToken);
     expect(idp.stats().refreshes).toBe(1);
+  });
+
+  it('coordinator down right after the IdP rotated the refresh token → the new session is kept, stored on recovery, the old refresh token never presented again', async () => {
+    const coordinator = createMemoryCoordinator();
+    const presented: string[] = [];
+    let failAfterGrant = true;
+    const fetch = async (url: string, init: RequestInit = {}) => {
+      const rt = init.method === 'POST' ? new URLSearchParams(String(init.body)).get('refresh_token') : null;
+      if (rt) presented.push(rt);
+      const res = await globalThis.fetch(url, init);
+      if (rt && failAfterGrant) {
+        failAfterGrant = false;
+        coordinator.fail(true); // the IdP answered (RT1 consumed); the store is now down
+      }
+      return res;
+    };
+    const a = createUpstreamTokenProvider({ ...testIdpClient(idp), coordinator, fetch: fetch as never });
+    const b = provider(coordinator);
+    const user = { id: 'erin' };
+    const s = await idp.startSession({ sub: 'erin' });
+    await a.setSession(user, { ...s, expiresAt: Date.now() - 1_000 });
+    const err = await rejectionOf(a.getToken(user), UpstreamTokenError);
+    expect({ code: err.code, retryable: err.retryable }).toEqual({ code: 'refresh_failed', retryable: true });
+    // Still down: a's calls fail retryably, and nothing more is sent to the IdP.
+    expect((await rejectionOf(a.getToken(user), UpstreamTokenError)).retryable).toBe(true);
+    coordinator.fail(false);
+    const token = await a.getToken(user); // stores the kept session first, then serves it
+    expect(token).not.toBe(s.accessToken);
+    expect(await b.getToken(user)).toBe(token);
+    const stored = await coordinator.upstreamSessions.get(a.sessionKey(user));
+    expect(stored?.refreshToken).not.toBe(s.refreshToken);
+    expect(presented).toEqual([s.refreshToken]);
+    expect(idp.stats().refreshes).toBe(1);
+    // The stored refresh token is the live one.
+    expect(await b.getToken(user, { forceRefresh: true, rejectedToken: token })).not.toBe(token);
+    expect(idp.stats().refreshes).toBe(2);
   });
 });
 
@@ -301,11 +371,27 @@ describe('MCPManager({ coordinator }) OAuth across replicas', () => {
     await Promise.all([mcp?.close(), as?.close()]);
   });
 
-  it('a flow started on A completes on B; both then call with the shared tokens; a revoke on B reaches A', async () => {
-    const coordinator = createMemoryCoordinator();
-    const make = () => new MCPManager({ servers: { notes: { url: mcp.url, oauth: {} } }, oauth: { redirectUri: redirect }, coordinator });
-    const a = make();
-    const b = make();
+  // Each replica with its own coordinator object: in memory (one shared instance) and on Redis (one client each,
+  // one key prefix), so the flow state really crosses from one connection to the other.
+  const coordinators: [string, () => { a: Coordinator; b: Coordinator; close: () => Promise<void> }][] = [
+    ['the memory coordinator', () => {
+      const c = createMemoryCoordinator();
+      return { a: c, b: c, close: async () => {} };
+    }],
+    ['Redis (two clients)', () => {
+      const keyPrefix = `mcp-switchboard-test:${randomUUID()}:`;
+      const encryptionKey = randomBytes(32);
+      const a = createRedisCoordinator({ url: 'redis://127.0.0.1:6379', keyPrefix, encryptionKey });
+      const b = createRedisCoordinator({ url: 'redis://127.0.0.1:6379', keyPrefix, encryptionKey });
+      return { a, b, close: async () => void (await Promise.all([a.close(), b.close()])) };
+    }],
+  ];
+  it.each(coordinators)('a flow started on A completes on B; both then call with the shared tokens; a revoke on B reaches A (%s)', async (_name, makeCoordinators) => {
+    const shared = makeCoordinators();
+    const make = (coordinator: Coordinator) => new MCPManager({ servers: { notes: { url: mcp.url, oauth: {} } }, oauth: { redirectUri: redirect }, coordinator });
+    const a = make(shared.a);
+    const b = make(shared.b);
+    const codes0 = as.grants('authorization_code').length;
     try {
       const alice = { id: 'alice' };
       const whoami = async (m: MCPManager) => {
@@ -317,14 +403,17 @@ describe('MCPManager({ coordinator }) OAuth across replicas', () => {
       expect(await b.completeAuthorization(callback, { user: alice })).toMatchObject({ serverName: 'notes', userId: 'alice' });
       expect((await whoami(b)).sub).toBe('alice');
       expect((await whoami(a)).sub).toBe('alice');
-      expect(as.grants('authorization_code')).toHaveLength(1);
+      expect(as.grants('authorization_code')).toHaveLength(codes0 + 1);
 
       const evicted = new Promise<{ userId?: string }>((resolve) => a.once('evict', resolve));
       await b.revokeAuthorization({ user: alice, serverName: 'notes' });
       expect(await evicted).toMatchObject({ userId: 'alice' });
+      // A's call after the revoke needs consent again, even when it meets the session end (DELETE, refused without
+      // a token) of A's evicted connection in flight.
       await rejectionOf(whoami(a), AuthorizationRequiredError);
     } finally {
       await Promise.all([a.close(), b.close()]);
+      await shared.close();
     }
   });
 });

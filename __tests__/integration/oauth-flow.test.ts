@@ -213,6 +213,35 @@ describe('callbacks', () => {
 });
 
 describe('refresh', () => {
+  it('a store that cannot take the rotated refresh token (outage) does not lose it: kept in memory, used, saved once the store is back', async () => {
+    let now = Date.now();
+    const { manager, store } = makeManager({ now: () => now });
+    const alice = { id: 'alice' };
+    const key = { serverName: 'notes', userId: 'alice' };
+    await consentThen(manager, alice, () => whoami(manager, alice));
+    const rt1 = (await store.getTokens(key))!.refresh_token!;
+    const setTokens = store.setTokens.bind(store);
+    let down = true;
+    store.setTokens = (k, t) => (down ? Promise.reject(new Error('store down')) : setTokens(k, t));
+
+    now += 300_000;
+    expect((await whoami(manager, alice)).sub).toBe('alice'); // refreshed; the store refused the new tokens
+    const [first] = as.grants('refresh_token');
+    expect(first).toMatchObject({ status: 200, refreshTokenPresented: rt1 });
+    const rt2 = first!.refreshTokenIssued!;
+    expect((await store.getTokens(key))!.refresh_token).toBe(rt1); // not saved yet
+
+    now += 300_000;
+    expect((await whoami(manager, alice)).sub).toBe('alice'); // refreshes with rt2 from memory, never rt1 again
+    const all = as.grants('refresh_token');
+    expect(all.map((g) => g.refreshTokenPresented)).toEqual([rt1, rt2]);
+    expect(all.every((g) => g.status === 200)).toBe(true);
+
+    down = false;
+    expect((await whoami(manager, alice)).sub).toBe('alice');
+    expect((await store.getTokens(key))!.refresh_token).toBe(all[1]!.refreshTokenIssued); // saved at the next chance
+  });
+
   it('an expired access token is refreshed once, the rotated refresh token stored and the old one never presented again (20 concurrent calls → 1 refresh)', async () => {
     let now = Date.now();
     const { manager, store } = makeManager({ now: () => now });

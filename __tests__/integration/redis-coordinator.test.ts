@@ -11,6 +11,7 @@ import { SwitchboardError } from '../../src/errors.js';
 import type { Coordinator, InvalidationEvent } from '../../src/coordination.js';
 import { createRedisCoordinator, type RedisCoordinatorOptions } from '../../src/redis/index.js';
 import type { PendingAuthorization, StoredOAuthTokens } from '../../src/oauth/store.js';
+import { deriveKeys, encrypt } from '../../src/redis/crypto.js';
 
 const URL = 'redis://127.0.0.1:6379';
 type Raw = ReturnType<typeof createClient>;
@@ -53,6 +54,48 @@ afterAll(async () => {
 });
 
 const secret = (name: string) => `${name}-${randomBytes(12).toString('hex')}`;
+
+/** Resolves with the next invalidation on `c` matching `pred`. */
+function nextEvent(c: Coordinator, pred: (e: InvalidationEvent) => boolean): Promise<InvalidationEvent> {
+  return new Promise((resolve) => {
+    const off = c.subscribe((e) => {
+      if (!pred(e)) return;
+      off();
+      resolve(e);
+    });
+  });
+}
+
+/** Waits until `c` reads the stream (its reader starts asynchronously): publishes a no-op until it arrives. */
+async function subscribed(c: Coordinator, via: Coordinator = c): Promise<void> {
+  const name = `warmup-${randomBytes(4).toString('hex')}`;
+  const got = nextEvent(c, (e) => e.kind === 'removeServer' && e.serverName === name);
+  let done = false;
+  void got.then(() => (done = true));
+  while (!done) {
+    await via.publish({ kind: 'removeServer', serverName: name });
+    await Promise.race([got, new Promise((r) => setTimeout(r, 20))]);
+  }
+}
+
+/** Publishes a marker on `via` and resolves once `c` delivered it: everything added to the stream before has been read. */
+async function drained(c: Coordinator, via: Coordinator = c): Promise<void> {
+  const userId = `marker-${randomBytes(4).toString('hex')}`;
+  const got = nextEvent(c, (e) => e.kind === 'disconnectUser' && e.userId === userId);
+  await via.publish({ kind: 'disconnectUser', userId });
+  await got;
+}
+
+/** A stream entry as a publisher holding the key would write it (to forge stale, replayed or out-of-order events). */
+function craft(prefix: string, body: Record<string, unknown>): string {
+  const stream = `${prefix}invalidate`;
+  return encrypt(deriveKeys(KEY).enc, JSON.stringify({ v: 2, ts: Date.now(), nonce: randomBytes(16).toString('base64url'), ...body }), stream);
+}
+
+async function lastEntry(prefix: string): Promise<string> {
+  const [entry] = await raw.xRevRange(`${prefix}invalidate`, '+', '-', { COUNT: 1 });
+  return entry!.message.m!;
+}
 
 describe('Redis coordinator stores', () => {
   it('oauthStore: tokens and client registrations, encrypted at rest and under opaque keys', async () => {
@@ -216,11 +259,19 @@ describe('Redis coordinator invalidations', () => {
     const got: Record<string, InvalidationEvent[]> = { a: [], b: [] };
     const unsubA = a.subscribe((e) => got.a!.push(e));
     b.subscribe((e) => got.b!.push(e));
-    const channel = `${a.prefix}invalidate`;
-    while (Number((await raw.pubSubNumSub(channel))[channel]) < 2) await new Promise((r) => setTimeout(r, 10));
+    await subscribed(a);
+    await subscribed(b, a);
+    // Both have read every warm-up event once both have read one marker published after them.
+    const synced = Promise.all([a, b].map((c) => nextEvent(c, (e) => e.kind === 'disconnectUser' && e.userId === 'sync')));
+    await a.publish({ kind: 'disconnectUser', userId: 'sync' });
+    await synced;
+    got.a!.length = 0;
+    got.b!.length = 0;
 
-    await raw.publish(channel, 'not json');
-    await raw.publish(channel, JSON.stringify({ v: 1, event: { kind: 'disconnectUser', userId: 'mallory' } }));
+    const stream = `${a.prefix}invalidate`;
+    await raw.xAdd(stream, '*', { m: 'not json' });
+    await raw.xAdd(stream, '*', { m: JSON.stringify({ v: 1, event: { kind: 'disconnectUser', userId: 'mallory' } }) });
+    await raw.xAdd(stream, '*', { other: 'field' });
     const events: InvalidationEvent[] = [
       { kind: 'disconnectUser', userId: 'alice', tenantId: 'contoso' },
       { kind: 'revokeAuthorization', userId: 'alice', serverName: 'linear' },
@@ -242,6 +293,135 @@ describe('Redis coordinator invalidations', () => {
     expect(host.isReady).toBe(true);
     expect(await host.ping()).toBe('PONG');
     await host.close();
+  });
+});
+
+describe('Redis coordinator invalidations: freshness, order, catch-up', () => {
+  const userIds = (events: InvalidationEvent[]) => events.filter((e) => e.kind === 'disconnectUser' && !e.userId.startsWith('marker-')).map((e) => (e as { userId: string }).userId);
+
+  it('a replayed stream entry is refused (nonce), config replays included (version)', async () => {
+    const a = coordinator();
+    const b = coordinator({}, a.prefix);
+    const got: InvalidationEvent[] = [];
+    b.subscribe((e) => got.push(e));
+    await subscribed(b, a);
+    await a.publish({ kind: 'disconnectUser', userId: 'alice' });
+    await drained(b, a);
+    const stream = `${a.prefix}invalidate`;
+    // The entry before the marker: alice's.
+    const [, aliceEntry] = await raw.xRevRange(stream, '+', '-', { COUNT: 2 });
+    await a.publish({ kind: 'upsertServer', serverName: 's', config: { url: 'https://one.example.com' } });
+    const one = await lastEntry(a.prefix);
+    await a.publish({ kind: 'upsertServer', serverName: 's', config: { url: 'https://two.example.com' } });
+    await drained(b, a);
+    got.length = 0;
+
+    await raw.xAdd(stream, '*', { m: aliceEntry!.message.m! });
+    await raw.xAdd(stream, '*', { m: one });
+    await drained(b, a);
+    expect(got.filter((e) => !(e.kind === 'disconnectUser' && e.userId.startsWith('marker-')))).toEqual([]);
+  });
+
+  it('an event older than eventMaxAgeMs is refused, one from a clock slightly behind is delivered', async () => {
+    const a = coordinator();
+    const b = coordinator({ eventMaxAgeMs: 2_000 }, a.prefix);
+    const got: InvalidationEvent[] = [];
+    b.subscribe((e) => got.push(e));
+    await subscribed(b, a);
+    const stream = `${a.prefix}invalidate`;
+    const now = Date.now();
+    await raw.xAdd(stream, '*', { m: craft(a.prefix, { ts: now - 60_000, event: { kind: 'disconnectUser', userId: 'stale' } }) });
+    await raw.xAdd(stream, '*', { m: craft(a.prefix, { ts: now + 60_000, event: { kind: 'disconnectUser', userId: 'future' } }) });
+    await raw.xAdd(stream, '*', { m: craft(a.prefix, { nonce: undefined, event: { kind: 'disconnectUser', userId: 'no-nonce' } }) });
+    await raw.xAdd(stream, '*', { m: craft(a.prefix, { ts: now - 500, event: { kind: 'disconnectUser', userId: 'skewed' } }) });
+    await drained(b, a);
+    expect(userIds(got)).toEqual(['skewed']);
+  });
+
+  it('config changes apply only above the last version per server; versions survive a lost counter', async () => {
+    const a = coordinator();
+    const b = coordinator({}, a.prefix);
+    const got: InvalidationEvent[] = [];
+    b.subscribe((e) => got.push(e));
+    await subscribed(b, a);
+    await drained(b, a); // every warm-up event read
+    got.length = 0;
+    const stream = `${a.prefix}invalidate`;
+    const upsert = (url: string, version?: number) => craft(a.prefix, { ...(version === undefined ? {} : { version }), event: { kind: 'upsertServer', serverName: 'x', config: { url } } });
+    await raw.xAdd(stream, '*', { m: upsert('https://ten', 10) });
+    await raw.xAdd(stream, '*', { m: upsert('https://nine', 9) }); // published earlier, arrived later
+    await raw.xAdd(stream, '*', { m: upsert('https://none') }); // no version: refused
+    await raw.xAdd(stream, '*', { m: upsert('https://ten-again', 10) });
+    await raw.xAdd(stream, '*', { m: craft(a.prefix, { version: 5, event: { kind: 'upsertServer', serverName: 'y', config: { url: 'https://y' } } }) }); // per server
+    await raw.xAdd(stream, '*', { m: craft(a.prefix, { version: 11, event: { kind: 'removeServer', serverName: 'x' } }) });
+    await drained(b, a);
+    const config = got.filter((e) => e.kind === 'upsertServer' || e.kind === 'removeServer');
+    expect(config.map((e) => (e.kind === 'upsertServer' ? (e.config as { url: string }).url : `remove ${e.serverName}`))).toEqual(['https://ten', 'https://y', 'remove x']);
+
+    // Real publishes get increasing versions, even when the counter is lost (Redis restarted without its data).
+    got.length = 0;
+    await a.publish({ kind: 'upsertServer', serverName: 'z', config: { url: 'https://z1' }, origin: 'replica-a', seq: 1 });
+    for (const k of await raw.keys(`${a.prefix}config-version:*`)) await raw.del(k);
+    await b.publish({ kind: 'upsertServer', serverName: 'z', config: { url: 'https://z2' } });
+    await drained(b, a);
+    expect(got.filter((e) => e.kind === 'upsertServer')).toEqual([
+      { kind: 'upsertServer', serverName: 'z', config: { url: 'https://z1' }, origin: 'replica-a', seq: 1 },
+      { kind: 'upsertServer', serverName: 'z', config: { url: 'https://z2' } },
+    ]);
+  });
+
+  it('close() is prompt while the reader blocks in XREAD', async () => {
+    const c = coordinator();
+    c.subscribe(() => {});
+    await subscribed(c);
+    const started = Date.now();
+    await c.close();
+    expect(Date.now() - started).toBeLessThan(200);
+  });
+});
+
+describe('Redis coordinator invalidations: catch-up after a reader outage', () => {
+  let server: ChildProcess | undefined;
+  afterEach(async () => {
+    if (server) await stopRedis(server);
+    server = undefined;
+  });
+
+  it('a subscriber kept out of Redis longer than eventMaxAgeMs reads, once and in order, what was published meanwhile', async () => {
+    const port = await freePort();
+    server = await startRedis(port);
+    const admin = createClient({ url: `redis://127.0.0.1:${port}` });
+    admin.on('error', () => {});
+    await admin.connect();
+    try {
+      await admin.sendCommand(['ACL', 'SETUSER', 'reader', 'on', '>pw', '~*', '&*', '+@all']);
+      const a = createRedisCoordinator({ url: `redis://127.0.0.1:${port}`, encryptionKey: KEY });
+      const b = createRedisCoordinator({ url: `redis://reader:pw@127.0.0.1:${port}`, encryptionKey: KEY, eventMaxAgeMs: 300, maxReconnectDelayMs: 50 });
+      opened.push(a, b);
+      const got: InvalidationEvent[] = [];
+      b.subscribe((e) => got.push(e));
+      await subscribed(b, a);
+      await drained(b, a); // every warm-up event read
+      got.length = 0;
+
+      // B's connections drop and cannot come back (a failover, a proxy restart, a network partition)…
+      await admin.sendCommand(['ACL', 'SETUSER', 'reader', 'off']);
+      await admin.sendCommand(['CLIENT', 'KILL', 'USER', 'reader']);
+      // …while A, still connected, publishes.
+      await a.publish({ kind: 'removeServer', serverName: 's', origin: 'replica-a', seq: 3 });
+      await a.publish({ kind: 'disconnectUser', userId: 'alice', tenantId: 'contoso' });
+      await new Promise((r) => setTimeout(r, 900)); // longer than B's eventMaxAgeMs
+      expect(got).toEqual([]);
+
+      await admin.sendCommand(['ACL', 'SETUSER', 'reader', 'on']);
+      await drained(b, a);
+      expect(got.filter((e) => !(e.kind === 'disconnectUser' && e.userId.startsWith('marker-')))).toEqual([
+        { kind: 'removeServer', serverName: 's', origin: 'replica-a', seq: 3 },
+        { kind: 'disconnectUser', userId: 'alice', tenantId: 'contoso' },
+      ]);
+    } finally {
+      await admin.close();
+    }
   });
 });
 

@@ -5,7 +5,7 @@
  * never carry a token.
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import * as oidc from 'openid-client';
 import { discoverOAuthServerInfo } from '@modelcontextprotocol/sdk/client/auth.js';
 import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
@@ -17,7 +17,7 @@ import { AssertionInfoCache, OboTokenCache, type AssertionInfo } from './oboCach
 import type { OboRequest, OboToken, OboTokenResolver } from './oboTypes.js';
 import type { OboExchangeEvent } from '../events.js';
 import { followSignal } from '../connection/signalLink.js';
-import type { Coordinator } from '../coordination.js';
+import type { Coordinator, InvalidationEvent } from '../coordination.js';
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
@@ -125,6 +125,9 @@ export interface OboTokenResolverOptions {
    * no coordinator call); on a local miss the shared cache is read under a SHA-256 of the cache key (never a raw
    * token), and on a shared miss one replica exchanges under a fleet-wide lock while the others wait and then
    * read its result. When the coordinator fails, each process exchanges for itself (more IdP load, still correct).
+   * A `forceRefresh` (the server rejected the token) publishes a `dropOboToken` invalidation carrying the key's
+   * hash: every replica drops the rejected token from its in-process cache. The shared cache keeps the newer of
+   * two tokens written for a key, so a holder that stalled past its lock cannot put back an older one.
    */
   coordinator?: Coordinator;
   /** Clock (epoch ms) for token lifetimes; for tests. */
@@ -189,6 +192,11 @@ class OboResolver {
   readonly #keyPrefix: string;
   readonly #bindToAssertion: boolean;
   readonly #coordinator: Coordinator | undefined;
+  /** This resolver, as the origin of the invalidations it publishes (its own echoes are skipped). */
+  readonly #origin = randomUUID();
+  /** Shared-cache key (hash) → in-process cache key, for `dropOboToken` invalidations; at most `maxEntries`. */
+  readonly #sharedKeys = new Map<string, string>();
+  readonly #maxEntries: number;
   /** The token endpoint of the current exchange, for a client assertion whose `aud` must be it. */
   #lastTokenEndpoint: string | undefined;
   readonly #cache: OboTokenCache;
@@ -287,6 +295,26 @@ class OboResolver {
     this.#coordinator = opts.coordinator;
     this.#cache = new OboTokenCache({ maxEntries, now: this.#now });
     this.#assertions = new AssertionInfoCache(Math.min(maxEntries, 1_000));
+    this.#maxEntries = maxEntries;
+    if (this.#coordinator) {
+      // Another replica replaced a rejected token: drop this process's copy. Held weakly: a resolver the host let
+      // go is not kept alive by its coordinator (its subscription ends at the next event).
+      const self = new WeakRef(this);
+      const off = this.#coordinator.subscribe((event) => {
+        const resolver = self.deref();
+        if (!resolver) return off();
+        resolver.#dropped(event);
+      });
+    }
+  }
+
+  /** Applies a `dropOboToken` from another replica (this resolver's own echo is skipped). */
+  #dropped(event: InvalidationEvent): void {
+    if (!event || event.kind !== 'dropOboToken' || typeof event.key !== 'string' || event.origin === this.#origin) return;
+    const local = this.#sharedKeys.get(event.key);
+    if (local === undefined) return;
+    this.#sharedKeys.delete(event.key);
+    this.#cache.delete(local);
   }
 
   resolve(req: OboRequest): Promise<OboToken> {
@@ -364,6 +392,9 @@ class OboResolver {
     const coordinator = this.#coordinator;
     if (!coordinator) return this.#exchange(key, req, info, seq);
     const sharedKey = createHash('sha256').update(key).digest('base64url');
+    this.#sharedKeys.delete(sharedKey);
+    this.#sharedKeys.set(sharedKey, key);
+    if (this.#sharedKeys.size > this.#maxEntries) this.#sharedKeys.delete(this.#sharedKeys.keys().next().value!);
     const shared = coordinator.oboTokens;
     let lock: Awaited<ReturnType<Coordinator['acquire']>>;
     /** With forceRefresh: the token that was rejected (a shared entry holding it is not served). */
@@ -372,6 +403,9 @@ class OboResolver {
       if (req.forceRefresh) {
         rejected = (await shared.get(sharedKey))?.accessToken;
         await shared.delete(sharedKey);
+        // The other replicas' in-process caches may hold the rejected token too: they drop it (the shared entry is
+        // gone, so their next call reads this replica's new token or waits for it under the lock).
+        coordinator.publish({ kind: 'dropOboToken', key: sharedKey, origin: this.#origin }).catch(() => undefined);
       } else {
         const hit = await shared.get(sharedKey);
         if (hit) return this.#adopt(key, hit, info, seq);
@@ -388,6 +422,7 @@ class OboResolver {
       if (hit && hit.accessToken !== rejected) return this.#adopt(key, hit, info, seq);
       const token = await this.#exchange(key, req, info, seq);
       const staleAt = this.#staleAt(token, info);
+      // `set` keeps the newer token: a holder whose lock expired while it stalled cannot put back an older one.
       if (staleAt !== undefined && staleAt > this.#now()) await shared.set(sharedKey, token, staleAt).catch(() => undefined);
       return token;
     } finally {

@@ -64,6 +64,20 @@ export interface UpstreamTokenProviderOptions {
    * the fleet, under a lock; the others wait for and use the stored result. When the coordinator fails, a
    * refresh (and any read of a session it stores) rejects with a retryable `UpstreamTokenError('refresh_failed')`:
    * nothing is sent to the IdP, so no refresh token is lost or presented twice.
+   *
+   * The lock's TTL outlasts the longest work of its holder: discovery and grant are each aborted after
+   * `timeoutMs`, and the whole IdP work after `2 × timeoutMs + 1 s`, while the lock lives
+   * `2 × (⌈timeoutMs / 1000⌉ s + 1 s) + 5 s` (openid-client's own timeout counts in whole seconds). Only a
+   * process stalled (GC, a blocked event loop) for longer than the TTL can lose its lock while it works; right
+   * before the grant it re-reads the session after a discovery, and uses a session another replica stored
+   * meanwhile. A rotated session the coordinator could not store (Redis down just after the IdP answered) is kept
+   * in this process and stored again (compare-and-set) on each later call and in the background until it
+   * succeeds; until then calls for that user reject retryably and this process never presents the older refresh
+   * token again. Other replicas cannot know the new refresh token before it is stored: they are kept from
+   * refreshing only by the lock, which this process keeps until the session is stored (while Redis is down they
+   * cannot refresh at all). A Redis that loses the lock (restarted without persistence, a failover) or an outage
+   * longer than the TTL lets another replica present the older refresh token: the IdP refuses it and that
+   * replica signs the user out only if the store still holds that refused token.
    */
   coordinator?: Coordinator;
   /** An access token expiring within this many ms counts as expired and is refreshed first (default 60 000). */
@@ -169,32 +183,65 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
   const rawStore = opts.store ?? coordinator?.upstreamSessions ?? new MemoryUpstreamSessionStore();
   /** With a coordinator, a failing store (the shared one, down) is a retryable refresh_failed, never a raw error. */
   const store: UpstreamSessionStore = coordinator ? guardedStore(rawStore) : rawStore;
-  /** How long a refresh may hold its session's fleet-wide lock (discovery + grant), and how long others wait for it. */
-  const lockMs = 3 * timeoutMs;
+  /** openid-client's per-request timeout, in whole seconds (rounded up: it outlives `timeoutMs`). */
+  const requestSec = Math.max(1, Math.ceil(timeoutMs / 1000));
+  /** The holder's IdP work (discovery + grant) is aborted after this, whatever it is doing. */
+  const workMs = 2 * timeoutMs + 1_000;
+  /**
+   * How long a refresh holds its session's fleet-wide lock, and how long others wait for it: discovery and grant
+   * each within openid-client's whole-second timeout plus 1 s (reading the answer), plus 5 s for the coordinator's
+   * round trips under the lock (re-read, compare-and-set). Well past `workMs`: the work is aborted long before.
+   */
+  const lockMs = 2 * (requestSec * 1000 + 1000) + 5_000;
+  const baseFetch = fetchWithBodyCap((opts.fetch ?? undiciFetch) as unknown as (url: string, init: RequestInit) => Promise<Response>);
+  const secret = opts.clientSecret;
+  const clientAuth = !secret ? oidc.None() : opts.clientAuthMethod === 'client_secret_basic' ? oidc.ClientSecretBasic(secret) : oidc.ClientSecretPost(secret);
+  /** Rotated sessions the store could not save yet (per session key): retried until saved or replaced. */
+  const unsaved = new Map<string, Unsaved>();
   const now = opts.now ?? Date.now;
   const scope = Array.isArray(opts.scope) ? opts.scope.join(' ') : opts.scope;
   const clientId = opts.clientId;
   const keyPrefix = `upstream:${encodeURIComponent(issuer.href)}:${encodeURIComponent(clientId)}`;
   const inflight = new Map<string, Promise<string>>();
   let config: Promise<oidc.Configuration> | undefined;
+  let configReady = false;
+
+  /**
+   * The IdP fetch: every response read within a size cap, each request aborted after `timeoutMs` (exactly, not
+   * openid-client's whole seconds) or when `work` aborts.
+   */
+  function boundedFetch(work?: AbortSignal): oidc.CustomFetch {
+    return ((url: string, init: RequestInit) => {
+      const signals = [AbortSignal.timeout(timeoutMs), ...(init.signal ? [init.signal] : []), ...(work ? [work] : [])];
+      return baseFetch(url, { ...init, signal: AbortSignal.any(signals) });
+    }) as unknown as oidc.CustomFetch;
+  }
 
   /** Discovery once; a failure is not cached, so the next refresh tries again. */
-  function getConfig(): Promise<oidc.Configuration> {
+  function getConfig(work?: AbortSignal): Promise<oidc.Configuration> {
     config ??= (async () => {
-      const secret = opts.clientSecret;
-      const auth = !secret ? oidc.None() : opts.clientAuthMethod === 'client_secret_basic' ? oidc.ClientSecretBasic(secret) : oidc.ClientSecretPost(secret);
       const discoveryOptions: oidc.DiscoveryRequestOptions = {
-        timeout: Math.max(1, Math.ceil(timeoutMs / 1000)),
+        timeout: requestSec,
         execute: opts.allowInsecureRequests ? [oidc.allowInsecureRequests] : [],
-        // Every IdP response is read within a size cap (discovery and refresh alike: the config keeps this fetch).
-        [oidc.customFetch]: fetchWithBodyCap((opts.fetch ?? undiciFetch) as unknown as (url: string, init: RequestInit) => Promise<Response>) as unknown as oidc.CustomFetch,
+        [oidc.customFetch]: boundedFetch(work),
       };
-      return oidc.discovery(issuer, clientId, undefined, auth, discoveryOptions);
+      const cfg = await oidc.discovery(issuer, clientId, undefined, clientAuth, discoveryOptions);
+      configReady = true;
+      return cfg;
     })();
     config.catch(() => {
       config = undefined;
     });
     return config;
+  }
+
+  /** A configuration for one grant: the discovered metadata, with this refresh's abortable fetch. */
+  function grantConfig(discovered: oidc.Configuration, work: AbortSignal): oidc.Configuration {
+    const cfg = new oidc.Configuration(discovered.serverMetadata(), clientId, undefined, clientAuth);
+    cfg[oidc.customFetch] = boundedFetch(work);
+    cfg.timeout = requestSec;
+    if (opts.allowInsecureRequests) oidc.allowInsecureRequests(cfg);
+    return cfg;
   }
 
   function sessionKey(user: UpstreamUser): string {
@@ -205,7 +252,13 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
   const fresh = (s: UpstreamSession): boolean => s.expiresAt - skewMs > now();
 
   async function getToken(user: UpstreamUser, callOpts: GetUpstreamTokenOptions = {}): Promise<string> {
-    const key = sessionKey(user);
+    return tokenOf(sessionKey(user), callOpts);
+  }
+
+  async function tokenOf(key: string, callOpts: GetUpstreamTokenOptions = {}): Promise<string> {
+    // A rotated session this process could not store yet: store it first (the store's older refresh token was
+    // consumed at the IdP and is never presented again from here).
+    if (unsaved.has(key)) await saveUnsaved(key);
     const s = await store.get(key);
     if (!s) throw reauth('There is no upstream session for this user');
     if (fresh(s)) {
@@ -233,10 +286,13 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
    * otherwise fails retryable rather than refresh without the lock.
    */
   async function runRefresh(key: string, s: UpstreamSession, retried: boolean): Promise<string> {
-    if (!coordinator) return grant(key, s, retried);
-    let lock: CoordinatorLock | undefined;
+    // A caller that read the store before this process's unsaved rotation: never refresh from the older token.
+    if (unsaved.has(key)) return tokenOf(key);
+    const work = AbortSignal.timeout(workMs);
+    if (!coordinator) return grant(key, s, retried, work, {});
+    const held: { lock?: CoordinatorLock } = {};
     try {
-      lock = await coordinator.acquire(`refresh:${createHash('sha256').update(key).digest('base64url')}`, { ttlMs: lockMs, waitMs: lockMs });
+      held.lock = await coordinator.acquire(`refresh:${createHash('sha256').update(key).digest('base64url')}`, { ttlMs: lockMs, waitMs: lockMs });
     } catch {
       throw refreshFailed(true, { code: 'coordinator_unavailable' });
     }
@@ -245,31 +301,53 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
       if (!current) throw reauth('The upstream session was cleared during a refresh');
       if (!sameSession(current, s)) {
         if (fresh(current)) return current.accessToken; // another replica refreshed it
-        if (lock) return await grant(key, current, retried);
+        if (held.lock) return await grant(key, current, retried, work, held);
       }
-      if (!lock) throw refreshFailed(true, { code: 'refresh_lock_timeout' });
-      return await grant(key, current, retried);
+      if (!held.lock) throw refreshFailed(true, { code: 'refresh_lock_timeout' });
+      return await grant(key, current, retried, work, held);
     } finally {
-      await lock?.release().catch(() => undefined);
+      // Not released when handed to an unsaved rotation: it keeps the other replicas from refreshing until saved.
+      await held.lock?.release().catch(() => undefined);
     }
   }
 
-  async function grant(key: string, s: UpstreamSession, retried: boolean): Promise<string> {
+  async function grant(key: string, s: UpstreamSession, retried: boolean, work: AbortSignal, held: { lock?: CoordinatorLock }): Promise<string> {
+    const discovering = !configReady;
+    let discovered: oidc.Configuration;
+    try {
+      discovered = await getConfig(work);
+    } catch (err) {
+      throw classify(err);
+    }
+    if (discovering && coordinator) {
+      // The discovery took time: right before sending, check that no other replica refreshed meanwhile (a holder
+      // that stalled past its lock must not present a refresh token that was rotated since).
+      const current = await store.get(key);
+      if (!current) throw reauth('The upstream session was cleared during a refresh');
+      if (!sameSession(current, s)) {
+        if (fresh(current)) return current.accessToken;
+        if (!current.refreshToken) throw reauth('The upstream session expired and has no refresh token');
+        s = current;
+      }
+    }
     let response: oidc.TokenEndpointResponse;
     try {
-      const cfg = await getConfig();
-      response = await oidc.refreshTokenGrant(cfg, s.refreshToken as string, scope ? { scope } : undefined);
+      work.throwIfAborted();
+      response = await oidc.refreshTokenGrant(grantConfig(discovered, work), s.refreshToken as string, scope ? { scope } : undefined);
     } catch (err) {
       const failure = classify(err);
       if (failure.code !== 'reauth_required') throw failure;
       // Lost a race? Another caller (or process) may have rotated this refresh token: look again.
       const current = await store.get(key);
-      if (current && !sameSession(current, s)) {
+      if (current && current.refreshToken !== s.refreshToken) {
+        // Not the refused refresh token: never delete it.
         if (fresh(current)) return current.accessToken;
         // Under a coordinator this runs inside the session's lock already: go on with the current session.
-        if (!retried && current.refreshToken) return coordinator ? grant(key, current, true) : refresh(key, current, true);
+        if (!retried && current.refreshToken) return coordinator ? grant(key, current, true, work, held) : refresh(key, current, true);
+        throw failure;
       }
-      if (current && sameSession(current, s)) await compareAndSet(key, s, undefined);
+      // The store still holds the refused refresh token: the session is dead.
+      if (current) await compareAndSet(key, current, undefined);
       throw failure;
     }
     const next: UpstreamSession = {
@@ -278,11 +356,68 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
       ...((response.refresh_token ?? s.refreshToken) ? { refreshToken: response.refresh_token ?? s.refreshToken } : {}),
     };
     // Persist (the rotated refresh token above all) before anyone gets the new access token.
-    if (await compareAndSet(key, s, next)) return next.accessToken;
+    let saved: boolean;
+    try {
+      saved = await compareAndSet(key, s, next);
+    } catch (err) {
+      // The store failed (Redis down) after the IdP consumed the old refresh token: keep the new session here,
+      // with the lock, and store it on a later call or in the background.
+      keepUnsaved(key, s, next, held);
+      throw err;
+    }
+    if (saved) return next.accessToken;
     const current = await store.get(key);
     if (!current) throw reauth('The upstream session was cleared during a refresh');
     // A newer session was stored meanwhile (a sign-in or another process's refresh): keep it.
     return fresh(current) ? current.accessToken : next.accessToken;
+  }
+
+  function keepUnsaved(key: string, expected: UpstreamSession, next: UpstreamSession, held: { lock?: CoordinatorLock }): void {
+    forgetUnsaved(key);
+    const u: Unsaved = { expected, next, lock: held.lock, delayMs: 50 };
+    held.lock = undefined;
+    unsaved.set(key, u);
+    scheduleSave(key, u);
+  }
+
+  function forgetUnsaved(key: string): void {
+    const u = unsaved.get(key);
+    if (!u) return;
+    unsaved.delete(key);
+    clearTimeout(u.timer);
+    void u.lock?.release().catch(() => undefined);
+  }
+
+  function scheduleSave(key: string, u: Unsaved): void {
+    clearTimeout(u.timer);
+    u.timer = setTimeout(() => {
+      if (unsaved.get(key) !== u) return;
+      saveUnsaved(key).catch(() => undefined);
+    }, u.delayMs);
+    u.timer.unref();
+    u.delayMs = Math.min(u.delayMs * 2, 2_000);
+  }
+
+  /**
+   * Stores an unsaved rotation (compare-and-set from the session it replaced). Resolves once it is stored or
+   * replaced by a newer session (a sign-in, a sign-out); rejects retryably while the store fails (and retries later).
+   */
+  function saveUnsaved(key: string): Promise<void> {
+    const u = unsaved.get(key);
+    if (!u) return Promise.resolve();
+    u.saving ??= (async () => {
+      try {
+        // Refused: already stored (an earlier attempt whose answer was lost) or replaced; the store decides.
+        await compareAndSet(key, u.expected, u.next);
+        if (unsaved.get(key) === u) forgetUnsaved(key);
+      } catch (err) {
+        if (unsaved.get(key) === u) scheduleSave(key, u);
+        throw err instanceof UpstreamTokenError ? err : refreshFailed(true, { code: 'store_unavailable' });
+      } finally {
+        u.saving = undefined;
+      }
+    })();
+    return u.saving;
   }
 
   async function compareAndSet(key: string, expected: UpstreamSession, next: UpstreamSession | undefined): Promise<boolean> {
@@ -309,6 +444,7 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
   return {
     async setSession(user, session) {
       checkSession(session);
+      forgetUnsaved(sessionKey(user)); // a new sign-in replaces an unsaved rotation
       await store.set(sessionKey(user), {
         accessToken: session.accessToken,
         expiresAt: session.expiresAt,
@@ -323,10 +459,23 @@ export function createUpstreamTokenProvider(opts: UpstreamTokenProviderOptions):
     getToken,
     fetchWithFreshToken,
     async clearSession(user) {
+      forgetUnsaved(sessionKey(user));
       await store.delete(sessionKey(user));
     },
     sessionKey,
   };
+}
+
+/** A rotated session the store failed to save, kept in process until it is saved or replaced. */
+interface Unsaved {
+  /** The session it replaces (the compare-and-set's expected value). */
+  expected: UpstreamSession;
+  next: UpstreamSession;
+  /** The refresh lock, kept until the session is saved (released then; it expires on its own otherwise). */
+  lock?: CoordinatorLock;
+  timer?: NodeJS.Timeout;
+  delayMs: number;
+  saving?: Promise<void>;
 }
 
 function reauth(message: string, cause?: unknown): UpstreamTokenError {

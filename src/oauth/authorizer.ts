@@ -16,7 +16,9 @@ import {
 import type { AuthorizationServerMetadata, OAuthClientInformationMixed } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextprotocol/sdk/shared/auth-utils.js';
 import { InvalidGrantError, OAuthError as SdkOAuthError, ServerError, TemporarilyUnavailableError, TooManyRequestsError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import type { Coordinator } from '../coordination.js';
 import { AuthorizationError, AuthorizationRequiredError, SwitchboardError } from '../errors.js';
 import type { AuthChallenge, FetchLike } from '../transport/types.js';
 import type { UserContext } from '../types.js';
@@ -107,9 +109,13 @@ export interface OAuthAuthorizerDeps {
   /** The fetch the OAuth requests of a server go through (our HTTP client and SSRF guard). */
   fetchFor(serverName: string): FetchLike;
   onAuthorizationRequired?: AuthorizationRequiredListener;
+  /** A fleet-wide lock (a coordinator's `acquire`): one refresh per key across replicas. */
+  acquire?: Coordinator['acquire'];
 }
 
 const DEFAULT_FLOW_TTL_MS = 10 * 60_000;
+/** Longer than a refresh can take (discovery + token request, each bounded by the OAuth fetch's timeout). */
+const REFRESH_LOCK_TTL_MS = 30_000;
 const DEFAULT_REFRESH_SKEW_MS = 60_000;
 
 /**
@@ -134,6 +140,8 @@ export class OAuthAuthorizer {
   readonly #deps: OAuthAuthorizerDeps;
   /** Discovery per server URL, shared by its users. */
   readonly #discovery = new LRUCache<string, OAuthDiscoveryState>({ max: 1_000 });
+  /** Refreshed tokens the store could not take yet (see `#unsavedFor`). */
+  readonly #unsaved = new Map<string, StoredOAuthTokens>();
   /** One token operation per key at a time. */
   readonly #inFlight = new Map<string, Promise<StoredOAuthTokens>>();
   /** The pending authorization of a key, handed out again while it lasts (one URL per user, not one per call). */
@@ -183,9 +191,20 @@ export class OAuthAuthorizer {
    * server's 401 then says where to authorize (RFC 9728 §5.1), and the resend comes back here with it.
    */
   async headers(req: OAuthHeaderRequest): Promise<Record<string, string>> {
+    try {
+      return await this.#headers(req);
+    } catch (err) {
+      // A call that joined the token operation of a request belonging to no call (a DELETE, a standby GET), which
+      // may not start a consent flow, runs its own: it may.
+      if (!backgroundRefusals.has(err as object) || (req.method !== undefined && req.method !== 'POST')) throw err;
+      return this.#headers(req);
+    }
+  }
+
+  async #headers(req: OAuthHeaderRequest): Promise<Record<string, string>> {
     const key = keyOf(req.serverName, req.user);
     if (!req.forceRefresh) {
-      const tokens = this.#forServer(await this.#store.getTokens(key), req.serverUrl);
+      const tokens = this.#forServer(await this.#read(key), req.serverUrl);
       if (tokens && this.#fresh(tokens)) return bearer(tokens);
       if (tokens?.refresh_token || isClientCredentials(req.settings)) return bearer(await this.#single(key, () => this.#renew(req, key, tokens)));
       const pending = await this.#pendingFor(key, req.serverUrl);
@@ -263,11 +282,35 @@ export class OAuthAuthorizer {
     const key = keyOf(serverName, user);
     const k = tokenKeyString(key);
     this.#pending.delete(k);
+    this.#unsaved.delete(k);
     // Flows started before the revocation can no longer complete: taken out of the (possibly shared) flow store.
     for (const state of this.#startedFlows.get(k) ?? []) await this.#flows.take(state);
     this.#startedFlows.delete(k);
     for (const sk of [...this.#stepUps.keys()]) if (sk.startsWith(`${k}#`)) this.#stepUps.delete(sk);
     await this.#store.deleteTokens(key);
+  }
+
+  /** A key's tokens: those this process could not save yet, else the store's. */
+  async #read(key: OAuthTokenKey): Promise<StoredOAuthTokens | undefined> {
+    return (await this.#unsavedFor(key)) ?? (await this.#store.getTokens(key));
+  }
+
+  /**
+   * Tokens refreshed while the store could not take them: saved now if it can (then the store is the source
+   * again), used from memory otherwise (their rotated refresh token is the only one that works).
+   */
+  async #unsavedFor(key: OAuthTokenKey): Promise<StoredOAuthTokens | undefined> {
+    if (this.#unsaved.size === 0) return undefined;
+    const k = tokenKeyString(key);
+    const tokens = this.#unsaved.get(k);
+    if (!tokens) return undefined;
+    try {
+      await this.#store.setTokens(key, tokens);
+      this.#unsaved.delete(k);
+    } catch {
+      // still unreachable: keep using them
+    }
+    return tokens;
   }
 
   /** Forgets a key's tokens when they were obtained for this server URL (another URL's are not this one's to drop). */
@@ -315,7 +358,7 @@ export class OAuthAuthorizer {
   /** An expired (or about to) token: refresh it, or for client credentials get a new one. */
   async #renew(req: OAuthHeaderRequest, key: OAuthTokenKey, seen: StoredOAuthTokens | undefined): Promise<StoredOAuthTokens> {
     // Another request of this key may have renewed while this one waited for the store.
-    const current = this.#forServer(await this.#store.getTokens(key), req.serverUrl);
+    const current = this.#forServer(await this.#read(key), req.serverUrl);
     if (current && this.#fresh(current) && current.access_token !== seen?.access_token) return current;
     if (isClientCredentials(req.settings)) return this.#clientCredentials(req, key);
     if (current?.refresh_token) {
@@ -327,7 +370,7 @@ export class OAuthAuthorizer {
 
   /** The server refused the token (401 / `invalid_token`): refresh once, else a new authorization. */
   async #afterRefusal(req: OAuthHeaderRequest, key: OAuthTokenKey): Promise<StoredOAuthTokens> {
-    const current = this.#forServer(await this.#store.getTokens(key), req.serverUrl);
+    const current = this.#forServer(await this.#read(key), req.serverUrl);
     // Concurrent requests refused with one token: the first renewed it; the others take the new one.
     if (current && req.refusedAuthorization !== undefined && bearer(current).Authorization !== req.refusedAuthorization && this.#fresh(current)) return current;
     if (isClientCredentials(req.settings)) {
@@ -345,7 +388,7 @@ export class OAuthAuthorizer {
 
   /** 403 `insufficient_scope`: a new authorization for the scopes asked plus those held, within the retry limit. */
   async #stepUp(req: OAuthHeaderRequest, key: OAuthTokenKey, challenge: AuthChallenge): Promise<StoredOAuthTokens> {
-    const current = this.#forServer(await this.#store.getTokens(key), req.serverUrl);
+    const current = this.#forServer(await this.#read(key), req.serverUrl);
     const held = new Set((current?.scope ?? '').split(' ').filter(Boolean));
     const asked = (challenge.scope ?? '').split(' ').filter(Boolean);
     const scope = [...new Set([...held, ...asked])].join(' ') || undefined;
@@ -366,7 +409,35 @@ export class OAuthAuthorizer {
   }
 
   /** Refresh with the stored refresh token; `undefined` when the grant is gone (the user must consent again). */
+  /**
+   * Refresh, once per key across the fleet when a coordinator lends its lock: under the lock the stored tokens
+   * are read again (another replica may have refreshed, or rotated the refresh token) before anything is sent.
+   */
   async #refresh(req: OAuthHeaderRequest, key: OAuthTokenKey, tokens: StoredOAuthTokens): Promise<StoredOAuthTokens | undefined> {
+    const acquire = this.#deps.acquire;
+    if (!acquire) return this.#refreshWith(req, key, tokens);
+    const lockKey = `oauth-refresh:${createHash('sha256').update(tokenKeyString(key)).digest('base64url')}`;
+    let lock;
+    try {
+      lock = await acquire(lockKey, { ttlMs: REFRESH_LOCK_TTL_MS, waitMs: REFRESH_LOCK_TTL_MS });
+    } catch (err) {
+      throw failure(req.serverName, err, 'the token refresh could not be coordinated');
+    }
+    const current = this.#forServer(await this.#read(key), req.serverUrl);
+    try {
+      // Refreshed meanwhile by another replica (or by the previous holder): use it.
+      if (current && current.access_token !== tokens.access_token && this.#fresh(current)) return current;
+      if (!lock) {
+        throw new AuthorizationError('authorization_failed', `"${req.serverName}": another replica's token refresh did not finish in time`, { serverName: req.serverName, retryable: true });
+      }
+      if (!current?.refresh_token) return undefined;
+      return await this.#refreshWith(req, key, current);
+    } finally {
+      await lock?.release();
+    }
+  }
+
+  async #refreshWith(req: OAuthHeaderRequest, key: OAuthTokenKey, tokens: StoredOAuthTokens): Promise<StoredOAuthTokens | undefined> {
     const fetchFn = this.#fetch(req);
     const info = await this.#discover(req, fetchFn);
     if (tokens.issuer && !sameIssuer(tokens.issuer, info.authorizationServerUrl)) {
@@ -393,12 +464,19 @@ export class OAuthAuthorizer {
         serverUrl: req.serverUrl,
         ...(tokens.client ? { client: tokens.client } : {}),
       };
-      // Saved before it is used: a rotated refresh token is the only one that works from now on.
-      await this.#store.setTokens(key, stored);
+      // Saved before it is used: a rotated refresh token is the only one that works from now on. When the store
+      // cannot take it, this process keeps it (the only copy) and saves it at the next chance.
+      try {
+        await this.#store.setTokens(key, stored);
+      } catch {
+        this.#unsaved.set(tokenKeyString(key), stored);
+      }
       return stored;
     } catch (err) {
       if (err instanceof InvalidGrantError) {
-        await this.#store.deleteTokens(key);
+        // Dead only if it is still the stored one: another replica may have rotated it meanwhile.
+        const now = await this.#store.getTokens(key);
+        if (!now || now.refresh_token === tokens.refresh_token) await this.#store.deleteTokens(key);
         return undefined;
       }
       throw failure(req.serverName, err, 'the token refresh failed');
@@ -427,7 +505,9 @@ export class OAuthAuthorizer {
     if (req.method !== undefined && req.method !== 'POST') {
       // A standby stream or a session's end belongs to no call: no user is waiting to be shown a consent link.
       if (dropTokens) await this.#dropTokens(key, req.serverUrl);
-      throw new AuthorizationError('authorization_failed', `"${req.serverName}" refused the credentials of a ${req.method} that belongs to no call`, { serverName: req.serverName });
+      const err = new AuthorizationError('authorization_failed', `"${req.serverName}" refused the credentials of a ${req.method} that belongs to no call`, { serverName: req.serverName });
+      backgroundRefusals.add(err);
+      throw err;
     }
     const challengeUrl = req.challenge?.resourceMetadataUrl;
     this.#forgetDiscoveryIfMoved(req, challengeUrl);
@@ -606,6 +686,9 @@ export class OAuthAuthorizer {
     }
   }
 }
+
+/** Errors of requests that belong to no call and could not start a flow (see `headers`). */
+const backgroundRefusals = new WeakSet<object>();
 
 function keyOf(serverName: string, user: UserContext | undefined): OAuthTokenKey {
   if (!user) return { serverName };

@@ -1,9 +1,9 @@
 /**
  * The Redis {@link Coordinator}: OAuth, flow, upstream-session and OBO stores, a fleet-wide lock with fencing
- * tokens, and an invalidation channel, on one Redis (7 or later) through node-redis 5.
+ * tokens, and an invalidation stream, on one Redis (7 or later) through node-redis 5.
  * @module
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { CoordinatorLock, Coordinator, InvalidationEvent, SharedTokenCache } from '../coordination.js';
 import type { OboToken } from '../auth/oboTypes.js';
 import type { UpstreamSession, UpstreamSessionStore } from '../auth/tokenStore.js';
@@ -31,12 +31,13 @@ export interface RedisCoordinatorOptions {
   url?: string;
   /**
    * A node-redis 5 client (`createClient()` of the `redis` package) the host already has. The coordinator
-   * connects it when it is not open yet, uses it for commands and a `duplicate()` of it for SUBSCRIBE, and never
+   * connects it when it is not open yet, uses it for commands and a `duplicate()` of it for the blocking XREAD of
+   * invalidations, and never
    * closes it (it closes the duplicate). Its own offline-queue and reconnect settings apply; commands still
    * fail after `commandTimeoutMs`.
    */
   client?: unknown;
-  /** Prefix of every key and of the pub/sub channel; give each app (or environment) its own. Default `mcp-switchboard:`. */
+  /** Prefix of every key (the invalidation stream's included); give each app (or environment) its own. Default `mcp-switchboard:`. */
   keyPrefix?: string;
   /**
    * The key that encrypts every value at rest (AES-256-GCM) and names token-bearing keys (HMAC): 32 bytes, as a
@@ -54,6 +55,12 @@ export interface RedisCoordinatorOptions {
   maxReconnectDelayMs?: number;
   /** Lifetime of stored OAuth tokens and upstream sessions without a write, in ms. Default 90 days. */
   retentionMs?: number;
+  /**
+   * Freshness window of invalidations, in ms (it also absorbs clock skew between replicas): an event stamped
+   * earlier than this before the subscriber last read the stream (or later than this ahead of its clock) is
+   * refused as a replay, and so is an event whose nonce it saw within the window. Default 60 000.
+   */
+  eventMaxAgeMs?: number;
 }
 
 /** The members of a node-redis 5 client the coordinator uses. */
@@ -77,6 +84,29 @@ interface RedisModule {
 
 const DAY_MS = 24 * 3600 * 1000;
 const FENCE_TTL_MS = 30 * DAY_MS;
+/** Entries the invalidation stream keeps (approximately: `XADD MAXLEN ~`). */
+const STREAM_MAXLEN = 10_000;
+/** How long one XREAD blocks before it returns empty (and the subscriber notes it is still reading). */
+const BLOCK_MS = 5_000;
+/** Events one XREAD returns at most. */
+const READ_COUNT = 100;
+/** Nonces remembered (within the freshness window), and servers whose last config version is remembered. */
+const NONCE_CAP = 20_000;
+const VERSION_CAP = 10_000;
+
+/**
+ * The next fleet-wide config version of a server: above the last one, and at least Redis's clock in ms, so that
+ * versions keep increasing even after the counter is lost (an expired key, a Redis restarted without data).
+ */
+const NEXT_VERSION = `local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local v = redis.call('INCR', KEYS[1])
+if v < now then
+  v = now
+  redis.call('SET', KEYS[1], string.format('%d', v))
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return v`;
 
 /** SET the lock only when free, with the next fencing token; 0 when held. */
 const ACQUIRE = `if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -228,9 +258,59 @@ function validEvent(value: unknown): InvalidationEvent | undefined {
       return str(v.serverName) && 'config' in v ? { kind: 'upsertServer', serverName: v.serverName, config: v.config, ...stamp } : undefined;
     case 'removeServer':
       return str(v.serverName) ? { kind: 'removeServer', serverName: v.serverName, ...stamp } : undefined;
+    case 'dropOboToken':
+      return str(v.key) && v.key.length <= 128 ? { kind: 'dropOboToken', key: v.key, ...(str(v.origin) ? { origin: v.origin } : {}) } : undefined;
     default:
       return undefined;
   }
+}
+
+/** Orders two stream ids (`<ms>-<seq>`). */
+function compareIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
+/** `[id, m]` of each entry of an XRANGE/XREVRANGE reply (RESP2 or RESP3); entries without an `m` field give `undefined`. */
+function streamEntries(reply: unknown): [string, string | undefined][] {
+  if (!Array.isArray(reply)) return [];
+  const out: [string, string | undefined][] = [];
+  for (const entry of reply) {
+    if (!Array.isArray(entry)) continue;
+    const id = asString(entry[0]);
+    if (id === undefined || !/^\d+-\d+$/.test(id)) continue;
+    const fields: unknown = entry[1];
+    let m: string | undefined;
+    if (Array.isArray(fields)) {
+      for (let i = 0; i + 1 < fields.length; i += 2) if (asString(fields[i]) === 'm') m = asString(fields[i + 1]);
+    } else if (fields instanceof Map) {
+      m = asString(fields.get('m'));
+    } else if (typeof fields === 'object' && fields !== null) {
+      m = asString((fields as Record<string, unknown>).m);
+    }
+    out.push([id, m]);
+  }
+  return out;
+}
+
+/** The entries of the one stream of an XREAD reply (RESP2: `[[key, entries]]`; RESP3: a map); none on a timeout. */
+function xreadEntries(reply: unknown): [string, string | undefined][] {
+  if (reply === null || reply === undefined) return [];
+  if (Array.isArray(reply)) return streamEntries(Array.isArray(reply[0]) ? reply[0][1] : undefined);
+  if (reply instanceof Map) return streamEntries([...reply.values()][0]);
+  if (typeof reply === 'object') return streamEntries(Object.values(reply as Record<string, unknown>)[0]);
+  return [];
+}
+
+/** What an invalidation carries on the stream, encrypted: its freshness (`ts`, `nonce`) and a config change's fleet-wide `version`. */
+interface EventBody {
+  v: 2;
+  ts: number;
+  nonce: string;
+  version?: number;
+  event: InvalidationEvent;
 }
 
 class RedisCoordinator implements Coordinator {
@@ -247,9 +327,14 @@ class RedisCoordinator implements Coordinator {
   readonly #connectTimeoutMs: number;
   readonly #retentionMs: number;
   readonly #link: Promise<Link>;
-  #sub: Promise<Link | undefined> | undefined;
+  readonly #eventMaxAgeMs: number;
+  #sub: Promise<void> | undefined;
   /** The subscriber once created, so that close() can stop it while it still waits for its first connection. */
   #subLink: Link | undefined;
+  /** Nonces of the events read within the freshness window → their `ts` (oldest first). */
+  readonly #nonces = new Map<string, number>();
+  /** The last config version delivered per server (least recently changed first). */
+  readonly #versions = new Map<string, number>();
   readonly #listeners = new Set<(event: InvalidationEvent) => void>();
   readonly #shas = new Map<string, string>();
   #closed = false;
@@ -273,6 +358,7 @@ class RedisCoordinator implements Coordinator {
     this.#connectTimeoutMs = connectTimeoutMs;
     const maxDelay = positive('maxReconnectDelayMs', opts.maxReconnectDelayMs, 2000);
     this.#retentionMs = Math.ceil(positive('retentionMs', opts.retentionMs, 90 * DAY_MS));
+    this.#eventMaxAgeMs = positive('eventMaxAgeMs', opts.eventMaxAgeMs, 60_000);
 
     this.#link = (async () => {
       let link: Link;
@@ -371,7 +457,10 @@ class RedisCoordinator implements Coordinator {
 
     this.oboTokens = {
       async get(key: string) {
-        const entry = await self.#getJson<{ accessToken: string; expiresAt?: number; staleAt: number }>(self.#keys.oboToken(key));
+        const k = self.#keys.oboToken(key);
+        const raw = asString(await self.#cmd(['GET', k]));
+        // `<16-digit expiresAt>.<envelope>` (the stamp lets `set` keep the newer token without decrypting).
+        const entry = self.#open<{ accessToken: string; expiresAt?: number; staleAt: number }>(raw !== undefined && /^\d{16}\./.test(raw) ? raw.slice(17) : raw, k);
         if (!entry || !(entry.staleAt > Date.now())) return undefined;
         return { accessToken: entry.accessToken, ...(entry.expiresAt === undefined ? {} : { expiresAt: entry.expiresAt }) };
       },
@@ -380,7 +469,14 @@ class RedisCoordinator implements Coordinator {
         if (!(ms > 0)) return;
         const k = self.#keys.oboToken(key);
         const entry = { accessToken: token.accessToken, ...(token.expiresAt === undefined ? {} : { expiresAt: token.expiresAt }), staleAt };
-        await self.#cmd(['SET', k, self.#seal(entry, k), 'PX', String(ms)]);
+        const exp = token.expiresAt === undefined ? 0 : Math.min(Math.max(Math.floor(token.expiresAt), 0), 9_999_999_999_999_999);
+        const stamp = String(exp).padStart(16, '0');
+        // Keeps the newer token: a live entry whose token expires at the same time or later is not replaced.
+        const SET_IF_NEWER = `local cur = redis.call('GET', KEYS[1])
+if cur and string.sub(cur, 17, 17) == '.' and string.sub(cur, 1, 16) >= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+        await self.#eval(SET_IF_NEWER, [k], [stamp, `${stamp}.${self.#seal(entry, k)}`, String(ms)]);
       },
       async delete(key: string) {
         await self.#cmd(['DEL', self.#keys.oboToken(key)]);
@@ -405,8 +501,14 @@ class RedisCoordinator implements Coordinator {
           release: async () => {
             if (released) return;
             released = true;
-            // Best effort: when Redis cannot be reached the lock expires after ttlMs anyway.
-            await this.#eval(RELEASE, [lockKey], [String(token)]).catch(() => {});
+            const until = Date.now() + ttlMs;
+            const attempt = () => this.#eval(RELEASE, [lockKey], [String(token)]);
+            await attempt().catch(() => {
+              // Redis unreachable: the lock would block this key's other holders until it expires (ttlMs, seconds).
+              // Released again in the background as soon as Redis answers (a compare-and-delete of our token: safe
+              // however late), until it would have expired anyway.
+              void this.#releaseLater(attempt, until);
+            });
           },
         };
       }
@@ -416,17 +518,30 @@ class RedisCoordinator implements Coordinator {
     }
   }
 
+  /** Retries a release with a growing pause (100 ms to 2 s) until it succeeds, `until` passes, or the coordinator closes. */
+  async #releaseLater(attempt: () => Promise<unknown>, until: number): Promise<void> {
+    for (let pause = 100; Date.now() + pause < until && !this.#closed; pause = Math.min(pause * 2, 2_000)) {
+      await sleep(pause);
+      if (await attempt().then(() => true, () => false)) return;
+    }
+  }
+
   async publish(event: InvalidationEvent): Promise<void> {
     const valid = validEvent(event);
     if (!valid) throw new TypeError('publish: not an InvalidationEvent');
-    const channel = this.#keys.invalidationChannel;
-    await this.#cmd(['PUBLISH', channel, encrypt(this.#enc, JSON.stringify({ v: 1, event: valid }), channel)]);
+    const stream = this.#keys.invalidationStream;
+    let version: number | undefined;
+    if (valid.kind === 'upsertServer' || valid.kind === 'removeServer') {
+      version = Number(await this.#eval(NEXT_VERSION, [this.#keys.configVersion(valid.serverName)], [String(FENCE_TTL_MS)]));
+    }
+    const body: EventBody = { v: 2, ts: Date.now(), nonce: randomBytes(16).toString('base64url'), ...(version === undefined ? {} : { version }), event: valid };
+    await this.#cmd(['XADD', stream, 'MAXLEN', '~', String(STREAM_MAXLEN), '*', 'm', encrypt(this.#enc, JSON.stringify(body), stream)]);
   }
 
   subscribe(listener: (event: InvalidationEvent) => void): () => void {
     if (typeof listener !== 'function') throw new TypeError('subscribe: listener must be a function');
     this.#listeners.add(listener);
-    if (!this.#closed) this.#sub ??= this.#startSubscriber();
+    if (!this.#closed) this.#sub ??= this.#readStream().catch(() => {});
     return () => {
       this.#listeners.delete(listener);
     };
@@ -435,45 +550,97 @@ class RedisCoordinator implements Coordinator {
   close(): Promise<void> {
     this.#closed = true;
     this.#closing ??= (async () => {
-      if (this.#subLink) await shut(this.#subLink);
-      await this.#sub?.catch(() => undefined);
+      // Destroyed, not closed gracefully: a pending blocking XREAD would hold a graceful close for seconds.
+      if (this.#subLink) await shut(this.#subLink, true);
+      await this.#sub;
       const link = await this.#link.catch(() => undefined);
       if (link) await shut(link);
       this.#listeners.clear();
+      this.#nonces.clear();
+      this.#versions.clear();
     })();
     return this.#closing;
   }
 
-  async #startSubscriber(): Promise<Link | undefined> {
+  /**
+   * Reads the invalidation stream on a duplicate connection, from where it started (the stream's end then), with
+   * a blocking XREAD; after a reconnect it resumes from the last entry it read, so no event is missed while the
+   * connection was down (as long as the stream still holds it).
+   */
+  async #readStream(): Promise<void> {
     const main = await this.#link;
-    if (this.#closed) return undefined;
+    if (this.#closed) return;
     const sub = new Link(main.client.duplicate(), true);
     this.#subLink = sub;
-    sub.client.connect().catch(() => {});
-    const channel = this.#keys.invalidationChannel;
-    // node-redis re-subscribes by itself after a reconnect; the first SUBSCRIBE waits for the first connection.
-    for (;;) {
+    sub.client.connect().catch(() => {}); // failures arrive as 'error' events; it keeps retrying
+    const stream = this.#keys.invalidationStream;
+    let cursor: string | undefined;
+    /** When the last XREAD returned (or the cursor was set): events since then minus the window are fresh. */
+    let contact = 0;
+    while (!this.#closed) {
       if (!(await sub.ready(() => this.#closed))) break;
       try {
-        await sub.client.subscribe(channel, (message) => this.#deliver(message, channel));
-        return sub;
+        // The stream's last entry: where a first start begins; one before the cursor means the stream was
+        // recreated (Redis restarted without its data, a failover): read it again from its start.
+        const [last] = streamEntries(await sub.client.sendCommand(['XREVRANGE', stream, '+', '-', 'COUNT', '1'], { timeout: this.#commandTimeoutMs }));
+        if (cursor === undefined) {
+          cursor = last?.[0] ?? '0-0';
+          contact = Date.now();
+        } else if (last === undefined || compareIds(last[0], cursor) < 0) {
+          cursor = '0-0';
+        }
+        for (;;) {
+          const reply = await sub.client.sendCommand(['XREAD', 'COUNT', String(READ_COUNT), 'BLOCK', String(BLOCK_MS), 'STREAMS', stream, cursor]);
+          const horizon = contact - this.#eventMaxAgeMs;
+          const entries = xreadEntries(reply);
+          // Caught up: later reads judge freshness from now on (a full batch of a catch-up keeps the old horizon).
+          if (entries.length < READ_COUNT) contact = Date.now();
+          for (const [id, message] of entries) {
+            cursor = id;
+            if (this.#closed) return;
+            if (message !== undefined) this.#deliver(message, stream, horizon);
+          }
+          if (this.#closed) return;
+        }
       } catch {
         if (this.#closed) break;
-        await sleep(this.#lockPollMs);
+        // A dropped connection waits in ready(); a refused command (e.g. the key is not a stream) retries slowly.
+        await sleep(sub.client.isReady ? Math.max(this.#lockPollMs, 250) : this.#lockPollMs);
       }
     }
-    return sub;
   }
 
-  #deliver(message: string, channel: string): void {
+  /** Decrypts, checks and delivers one event; refuses the stale (before `horizon`), the replayed and the out-of-order. */
+  #deliver(message: string, stream: string, horizon: number): void {
+    let body: Partial<EventBody>;
     let event: InvalidationEvent | undefined;
     try {
-      const body = JSON.parse(decrypt(this.#enc, String(message), channel)) as { v?: unknown; event?: unknown };
-      event = body.v === 1 ? validEvent(body.event) : undefined;
+      body = JSON.parse(decrypt(this.#enc, message, stream)) as Partial<EventBody>;
+      event = body.v === 2 ? validEvent(body.event) : undefined;
     } catch {
       return; // malformed, or published with another key: ignored
     }
     if (!event) return;
+    const { ts, nonce, version } = body;
+    const now = Date.now();
+    if (typeof ts !== 'number' || !Number.isFinite(ts) || ts < horizon || ts > now + this.#eventMaxAgeMs) return;
+    if (typeof nonce !== 'string' || nonce.length < 16 || nonce.length > 64 || this.#nonces.has(nonce)) return;
+    this.#nonces.set(nonce, ts);
+    // Forget what the window refuses anyway (the horizon only moves forward), and the oldest beyond the cap.
+    for (const [n, t] of this.#nonces) {
+      if (t >= horizon && this.#nonces.size <= NONCE_CAP) break;
+      this.#nonces.delete(n);
+    }
+    if (event.kind === 'upsertServer' || event.kind === 'removeServer') {
+      // A config change applies only above the last version delivered for its server: neither a replay nor two
+      // replicas' changes arriving out of order roll a server back.
+      if (typeof version !== 'number' || !Number.isSafeInteger(version)) return;
+      const last = this.#versions.get(event.serverName);
+      if (last !== undefined && version <= last) return;
+      this.#versions.delete(event.serverName);
+      this.#versions.set(event.serverName, version);
+      if (this.#versions.size > VERSION_CAP) this.#versions.delete(this.#versions.keys().next().value as string);
+    }
     for (const listener of [...this.#listeners]) {
       try {
         const r = listener(event) as unknown;
@@ -531,12 +698,12 @@ class RedisCoordinator implements Coordinator {
   }
 }
 
-async function shut(link: Link): Promise<void> {
+async function shut(link: Link, force = false): Promise<void> {
   link.detach();
   if (!link.owned) return;
   const client = link.client;
   try {
-    if (client.isReady) await client.close();
+    if (client.isReady && !force) await client.close();
     else if (client.isOpen) client.destroy();
   } catch {
     try {
@@ -561,8 +728,18 @@ async function shut(link: Link): Promise<void> {
  * - `oauthFlowStore.take` is one `GETDEL`; `upstreamSessions.compareAndSet` and the locks are Lua scripts.
  * - `acquire` polls every `lockPollMs`; a lock's fencing token is an `INCR` per key; a dead holder's lock expires
  *   after `ttlMs`; `release()` never rejects (when Redis is unreachable the lock simply expires).
- * - Invalidations travel, encrypted, on the channel `<keyPrefix>invalidate`; every coordinator subscribed to it,
- *   the publisher's included, delivers them. Malformed messages are ignored.
+ * - Invalidations travel, encrypted, on the Redis stream `<keyPrefix>invalidate` (`XADD MAXLEN ~ 10000`), which
+ *   every subscribed coordinator, the publisher's included, reads with a blocking `XREAD` on a connection of its
+ *   own. After a reconnect it resumes from the last entry it read, so an event published meanwhile still arrives
+ *   (unless 10 000 newer ones pushed it out). Malformed messages are ignored.
+ * - Every event carries, encrypted, its publication time and a random nonce: an event older than `eventMaxAgeMs`
+ *   (counted from when the subscriber last read the stream, so a catch-up after an outage still applies) or one
+ *   whose nonce was already seen is refused. `upsertServer` and `removeServer` also carry a fleet-wide version
+ *   per server (a Redis counter, never below Redis's clock in ms); a coordinator delivers one only when its
+ *   version is above the last it delivered for that server, so a replayed or late config change never rolls a
+ *   server back, and all replicas settle on the same latest change.
+ * - `publish` rejects (retryable) while Redis is unreachable; an event published while a subscriber's own
+ *   connection is down reaches it when that connection is back.
  * - While Redis cannot be reached, operations reject at once with a retryable `SwitchboardError`
  *   (`connect_failed`); the connection is retried forever (back-off up to `maxReconnectDelayMs`) and operations
  *   work again as soon as Redis is back.

@@ -64,9 +64,14 @@ export class RedisKeys {
     return this.#name('fence', key);
   }
 
-  /** The pub/sub channel of invalidations. */
-  get invalidationChannel(): string {
+  /** The stream of invalidations (capped; every replica reads it with a blocking XREAD). */
+  get invalidationStream(): string {
     return `${this.prefix}invalidate`;
+  }
+
+  /** A server's fleet-wide config version (an upsertServer/removeServer applies only above the last one applied). */
+  configVersion(serverName: string): string {
+    return this.#name('config-version', serverName);
   }
 
   /** The HMAC compare-and-set compares: of an upstream session's access and refresh tokens. */

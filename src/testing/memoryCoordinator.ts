@@ -138,7 +138,11 @@ export function createMemoryCoordinator(opts: MemoryCoordinatorOptions = {}): Me
       }),
     set: (key, token, staleAt) =>
       call(() => {
-        if (staleAt > now()) obo.set(key, { token: { accessToken: token.accessToken, ...(token.expiresAt === undefined ? {} : { expiresAt: token.expiresAt }) }, staleAt });
+        if (!(staleAt > now())) return;
+        // Keeps the newer token (as the Redis coordinator does): a live entry expiring as late or later stays.
+        const cur = obo.get(key);
+        if (cur && cur.staleAt > now() && (cur.token.expiresAt ?? 0) >= (token.expiresAt ?? 0)) return;
+        obo.set(key, { token: { accessToken: token.accessToken, ...(token.expiresAt === undefined ? {} : { expiresAt: token.expiresAt }) }, staleAt });
       }),
     delete: (key) => call(() => void obo.delete(key)),
   };
