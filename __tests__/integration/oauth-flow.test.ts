@@ -213,7 +213,7 @@ describe('callbacks', () => {
 });
 
 describe('refresh', () => {
-  it('a store that cannot take the rotated refresh token (outage) does not lose it: kept in memory, used, saved once the store is back', async () => {
+  it('a store that cannot take the rotated refresh token (outage) does not lose it: calls fail retryably until it is saved, then go on with it', async () => {
     let now = Date.now();
     const { manager, store } = makeManager({ now: () => now });
     const alice = { id: 'alice' };
@@ -225,21 +225,25 @@ describe('refresh', () => {
     store.setTokens = (k, t) => (down ? Promise.reject(new Error('store down')) : setTokens(k, t));
 
     now += 300_000;
-    expect((await whoami(manager, alice)).sub).toBe('alice'); // refreshed; the store refused the new tokens
+    // Refreshed at the authorization server, but not stored: not used either (saved before use), and not lost.
+    expect(await authError(whoami(manager, alice), 'authorization_failed')).toMatchObject({ retryable: true });
     const [first] = as.grants('refresh_token');
     expect(first).toMatchObject({ status: 200, refreshTokenPresented: rt1 });
-    const rt2 = first!.refreshTokenIssued!;
-    expect((await store.getTokens(key))!.refresh_token).toBe(rt1); // not saved yet
-
-    now += 300_000;
-    expect((await whoami(manager, alice)).sub).toBe('alice'); // refreshes with rt2 from memory, never rt1 again
-    const all = as.grants('refresh_token');
-    expect(all.map((g) => g.refreshTokenPresented)).toEqual([rt1, rt2]);
-    expect(all.every((g) => g.status === 200)).toBe(true);
+    expect((await store.getTokens(key))!.refresh_token).toBe(rt1);
+    const mark = mcp.requests.length;
+    expect(await authError(whoami(manager, alice), 'authorization_failed')).toMatchObject({ retryable: true });
+    expect(as.grants('refresh_token')).toHaveLength(1); // rt1 is never presented again
+    expect(mcp.requests.slice(mark).filter((r) => r.outcome === 'ok')).toHaveLength(0);
 
     down = false;
+    expect((await whoami(manager, alice)).sub).toBe('alice'); // saved now, and used
+    expect((await store.getTokens(key))!.refresh_token).toBe(first!.refreshTokenIssued);
+    now += 300_000;
     expect((await whoami(manager, alice)).sub).toBe('alice');
-    expect((await store.getTokens(key))!.refresh_token).toBe(all[1]!.refreshTokenIssued); // saved at the next chance
+    expect(as.grants('refresh_token').map((g) => [g.refreshTokenPresented, g.status])).toEqual([
+      [rt1, 200],
+      [first!.refreshTokenIssued, 200],
+    ]);
   });
 
   it('an expired access token is refreshed once, the rotated refresh token stored and the old one never presented again (20 concurrent calls → 1 refresh)', async () => {

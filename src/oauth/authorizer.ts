@@ -18,7 +18,7 @@ import { checkResourceAllowed, resourceUrlFromServerUrl } from '@modelcontextpro
 import { InvalidGrantError, OAuthError as SdkOAuthError, ServerError, TemporarilyUnavailableError, TooManyRequestsError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
-import type { Coordinator } from '../coordination.js';
+import type { Coordinator, CoordinatorLock } from '../coordination.js';
 import { AuthorizationError, AuthorizationRequiredError, SwitchboardError } from '../errors.js';
 import type { AuthChallenge, FetchLike } from '../transport/types.js';
 import type { UserContext } from '../types.js';
@@ -140,8 +140,8 @@ export class OAuthAuthorizer {
   readonly #deps: OAuthAuthorizerDeps;
   /** Discovery per server URL, shared by its users. */
   readonly #discovery = new LRUCache<string, OAuthDiscoveryState>({ max: 1_000 });
-  /** Refreshed tokens the store could not take yet (see `#unsavedFor`). */
-  readonly #unsaved = new Map<string, StoredOAuthTokens>();
+  /** Refreshed tokens the store could not take yet (see `#keepUnsaved`). */
+  readonly #unsaved = new Map<string, UnsavedTokens>();
   /** One token operation per key at a time. */
   readonly #inFlight = new Map<string, Promise<StoredOAuthTokens>>();
   /** The pending authorization of a key, handed out again while it lasts (one URL per user, not one per call). */
@@ -282,7 +282,9 @@ export class OAuthAuthorizer {
     const key = keyOf(serverName, user);
     const k = tokenKeyString(key);
     this.#pending.delete(k);
+    const kept = this.#unsaved.get(k);
     this.#unsaved.delete(k);
+    await kept?.lock?.release();
     // Flows started before the revocation can no longer complete: taken out of the (possibly shared) flow store.
     for (const state of this.#startedFlows.get(k) ?? []) await this.#flows.take(state);
     this.#startedFlows.delete(k);
@@ -301,16 +303,44 @@ export class OAuthAuthorizer {
    */
   async #unsavedFor(key: OAuthTokenKey): Promise<StoredOAuthTokens | undefined> {
     if (this.#unsaved.size === 0) return undefined;
-    const k = tokenKeyString(key);
-    const tokens = this.#unsaved.get(k);
-    if (!tokens) return undefined;
+    const entry = this.#unsaved.get(tokenKeyString(key));
+    if (!entry) return undefined;
+    if (!(await this.#saveUnsaved(entry))) throw unsavedError(key.serverName);
+    return entry.tokens;
+  }
+
+  /**
+   * Keeps tokens the store could not take (their rotated refresh token is the only copy), with the fleet lock
+   * still held so that no other replica presents the old refresh token meanwhile; saved at the next call or by a
+   * background retry, then the lock is released. Until then the key's calls fail, retryably: tokens are saved
+   * before they are used.
+   */
+  #keepUnsaved(key: OAuthTokenKey, tokens: StoredOAuthTokens, lock: CoordinatorLock | undefined): void {
+    const entry: UnsavedTokens = { key, tokens, ...(lock ? { lock } : {}) };
+    this.#unsaved.set(tokenKeyString(key), entry);
+    let pause = 100;
+    const retry = () => {
+      if (this.#unsaved.get(tokenKeyString(key)) !== entry) return;
+      void this.#saveUnsaved(entry).then((saved) => {
+        if (saved) return;
+        pause = Math.min(pause * 2, 2_000);
+        setTimeout(retry, pause).unref();
+      });
+    };
+    setTimeout(retry, pause).unref();
+  }
+
+  /** Saves kept tokens; true once the store has them (the kept lock is then released). */
+  async #saveUnsaved(entry: UnsavedTokens): Promise<boolean> {
+    const k = tokenKeyString(entry.key);
     try {
-      await this.#store.setTokens(key, tokens);
-      this.#unsaved.delete(k);
+      await this.#store.setTokens(entry.key, entry.tokens);
     } catch {
-      // still unreachable: keep using them
+      return false;
     }
-    return tokens;
+    if (this.#unsaved.get(k) === entry) this.#unsaved.delete(k);
+    await entry.lock?.release();
+    return true;
   }
 
   /** Forgets a key's tokens when they were obtained for this server URL (another URL's are not this one's to drop). */
@@ -431,13 +461,14 @@ export class OAuthAuthorizer {
         throw new AuthorizationError('authorization_failed', `"${req.serverName}": another replica's token refresh did not finish in time`, { serverName: req.serverName, retryable: true });
       }
       if (!current?.refresh_token) return undefined;
-      return await this.#refreshWith(req, key, current);
+      return await this.#refreshWith(req, key, current, lock);
     } finally {
-      await lock?.release();
+      // Tokens the store could not take keep the lock until they are saved (#keepUnsaved).
+      if (this.#unsaved.get(tokenKeyString(key))?.lock !== lock) await lock?.release();
     }
   }
 
-  async #refreshWith(req: OAuthHeaderRequest, key: OAuthTokenKey, tokens: StoredOAuthTokens): Promise<StoredOAuthTokens | undefined> {
+  async #refreshWith(req: OAuthHeaderRequest, key: OAuthTokenKey, tokens: StoredOAuthTokens, lock?: CoordinatorLock): Promise<StoredOAuthTokens | undefined> {
     const fetchFn = this.#fetch(req);
     const info = await this.#discover(req, fetchFn);
     if (tokens.issuer && !sameIssuer(tokens.issuer, info.authorizationServerUrl)) {
@@ -469,7 +500,8 @@ export class OAuthAuthorizer {
       try {
         await this.#store.setTokens(key, stored);
       } catch {
-        this.#unsaved.set(tokenKeyString(key), stored);
+        this.#keepUnsaved(key, stored, lock);
+        throw unsavedError(req.serverName);
       }
       return stored;
     } catch (err) {
@@ -685,6 +717,20 @@ export class OAuthAuthorizer {
       throw failure(serverName, err, opts.authorizationCode ? 'the authorization code exchange failed' : 'the authorization request failed');
     }
   }
+}
+
+/** Tokens refreshed while the store was unreachable, and the fleet lock kept with them. */
+interface UnsavedTokens {
+  key: OAuthTokenKey;
+  tokens: StoredOAuthTokens;
+  lock?: CoordinatorLock;
+}
+
+function unsavedError(serverName: string): AuthorizationError {
+  return new AuthorizationError('authorization_failed', `"${serverName}": the refreshed token could not be stored yet (the token store is unreachable)`, {
+    serverName,
+    retryable: true,
+  });
 }
 
 /** Errors of requests that belong to no call and could not start a flow (see `headers`). */
