@@ -10,12 +10,8 @@
  * redis-server on an ephemeral port. A lock "expiring" is simulated by deleting the lock key (what its TTL does).
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect as netConnect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { decodeJwt } from 'jose';
 import { createClient } from 'redis';
@@ -30,7 +26,8 @@ import { createRedisCoordinator, type RedisCoordinatorOptions } from '../../src/
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import type { UserContext } from '../../src/types.js';
 import { testIdpClient } from '../support/idp.js';
-import { approve, startAuthServer, startProtectedMcpServer, type AuthServer, type ProtectedMcpServer } from '../support/oauthPeers.js';
+import { closeAndDeleteKeys, freePort, nextEvent, privateRedisPerTest, subscribed } from '../support/coordinator.js';
+import { approve, startRelaxedOAuthPeers, type AuthServer, type ProtectedMcpServer } from '../support/oauthPeers.js';
 
 const URL6379 = 'redis://127.0.0.1:6379';
 const KEY = randomBytes(32);
@@ -140,29 +137,6 @@ async function oboRequest(sub: string, tenantId = 'contoso'): Promise<OboRequest
   return { user: { id: sub, tenantId }, assertion, scopes: [scope], serverName: 'files' };
 }
 
-/** Resolves with the next invalidation on `c` matching `pred` (listeners subscribed earlier, e.g. a manager's, run first). */
-function nextEvent(c: Coordinator, pred: (e: InvalidationEvent) => boolean): Promise<InvalidationEvent> {
-  return new Promise((resolve) => {
-    const off = c.subscribe((e) => {
-      if (!pred(e)) return;
-      off();
-      resolve(e);
-    });
-  });
-}
-
-/** Waits until `c`'s subscription delivers (SUBSCRIBE is asynchronous): publishes a no-op until it arrives. */
-async function subscribed(c: Coordinator, via: Coordinator = c): Promise<void> {
-  const name = `warmup-${randomBytes(4).toString('hex')}`;
-  const got = nextEvent(c, (e) => e.kind === 'removeServer' && e.serverName === name);
-  let done = false;
-  void got.then(() => (done = true));
-  while (!done) {
-    await via.publish({ kind: 'removeServer', serverName: name });
-    await Promise.race([got, new Promise((r) => setTimeout(r, 20))]);
-  }
-}
-
 class Replica extends MCPManager {
   urlOf(name: string): Promise<string | undefined> {
     return Promise.resolve(this.resolveServerConfig(name, undefined)).then((c) => (c && 'url' in c ? String(c.url) : undefined));
@@ -178,13 +152,7 @@ beforeAll(async () => {
   scope = `${idp.downstreamAudience}/.default`;
 });
 
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => c.close()));
-  for (const p of prefixes.splice(0)) {
-    const keys = await raw.keys(`${p}*`);
-    if (keys.length) await raw.del(keys);
-  }
-});
+afterEach(() => closeAndDeleteKeys(raw, opened, prefixes));
 
 afterAll(async () => {
   process.off('unhandledRejection', onUnhandled);
@@ -308,59 +276,21 @@ describe('fencing: a refresh lock holder whose lock expired', () => {
 
 // ---------------------------------------------------------------------------------------------------------
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function startRedis(port: number, dir: string): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--dbfilename', 'dump.rdb'], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const sock = netConnect(port, '127.0.0.1', () => {
-        sock.destroy();
-        resolve(true);
-      }).on('error', () => resolve(false));
-    });
-    if (up) return child;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  child.kill('SIGKILL');
-  throw new Error('redis-server did not start');
-}
-
-async function stopRedis(child: ChildProcess | undefined): Promise<void> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
+/** A coordinator on `url` that fails fast while its Redis is down, and reconnects quickly (closed after each test). */
+function failFast(url: string): Coordinator {
+  const c = createRedisCoordinator({ url, encryptionKey: KEY, commandTimeoutMs: 500, connectTimeoutMs: 300, maxReconnectDelayMs: 50 });
+  opened.push(c);
+  return c;
 }
 
 describe('Redis restarted in the middle of a refresh', () => {
-  let server: ChildProcess | undefined;
-  let dir: string | undefined;
-  afterEach(async () => {
-    await stopRedis(server);
-    server = undefined;
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    dir = undefined;
-  });
+  const redis = privateRedisPerTest({ persist: true });
 
   it('the rotated refresh token is not lost: after recovery both replicas refresh without invalid_grant', async () => {
-    const port = await freePort();
-    dir = mkdtempSync(join(tmpdir(), 'mcpsb-redis-'));
-    server = await startRedis(port, dir);
-    const url = `redis://127.0.0.1:${port}`;
-    const mk = () => {
-      const c = createRedisCoordinator({ url, encryptionKey: KEY, commandTimeoutMs: 500, connectTimeoutMs: 300, maxReconnectDelayMs: 50 });
-      opened.push(c);
-      return c;
-    };
-    const ca = mk();
-    const cb = mk();
+    await redis.start();
+    const { url } = redis;
+    const ca = failFast(url);
+    const cb = failFast(url);
     const fa = replicaFetch('after');
     const fb = replicaFetch();
     // The refresh lock (TTL 9 s at timeoutMs 1 000) survives the restart (SHUTDOWN SAVE): B waits for it, and A,
@@ -376,7 +306,7 @@ describe('Redis restarted in the middle of a refresh', () => {
     const admin = createClient({ url });
     admin.on('error', () => {});
     await admin.connect();
-    const exited = new Promise((r) => server!.once('exit', r));
+    const exited = new Promise((r) => redis.server!.once('exit', r));
     await admin.sendCommand(['SHUTDOWN', 'SAVE']).catch(() => undefined); // a restart with persistence
     await exited;
     await admin.destroy();
@@ -385,7 +315,7 @@ describe('Redis restarted in the middle of a refresh', () => {
     // During the outage: typed and retryable (acceptable).
     expect('error' in ra && ra.error).toMatchObject({ code: 'refresh_failed', retryable: true });
 
-    server = await startRedis(port, dir);
+    await redis.start();
     for (let i = 0; i < 200; i++) {
       if (await cb.upstreamSessions.get(b.sessionKey(user)).then(() => true, () => false)) break;
       await new Promise((r) => setTimeout(r, 25));
@@ -399,27 +329,13 @@ describe('Redis restarted in the middle of a refresh', () => {
 });
 
 describe('invalidations missed while a subscriber reconnects', () => {
-  let server: ChildProcess | undefined;
-  let dir: string | undefined;
-  afterEach(async () => {
-    await stopRedis(server);
-    server = undefined;
-    if (dir) rmSync(dir, { recursive: true, force: true });
-    dir = undefined;
-  });
+  const redis = privateRedisPerTest({ persist: true });
 
   it('a removeServer published while B’s subscriber reconnects still reaches B', async () => {
-    const port = await freePort();
-    dir = mkdtempSync(join(tmpdir(), 'mcpsb-redis-'));
-    server = await startRedis(port, dir);
-    const url = `redis://127.0.0.1:${port}`;
-    const mk = () => {
-      const c = createRedisCoordinator({ url, encryptionKey: KEY, commandTimeoutMs: 500, connectTimeoutMs: 300, maxReconnectDelayMs: 50 });
-      opened.push(c);
-      return c;
-    };
-    const ca = mk();
-    const cb = mk();
+    await redis.start();
+    const { url } = redis;
+    const ca = failFast(url);
+    const cb = failFast(url);
     const servers = { s: { url: 'http://127.0.0.1:9/s' } };
     const a = new Replica({ servers, circuitBreaker: false, coordinator: ca });
     const b = new Replica({ servers, circuitBreaker: false, coordinator: cb });
@@ -697,13 +613,7 @@ describe('MCP OAuth across replicas, rotating refresh tokens', () => {
   let mcp: ProtectedMcpServer;
   let redirect: string;
   beforeAll(async () => {
-    let issuer = '';
-    mcp = await startProtectedMcpServer({ issuer: () => issuer });
-    as = await startAuthServer({ resource: mcp.url, accessTokenTtlSec: 300 });
-    issuer = as.issuer;
-    as.strict.offlineAccess = false;
-    as.strict.registeredScope = false;
-    redirect = `${new URL(mcp.url).origin}/callback`;
+    ({ as, mcp, redirect } = await startRelaxedOAuthPeers());
   });
   afterAll(async () => {
     await Promise.all([mcp?.close(), as?.close()]);

@@ -22,7 +22,7 @@ import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMc
 import type { Logger, UserContext } from '../../src/types.js';
 import { rejectionOf } from '../support/errors.js';
 import { testIdpClient } from '../support/idp.js';
-import { approve, startAuthServer, startProtectedMcpServer, type AuthServer, type ProtectedMcpServer } from '../support/oauthPeers.js';
+import { approve, startRelaxedOAuthPeers, type AuthServer, type ProtectedMcpServer } from '../support/oauthPeers.js';
 
 let idp: TestIdp;
 let scope: string;
@@ -359,13 +359,7 @@ describe('MCPManager({ coordinator }) OAuth across replicas', () => {
   let mcp: ProtectedMcpServer;
   let redirect: string;
   beforeAll(async () => {
-    let issuer = '';
-    mcp = await startProtectedMcpServer({ issuer: () => issuer });
-    as = await startAuthServer({ resource: mcp.url, accessTokenTtlSec: 300 });
-    issuer = as.issuer;
-    as.strict.offlineAccess = false;
-    as.strict.registeredScope = false;
-    redirect = `${new URL(mcp.url).origin}/callback`;
+    ({ as, mcp, redirect } = await startRelaxedOAuthPeers());
   });
   afterAll(async () => {
     await Promise.all([mcp?.close(), as?.close()]);

@@ -11,70 +11,22 @@
  *   server sees the answer on that user's session; a shared (app-level) server's request has no user;
  * - a throwing handler: the server gets a JSON-RPC error, the connection stays up.
  */
-import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:http';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { ErrorCode, McpError, type ClientCapabilities, type ElicitRequest, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
+import { ErrorCode, type ElicitRequest, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { MCPManager } from '../../src/MCPManager.js';
 import type { ElicitationRequest, ServerRequestContext } from '../../src/MCPConnection.js';
 import type { MCPManagerEvents } from '../../src/events.js';
 import type { UserContext } from '../../src/types.js';
+import { ask, registerAskTool, withDefaults } from '../support/elicitation.js';
 import { listenOnLoopback, type Listening } from '../support/http.js';
-import { firstText } from '../support/mcp.js';
+import { perSessionMcpServer } from '../support/sessionServer.js';
 
-/** What `ask` answers. */
-interface Answer {
-  /** The user of the session the tool ran on (`X-User`), `app` without one. */
-  sessionUser: string;
-  capabilities: ClientCapabilities | undefined;
-  result?: ElicitResult;
-  error?: { code: number | undefined; message: string };
-}
-
-/** A streamable HTTP server with one McpServer per session, which knows the session's user. */
+/** A streamable HTTP server with one McpServer per session, which knows the session's user and has `ask`. */
 async function startAskServer(): Promise<Listening> {
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
-  const server = createServer((req, res) => {
-    void (async () => {
-      const sid = req.headers['mcp-session-id'];
-      let transport = typeof sid === 'string' ? sessions.get(sid) : undefined;
-      if (!transport) {
-        if (req.method !== 'POST' || sid !== undefined) {
-          res.writeHead(404).end();
-          return;
-        }
-        const sessionUser = typeof req.headers['x-user'] === 'string' ? req.headers['x-user'] : 'app';
-        const mcp = new McpServer({ name: 'asker', version: '1.0.0' });
-        mcp.registerTool('ask', { inputSchema: { params: z.string() } }, async ({ params }, extra) => {
-          const request = JSON.parse(params) as ElicitRequest['params'];
-          const answer: Answer = { sessionUser, capabilities: mcp.server.getClientCapabilities() };
-          try {
-            answer.result = await mcp.server.elicitInput(request, { relatedRequestId: extra.requestId });
-            if (request.mode === 'url' && answer.result.action === 'accept') {
-              await mcp.server.createElicitationCompletionNotifier(request.elicitationId, { relatedRequestId: extra.requestId })();
-            }
-          } catch (err) {
-            answer.error = { code: err instanceof McpError ? err.code : undefined, message: (err as Error).message };
-          }
-          return { content: [{ type: 'text', text: JSON.stringify(answer) }] };
-        });
-        const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-          sessionIdGenerator: () => randomUUID(),
-          onsessioninitialized: (id) => void sessions.set(id, created),
-        });
-        created.onclose = () => {
-          if (created.sessionId) sessions.delete(created.sessionId);
-        };
-        await mcp.connect(created);
-        transport = created;
-      }
-      await transport.handleRequest(req, res);
-    })().catch(() => {
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
-    });
+  const server = perSessionMcpServer((req) => {
+    const mcp = new McpServer({ name: 'asker', version: '1.0.0' });
+    registerAskTool(mcp, typeof req.headers['x-user'] === 'string' ? req.headers['x-user'] : 'app');
+    return mcp;
   });
   return listenOnLoopback(server);
 }
@@ -82,31 +34,11 @@ async function startAskServer(): Promise<Listening> {
 const alice: UserContext = { id: 'alice', tenantId: 'contoso' };
 const bob: UserContext = { id: 'bob', tenantId: 'fabrikam' };
 
-/** Every SEP-1034 default kind, all fields optional. */
-const withDefaults: ElicitRequest['params'] = {
-  message: 'Profile',
-  requestedSchema: {
-    type: 'object',
-    properties: {
-      name: { type: 'string', default: 'John Doe' },
-      age: { type: 'integer', default: 30 },
-      score: { type: 'number', default: 95.5 },
-      status: { type: 'string', enum: ['active', 'inactive', 'pending'], default: 'active' },
-      verified: { type: 'boolean', default: true },
-    },
-    required: [],
-  },
-};
 /** One required field, no default. */
 const whoAreYou: ElicitRequest['params'] = {
   message: 'Who are you?',
   requestedSchema: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
 };
-
-async function ask(m: MCPManager, serverName: string, user: UserContext | undefined, params: ElicitRequest['params']): Promise<Answer> {
-  const result = await m.callTool({ ...(user ? { user } : {}), serverName, toolName: 'ask', arguments: { params: JSON.stringify(params) } });
-  return JSON.parse(firstText(result)!) as Answer;
-}
 
 let http: Listening;
 const cleanups: (() => Promise<void>)[] = [];

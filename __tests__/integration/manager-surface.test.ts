@@ -8,11 +8,9 @@
  *   update reaches the manager as an event naming only the user whose session it came on.
  * See client-surface.test.ts for what server-everything does.
  */
-import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, type CreateMessageRequest } from '@modelcontextprotocol/sdk/types.js';
 import { MCPManager } from '../../src/MCPManager.js';
 import type { ServerRequestContext } from '../../src/MCPConnection.js';
@@ -20,6 +18,7 @@ import type { MCPManagerEvents } from '../../src/events.js';
 import type { UserContext } from '../../src/types.js';
 import { firstText } from '../support/mcp.js';
 import { startEverythingHttp } from '../support/everything.js';
+import { perSessionMcpServer } from '../support/sessionServer.js';
 
 
 /** The first manager event of a kind matching `test`, as a promise (listening from now on). */
@@ -164,42 +163,19 @@ describe('MCPManager: the client surface per user, against server-everything', (
 
 /** A streamable HTTP server that knows each session's user (from `X-User`); `touch` updates the caller's inbox. */
 async function startInboxServer(): Promise<{ port: number; server: Server }> {
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
-  const server = createServer((req, res) => {
-    void (async () => {
-      const sid = req.headers['mcp-session-id'];
-      let transport = typeof sid === 'string' ? sessions.get(sid) : undefined;
-      if (!transport) {
-        if (req.method !== 'POST' || sid !== undefined) {
-          res.writeHead(404).end();
-          return;
-        }
-        const user = String(req.headers['x-user']);
-        const mcp = new McpServer({ name: 'inbox', version: '1.0.0' }, { capabilities: { resources: { subscribe: true } } });
-        const subscribed = new Set<string>();
-        mcp.server.setRequestHandler(SubscribeRequestSchema, async (r) => (subscribed.add(r.params.uri), {}));
-        mcp.server.setRequestHandler(UnsubscribeRequestSchema, async (r) => (subscribed.delete(r.params.uri), {}));
-        mcp.registerResource('inbox', 'mail://inbox', {}, async (uri) => ({ contents: [{ uri: uri.href, text: `inbox of ${user}` }] }));
-        mcp.registerTool('touch', {}, async (extra) => {
-          // Only to this session, and only when it subscribed.
-          if (subscribed.has('mail://inbox')) await extra.sendNotification({ method: 'notifications/resources/updated', params: { uri: 'mail://inbox' } });
-          return { content: [{ type: 'text', text: user }] };
-        });
-        const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-          sessionIdGenerator: () => randomUUID(),
-          onsessioninitialized: (id) => void sessions.set(id, created),
-        });
-        created.onclose = () => {
-          if (created.sessionId) sessions.delete(created.sessionId);
-        };
-        await mcp.connect(created);
-        transport = created;
-      }
-      await transport.handleRequest(req, res);
-    })().catch(() => {
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
+  const server = perSessionMcpServer((req) => {
+    const user = String(req.headers['x-user']);
+    const mcp = new McpServer({ name: 'inbox', version: '1.0.0' }, { capabilities: { resources: { subscribe: true } } });
+    const subscribed = new Set<string>();
+    mcp.server.setRequestHandler(SubscribeRequestSchema, async (r) => (subscribed.add(r.params.uri), {}));
+    mcp.server.setRequestHandler(UnsubscribeRequestSchema, async (r) => (subscribed.delete(r.params.uri), {}));
+    mcp.registerResource('inbox', 'mail://inbox', {}, async (uri) => ({ contents: [{ uri: uri.href, text: `inbox of ${user}` }] }));
+    mcp.registerTool('touch', {}, async (extra) => {
+      // Only to this session, and only when it subscribed.
+      if (subscribed.has('mail://inbox')) await extra.sendNotification({ method: 'notifications/resources/updated', params: { uri: 'mail://inbox' } });
+      return { content: [{ type: 'text', text: user }] };
     });
+    return mcp;
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: (server.address() as AddressInfo).port, server };

@@ -3,15 +3,14 @@
  * whose keys are deleted afterwards), and against a redis-server of its own on an ephemeral port for the
  * outage test (stopped and restarted under the same coordinator).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, connect as netConnect } from 'node:net';
 import { createClient } from 'redis';
 import { SwitchboardError } from '../../src/errors.js';
 import type { Coordinator, InvalidationEvent } from '../../src/coordination.js';
 import { createRedisCoordinator, type RedisCoordinatorOptions } from '../../src/redis/index.js';
 import type { PendingAuthorization, StoredOAuthTokens } from '../../src/oauth/store.js';
 import { deriveKeys, encrypt } from '../../src/redis/crypto.js';
+import { closeAndDeleteKeys, freePort, nextEvent, privateRedisPerTest, stopRedis, subscribed } from '../support/coordinator.js';
 
 const URL = 'redis://127.0.0.1:6379';
 type Raw = ReturnType<typeof createClient>;
@@ -41,42 +40,13 @@ beforeAll(async () => {
   await raw.connect();
 });
 
-afterEach(async () => {
-  await Promise.all(opened.splice(0).map((c) => c.close()));
-  for (const p of prefixes.splice(0)) {
-    const keys = await raw.keys(`${p}*`);
-    if (keys.length) await raw.del(keys);
-  }
-});
+afterEach(() => closeAndDeleteKeys(raw, opened, prefixes));
 
 afterAll(async () => {
   await raw.close();
 });
 
 const secret = (name: string) => `${name}-${randomBytes(12).toString('hex')}`;
-
-/** Resolves with the next invalidation on `c` matching `pred`. */
-function nextEvent(c: Coordinator, pred: (e: InvalidationEvent) => boolean): Promise<InvalidationEvent> {
-  return new Promise((resolve) => {
-    const off = c.subscribe((e) => {
-      if (!pred(e)) return;
-      off();
-      resolve(e);
-    });
-  });
-}
-
-/** Waits until `c` reads the stream (its reader starts asynchronously): publishes a no-op until it arrives. */
-async function subscribed(c: Coordinator, via: Coordinator = c): Promise<void> {
-  const name = `warmup-${randomBytes(4).toString('hex')}`;
-  const got = nextEvent(c, (e) => e.kind === 'removeServer' && e.serverName === name);
-  let done = false;
-  void got.then(() => (done = true));
-  while (!done) {
-    await via.publish({ kind: 'removeServer', serverName: name });
-    await Promise.race([got, new Promise((r) => setTimeout(r, 20))]);
-  }
-}
 
 /** Publishes a marker on `via` and resolves once `c` delivered it: everything added to the stream before has been read. */
 async function drained(c: Coordinator, via: Coordinator = c): Promise<void> {
@@ -381,15 +351,11 @@ describe('Redis coordinator invalidations: freshness, order, catch-up', () => {
 });
 
 describe('Redis coordinator invalidations: catch-up after a reader outage', () => {
-  let server: ChildProcess | undefined;
-  afterEach(async () => {
-    if (server) await stopRedis(server);
-    server = undefined;
-  });
+  const redis = privateRedisPerTest();
 
   it('a subscriber kept out of Redis longer than eventMaxAgeMs reads, once and in order, what was published meanwhile', async () => {
-    const port = await freePort();
-    server = await startRedis(port);
+    await redis.start();
+    const { port } = redis;
     const admin = createClient({ url: `redis://127.0.0.1:${port}` });
     admin.on('error', () => {});
     await admin.connect();
@@ -425,47 +391,12 @@ describe('Redis coordinator invalidations: catch-up after a reader outage', () =
   });
 });
 
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-async function startRedis(port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  for (let i = 0; i < 200; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = netConnect(port, '127.0.0.1', () => {
-        s.destroy();
-        resolve(true);
-      }).on('error', () => resolve(false));
-    });
-    if (up) return child;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  child.kill('SIGKILL');
-  throw new Error('redis-server did not start');
-}
-
-async function stopRedis(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGKILL');
-  await exited;
-}
-
 describe('Redis down', () => {
-  let server: ChildProcess | undefined;
-  afterEach(async () => {
-    if (server) await stopRedis(server);
-    server = undefined;
-  });
+  const redis = privateRedisPerTest();
 
   it('fails fast with a retryable typed error, and recovers on the same coordinator', async () => {
-    const port = await freePort();
-    server = await startRedis(port);
+    await redis.start();
+    const { port } = redis;
     const coord = createRedisCoordinator({ url: `redis://127.0.0.1:${port}`, encryptionKey: KEY, commandTimeoutMs: 500, maxReconnectDelayMs: 100 });
     opened.push(coord);
     const flow: PendingAuthorization = { key: { serverName: 's' }, serverUrl: 'https://x', codeVerifier: 'v', expiresAt: Date.now() + 60_000 };
@@ -478,7 +409,7 @@ describe('Redis down', () => {
       await new Promise((r) => setTimeout(r, 10));
     }
 
-    await stopRedis(server);
+    await stopRedis(redis.server);
     const started = Date.now();
     const failures = await Promise.all([
       Promise.resolve()
@@ -496,7 +427,7 @@ describe('Redis down', () => {
       expect((e as Error).message).toContain(`127.0.0.1:${port}`);
     }
 
-    server = await startRedis(port);
+    await redis.start();
     let ok = false;
     for (let i = 0; i < 100 && !ok; i++) {
       ok = await Promise.resolve()

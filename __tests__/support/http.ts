@@ -1,7 +1,7 @@
 /**
  * Loopback HTTP servers for tests.
  */
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 /** A server listening on 127.0.0.1 and how to reach and close it. */
@@ -26,4 +26,17 @@ export async function listenOnLoopback(server: Server): Promise<Listening> {
         server.close(() => r());
       }),
   };
+}
+
+/** The request's body parsed as JSON; `undefined` when it is empty or not JSON. */
+export async function readJson(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  const t = Buffer.concat(chunks).toString('utf8');
+  if (!t) return undefined;
+  try {
+    return JSON.parse(t) as unknown;
+  } catch {
+    return undefined;
+  }
 }

@@ -29,6 +29,7 @@ import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { ListToolsRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { readJson } from './http.js';
 
 /** How a streamable HTTP standby `GET` is answered. */
 export type StandbyMode = 'sdk' | 'end' | 'end-with-retry';
@@ -391,18 +392,6 @@ export function spyLogger() {
 function headerOf(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v;
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const t = Buffer.concat(chunks).toString('utf8');
-  if (!t) return undefined;
-  try {
-    return JSON.parse(t) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -11,6 +11,7 @@
  *   against the AS's JWKS, answers 401 with `WWW-Authenticate: Bearer resource_metadata=…`, serves RFC 9728
  *   metadata, has `whoami` and a scope-gated `admin_note` (403 `insufficient_scope` without `notes:admin`),
  *   and logs every request's `sub` and token id.
+ * - {@link startRelaxedOAuthPeers}: the two together, the AS relaxed, for tests of what happens around the flow.
  * - {@link approve}: the "browser": follows the authorization redirects by hand, carrying cookies, until the
  *   redirect to the client's redirect URI, and returns that callback URL without calling it.
  */
@@ -23,6 +24,7 @@ import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createRemoteJWKSet, exportJWK, generateKeyPair, jwtVerify, type JWTPayload } from 'jose';
 import { importOptional } from '../../src/testing/optional.js';
+import { readJson } from './http.js';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -511,6 +513,24 @@ export async function startProtectedMcpServer(opts: { issuer: () => string }): P
   };
 }
 
+/**
+ * A {@link startProtectedMcpServer} and its {@link startAuthServer} (access tokens for 300 s), the AS relaxed (no
+ * `offline_access` or registered scope required) so that a test exercises its own part of the flow. `redirect` is
+ * a callback URL on the MCP server's origin, never requested (the browser stops at the redirect to it).
+ */
+export async function startRelaxedOAuthPeers(): Promise<{ as: AuthServer; mcp: ProtectedMcpServer; redirect: string }> {
+  let issuer = '';
+  const mcp = await startProtectedMcpServer({ issuer: () => issuer });
+  const as = await startAuthServer({ resource: mcp.url, accessTokenTtlSec: 300 }).catch(async (err: unknown) => {
+    await mcp.close();
+    throw err;
+  });
+  issuer = as.issuer;
+  as.strict.offlineAccess = false;
+  as.strict.registeredScope = false;
+  return { as, mcp, redirect: `${new URL(mcp.url).origin}/callback` };
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // plumbing
 
@@ -538,16 +558,4 @@ async function closeServer(http: HttpServer, sockets: Set<Socket>): Promise<void
   http.closeAllConnections();
   for (const s of sockets) s.destroy();
   await closed;
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  const t = Buffer.concat(chunks).toString('utf8');
-  if (!t) return undefined;
-  try {
-    return JSON.parse(t);
-  } catch {
-    return undefined;
-  }
 }

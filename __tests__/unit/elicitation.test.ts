@@ -13,8 +13,7 @@
  */
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode, McpError, type ClientCapabilities, type ElicitRequest, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
+import { ErrorCode, type ElicitRequest, type ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import { MCPManager, type MCPManagerOptions } from '../../src/MCPManager.js';
 import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
 import { MCPConnection, type ElicitationRequest, type ServerRequestContext } from '../../src/MCPConnection.js';
@@ -24,30 +23,13 @@ import type { MCPManagerEvents } from '../../src/events.js';
 import type { UserContext } from '../../src/types.js';
 import { createInMemoryServerFactory } from '../../src/testing/inMemory.js';
 import { spyLogger } from '../support/misbehaving.js';
-import { firstText } from '../support/mcp.js';
-
-/** What the server's `ask` tool answers: the client's capabilities and the elicitation's result, or its error. */
-interface Answer {
-  capabilities: ClientCapabilities | undefined;
-  result?: ElicitResult;
-  error?: { code: number | undefined; message: string };
-}
+import { ask, registerAskTool, withDefaults } from '../support/elicitation.js';
 
 /** One McpServer per connection (in memory); `ask` sends `elicitation/create` with the params it is given. */
 function inMemoryServers(logger?: MCPManagerOptions['logger']) {
   const createTransport = async () => {
     const mcp = new McpServer({ name: 'asker', version: '1.0.0' });
-    mcp.registerTool('ask', { inputSchema: { params: z.string() } }, async ({ params }, extra) => {
-      const request = JSON.parse(params) as ElicitRequest['params'];
-      const answer: Answer = { capabilities: mcp.server.getClientCapabilities() };
-      try {
-        answer.result = await mcp.server.elicitInput(request, { relatedRequestId: extra.requestId });
-        if (request.mode === 'url' && answer.result.action === 'accept') await mcp.server.createElicitationCompletionNotifier(request.elicitationId)();
-      } catch (err) {
-        answer.error = { code: err instanceof McpError ? err.code : undefined, message: (err as Error).message };
-      }
-      return { content: [{ type: 'text', text: JSON.stringify(answer) }] };
-    });
+    registerAskTool(mcp);
     const [client, server] = InMemoryTransport.createLinkedPair();
     await mcp.connect(server);
     return client;
@@ -76,27 +58,6 @@ function manager(extra: Partial<MCPManagerOptions> = {}): MCPManager {
   open.push(factory, m);
   return m;
 }
-
-async function ask(m: MCPManager, serverName: string, user: UserContext | undefined, params: ElicitRequest['params']): Promise<Answer> {
-  const result = await m.callTool({ ...(user ? { user } : {}), serverName, toolName: 'ask', arguments: { params: JSON.stringify(params) } });
-  return JSON.parse(firstText(result)!) as Answer;
-}
-
-/** Every SEP-1034 default kind, all fields optional. */
-const withDefaults: ElicitRequest['params'] = {
-  message: 'Profile',
-  requestedSchema: {
-    type: 'object',
-    properties: {
-      name: { type: 'string', default: 'John Doe' },
-      age: { type: 'integer', default: 30 },
-      score: { type: 'number', default: 95.5 },
-      status: { type: 'string', enum: ['active', 'inactive', 'pending'], default: 'active' },
-      verified: { type: 'boolean', default: true },
-    },
-    required: [],
-  },
-};
 
 const calls: { request: ElicitationRequest; ctx: ServerRequestContext }[] = [];
 afterEach(() => void calls.splice(0));
