@@ -7,8 +7,8 @@
 import { runCredentialDay } from '../support/credentialDay.js';
 import { report } from '../support/report.js';
 
-it('10 OBO users with rotating 3 s tokens and 4 users with rotating vars, 7 s: 0 failures, 0 stale or superseded credentials', async () => {
-  const r = await runCredentialDay({ oboUsers: 10, varUsers: 4, durationMs: 7_000 });
+it('10 OBO users with rotating 3 s tokens and 4 users with rotating vars, 5 s: 0 failures, 0 stale or superseded credentials', async () => {
+  const r = await runCredentialDay({ oboUsers: 10, varUsers: 4, durationMs: 5_000 });
   report('credential-day', JSON.stringify(r));
   expect(r.failures).toEqual([]);
   expect(r).toMatchObject({ failedCalls: 0, rejectedRequests: 0, supersededRequests: 0, mismatches: 0 });
