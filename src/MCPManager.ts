@@ -24,7 +24,7 @@ import { configFingerprint } from './config/fingerprint.js';
 import { AuthorizationError, ConfigError, isCredentialFailure, OboError, SwitchboardError, type ConfigIssue } from './errors.js';
 import { OAuthAuthorizer, type OAuthOptions } from './oauth/authorizer.js';
 import type { ServerOAuthSettings } from './oauth/provider.js';
-import { resolvePlaceholderString } from './config/placeholders.js';
+import { resolveCredentialField } from './config/placeholders.js';
 import { publishDiagnostics, type MCPManagerEventName, type MCPManagerEvents, type PoolScope } from './events.js';
 import type { Coordinator, InvalidationEvent } from './coordination.js';
 import type {
@@ -940,7 +940,7 @@ export class MCPManager {
     const authorizer = this.#authorizer();
     const configOf = (name: string) => {
       const c = this.#servers.get(name);
-      return c && (c.type === 'sse' || c.type === 'streamable-http') && c.oauth ? c : undefined;
+      return c && oauthOf(c) && 'url' in c ? c : undefined;
     };
     return authorizer.complete(
       callback,
@@ -1450,7 +1450,7 @@ export class MCPManager {
     const issues: ConfigIssue[] = [];
     for (const [name, config] of Object.entries(servers)) {
       if (hasObo(config) && !this.#resolver) issues.push({ path: `${name}.obo`, message: 'On-Behalf-Of needs the oboTokenResolver option' });
-      if ((config.type === 'sse' || config.type === 'streamable-http') && config.oauth && config.oauth.grant !== 'client_credentials' && !this.#userAuth && !this.#oauthOptions) {
+      if (oauthOf(config) && !isClientCredentials(config) && !this.#userAuth && !this.#oauthOptions) {
         issues.push({ path: `${name}.oauth`, message: OAUTH_WIRING_MESSAGE });
       }
     }
@@ -1535,15 +1535,19 @@ function isPromiseLike<T>(value: T | PromiseLike<T>): value is PromiseLike<T> {
 
 const OAUTH_WIRING_MESSAGE = 'OAuth needs the oauth option (the package runs the flow) or the userAuthHeaders option (the host does)';
 
+/** A server's `oauth` block (only HTTP transports have one). */
+function oauthOf(config: ServerConfig): Extract<ServerConfig, { type: 'streamable-http' }>['oauth'] {
+  return config.type === 'sse' || config.type === 'streamable-http' ? config.oauth : undefined;
+}
+
 function isClientCredentials(config: ServerConfig): boolean {
-  return (config.type === 'sse' || config.type === 'streamable-http') && config.oauth?.grant === 'client_credentials';
+  return oauthOf(config)?.grant === 'client_credentials';
 }
 
 /** A server's `oauth` block with its secrets' `${ENV}` placeholders filled (operator configs only; user configs cannot hold them). */
 function oauthSettings(serverName: string, config: ServerConfig): ServerOAuthSettings {
-  const o = (config.type === 'sse' || config.type === 'streamable-http' ? config.oauth : undefined) ?? {};
-  const ctx = { env: process.env, ...(config.source ? { source: config.source } : {}) };
-  const fill = (v: string | undefined, field: string) => (v === undefined ? undefined : resolvePlaceholderString(v, ctx, 'plain', `${serverName}.oauth.${field}`));
+  const o = oauthOf(config) ?? {};
+  const fill = (v: string | undefined, field: string) => (v === undefined ? undefined : resolveCredentialField(v, config.source, `${serverName}.oauth.${field}`));
   const clientId = fill(o.clientId, 'clientId');
   const clientSecret = fill(o.clientSecret, 'clientSecret');
   const privateKey = fill(o.privateKey, 'privateKey');

@@ -4,7 +4,7 @@
  * had the request is not sent, and the caller gets an {@link OboError}.
  * @module
  */
-import { resolvePlaceholderString } from '../config/placeholders.js';
+import { resolveCredentialField } from '../config/placeholders.js';
 import { OboError, SwitchboardError } from '../errors.js';
 import type { OboExchangeEvent } from '../events.js';
 import type { AuthHeaderProvider } from '../transport/types.js';
@@ -186,13 +186,12 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
 function crossAppAccessParams(opts: OboAuthHeaderProviderOptions): Partial<Pick<OboRequest, 'serverUrl' | 'authorizationServerClient'>> {
   const { obo, serverName } = opts;
   if (obo.grant !== 'cross-app-access') return {};
-  const ctx = { env: process.env, ...(opts.source ? { source: opts.source } : {}) };
   const fill = (field: 'clientId' | 'clientSecret') => {
     const v = obo[field];
     if (typeof v !== 'string' || v === '') {
       throw new OboError('invalid_request', `"${serverName}" uses cross-app access but its obo.${field} is missing`, { serverName });
     }
-    return resolvePlaceholderString(v, ctx, 'plain', `${serverName}.obo.${field}`);
+    return resolveCredentialField(v, opts.source, `${serverName}.obo.${field}`);
   };
   return {
     ...(opts.serverUrl === undefined ? {} : { serverUrl: opts.serverUrl }),

@@ -178,6 +178,20 @@ export function resolvePlaceholders(
 }
 
 /**
+ * A credential field of a server config (a client id, secret or private key) with its `${ENV}` placeholders
+ * filled from `process.env`, read at use (never at import). A `source: 'user'` config may not read the
+ * environment: a `ConfigError` then, as for any unresolved placeholder.
+ *
+ * @example
+ * ```ts
+ * resolveCredentialField('${NOTES_CLIENT_SECRET}', 'config', 'notes.oauth.clientSecret');
+ * ```
+ */
+export function resolveCredentialField(value: string, source: 'config' | 'user' | undefined, path: string): string {
+  return resolvePlaceholderString(value, { env: process.env, ...(source ? { source } : {}) }, 'plain', path);
+}
+
+/**
  * Resolves one string and throws a {@link ConfigError} naming every unresolved placeholder.
  *
  * @example

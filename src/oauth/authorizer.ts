@@ -22,7 +22,7 @@ import type { Coordinator, CoordinatorLock } from '../coordination.js';
 import { AuthorizationError, AuthorizationRequiredError, SwitchboardError } from '../errors.js';
 import type { AuthChallenge, FetchLike } from '../transport/types.js';
 import type { UserContext } from '../types.js';
-import { sameIssuer, scopeString, StoreBackedProvider, type ServerOAuthSettings } from './provider.js';
+import { checkDiscoveredIssuer, sameIssuer, scopeString, StoreBackedProvider, type ServerOAuthSettings } from './provider.js';
 import { MemoryOAuthFlowStore, MemoryOAuthStore, tokenKeyString, type OAuthFlowStore, type OAuthStore, type OAuthTokenKey, type StoredOAuthTokens } from './store.js';
 
 /**
@@ -299,7 +299,7 @@ export class OAuthAuthorizer {
 
   /**
    * Tokens refreshed while the store could not take them: saved now if it can (then the store is the source
-   * again), used from memory otherwise (their rotated refresh token is the only one that works).
+   * again), else the call fails, retryably (see `#keepUnsaved`).
    */
   async #unsavedFor(key: OAuthTokenKey): Promise<StoredOAuthTokens | undefined> {
     if (this.#unsaved.size === 0) return undefined;
@@ -438,10 +438,10 @@ export class OAuthAuthorizer {
     return this.#authorize(req, key, scope, false);
   }
 
-  /** Refresh with the stored refresh token; `undefined` when the grant is gone (the user must consent again). */
   /**
-   * Refresh, once per key across the fleet when a coordinator lends its lock: under the lock the stored tokens
-   * are read again (another replica may have refreshed, or rotated the refresh token) before anything is sent.
+   * Refresh with the stored refresh token; `undefined` when the grant is gone (the user must consent again). Once
+   * per key across the fleet when a coordinator lends its lock: under the lock the stored tokens are read again
+   * (another replica may have refreshed, or rotated the refresh token) before anything is sent.
    */
   async #refresh(req: OAuthHeaderRequest, key: OAuthTokenKey, tokens: StoredOAuthTokens): Promise<StoredOAuthTokens | undefined> {
     const acquire = this.#deps.acquire;
@@ -453,8 +453,8 @@ export class OAuthAuthorizer {
     } catch (err) {
       throw failure(req.serverName, err, 'the token refresh could not be coordinated');
     }
-    const current = this.#forServer(await this.#read(key), req.serverUrl);
     try {
+      const current = this.#forServer(await this.#read(key), req.serverUrl);
       // Refreshed meanwhile by another replica (or by the previous holder): use it.
       if (current && current.access_token !== tokens.access_token && this.#fresh(current)) return current;
       if (!lock) {
@@ -569,15 +569,13 @@ export class OAuthAuthorizer {
     if (dropTokens) await this.#dropTokens(key, req.serverUrl); // refused: never sent again
     const state = this.#discovery.get(req.serverUrl);
     const metadata = state?.authorizationServerMetadata;
-    const createdAt = this.#now();
-    const expiresAt = createdAt + this.#flowTtlMs;
+    const expiresAt = this.#now() + this.#flowTtlMs;
     const resource = url.searchParams.get('resource');
     const client = provider.usedClient;
     await this.#flows.put(provider.flowState, {
       key,
       serverUrl: req.serverUrl,
       codeVerifier: verifier,
-      createdAt,
       authorizationServerUrl: state?.authorizationServerUrl ?? info.authorizationServerUrl,
       ...(metadata ? { authorizationServerMetadata: metadata } : {}),
       ...(resource ? { resource } : {}),
@@ -629,7 +627,8 @@ export class OAuthAuthorizer {
       authorizationServerUrl: String(info.authorizationServerUrl),
       ...(resourceMetadataUrl ? { resourceMetadataUrl: resourceMetadataUrl.href } : {}),
     };
-    this.#provider(keyOf(req.serverName, req.user), req.serverUrl, req.settings).saveDiscoveryState(state);
+    checkDiscoveredIssuer(state, req.serverUrl, req.serverName);
+    this.#discovery.set(req.serverUrl, state);
     return state;
   }
 

@@ -247,16 +247,7 @@ export class StoreBackedProvider implements OAuthClientProvider {
    * may carry a path), the issuer must at least be on the MCP server's origin.
    */
   saveDiscoveryState(state: OAuthDiscoveryState): void {
-    const issuer = state.authorizationServerMetadata?.issuer;
-    const legacy = state.resourceMetadata === undefined;
-    const mismatch = issuer !== undefined && (legacy ? originOf(issuer) !== originOf(this.#ctx.serverUrl) : !sameIssuer(issuer, state.authorizationServerUrl));
-    if (mismatch) {
-      throw new AuthorizationError(
-        'authorization_issuer_mismatch',
-        `"${this.#ctx.key.serverName}": the authorization server metadata fetched for ${originOf(state.authorizationServerUrl)} names another issuer`,
-        { serverName: this.#ctx.key.serverName },
-      );
-    }
+    checkDiscoveredIssuer(state, this.#ctx.serverUrl, this.#ctx.key.serverName);
     this.#ctx.discovery.set(state);
   }
 
@@ -267,6 +258,28 @@ export class StoreBackedProvider implements OAuthClientProvider {
   #issuer(): string | undefined {
     return this.#ctx.discovery.get()?.authorizationServerUrl;
   }
+}
+
+/**
+ * Throws `authorization_issuer_mismatch` unless the discovered authorization server metadata names the issuer it
+ * was fetched for (RFC 8414 §3.3), or, without protected-resource metadata (the 2025-03-26 fallback, where the
+ * issuer may carry a path), an issuer on the MCP server's origin.
+ *
+ * @example
+ * ```ts
+ * checkDiscoveredIssuer(state, 'https://mcp.example.com/mcp', 'notes'); // throws on a mix-up
+ * ```
+ */
+export function checkDiscoveredIssuer(state: OAuthDiscoveryState, serverUrl: string, serverName: string): void {
+  const issuer = state.authorizationServerMetadata?.issuer;
+  if (issuer === undefined) return;
+  const legacy = state.resourceMetadata === undefined;
+  if (legacy ? originOf(issuer) === originOf(serverUrl) : sameIssuer(issuer, state.authorizationServerUrl)) return;
+  throw new AuthorizationError(
+    'authorization_issuer_mismatch',
+    `"${serverName}": the authorization server metadata fetched for ${originOf(state.authorizationServerUrl)} names another issuer`,
+    { serverName },
+  );
 }
 
 function parseKey(key: string): string | Record<string, unknown> {

@@ -113,8 +113,6 @@ export interface PendingAuthorization {
   scope?: string;
   /** When the flow expires, in ms since the epoch. */
   expiresAt: number;
-  /** When the flow started, in ms since the epoch (a revocation after it refuses the callback). */
-  createdAt?: number;
   /** The authorization server the flow started at: the code goes there and nowhere else. */
   authorizationServerUrl?: string;
   /** Its metadata as discovered then (endpoints, auth methods). */
