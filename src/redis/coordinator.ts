@@ -95,11 +95,13 @@ const NONCE_CAP = 20_000;
 const VERSION_CAP = 10_000;
 
 /**
- * The next fleet-wide config version of a server: above the last one, and at least Redis's clock in ms, so that
- * versions keep increasing even after the counter is lost (an expired key, a Redis restarted without data).
+ * The next fleet-wide config version of a server: above the last one, and at least Redis's clock in µs, so that
+ * versions keep increasing even after the counter is lost (an expired key, a Redis restarted without data). In
+ * milliseconds two publishes within one ms across a lost counter got the same version and the later was refused;
+ * Redis runs scripts one at a time, each longer than a µs. µs since 1970 (~1.8e15) stay below 2^53.
  */
 const NEXT_VERSION = `local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local v = redis.call('INCR', KEYS[1])
 if v < now then
   v = now
@@ -735,7 +737,7 @@ async function shut(link: Link, force = false): Promise<void> {
  * - Every event carries, encrypted, its publication time and a random nonce: an event older than `eventMaxAgeMs`
  *   (counted from when the subscriber last read the stream, so a catch-up after an outage still applies) or one
  *   whose nonce was already seen is refused. `upsertServer` and `removeServer` also carry a fleet-wide version
- *   per server (a Redis counter, never below Redis's clock in ms); a coordinator delivers one only when its
+ *   per server (a Redis counter, never below Redis's clock in µs); a coordinator delivers one only when its
  *   version is above the last it delivered for that server, so a replayed or late config change never rolls a
  *   server back, and all replicas settle on the same latest change.
  * - `publish` rejects (retryable) while Redis is unreachable; an event published while a subscriber's own
