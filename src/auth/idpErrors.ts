@@ -5,10 +5,10 @@
  * @module
  */
 import * as oidc from 'openid-client';
-import { fetch as undiciFetch, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { isErrorCode, redactSecrets } from '../redact.js';
 import { SwitchboardError, type OboErrorCause, type OboErrorHint } from '../errors.js';
-import { fetchWithBodyCap, isResponseTooLarge, MAX_IDP_RESPONSE_BYTES } from './responseCap.js';
+import { cappedRequestFetch, isResponseTooLarge, MAX_IDP_RESPONSE_BYTES } from './responseCap.js';
 
 /**
  * What kind of failure an IdP request ended in.
@@ -101,10 +101,7 @@ export async function idpRequest<T>(fn: (fetch: oidc.CustomFetch) => Promise<T>,
   let timedOut = false;
   let network: string | undefined;
   let tooLarge = false;
-  const send = fetchWithBodyCap(
-    (url: string, init: RequestInit) => undiciFetch(url, { ...init, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) } as never) as unknown as Promise<Response>,
-    opts.maxResponseBytes ?? MAX_IDP_RESPONSE_BYTES,
-  );
+  const send = cappedRequestFetch({ maxBytes: opts.maxResponseBytes ?? MAX_IDP_RESPONSE_BYTES, ...(opts.dispatcher ? { dispatcher: opts.dispatcher } : {}) });
   const timer = setTimeout(() => {
     timedOut = true;
     controller.abort();
