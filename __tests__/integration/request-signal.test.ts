@@ -34,7 +34,7 @@ afterAll(async () => {
 });
 
 describe('request path: the transport signal', () => {
-  it('keeps no listener per request on a long-lived signal: 500 requests leave none behind', async () => {
+  it('keeps one listener, not one per request, on a long-lived signal: 500 requests leave ours only, and aborting removes it', async () => {
     const fetch = createAuthFetch({ dispatcher: agent });
     const transport = new AbortController();
     let most = 0;
@@ -49,6 +49,9 @@ describe('request path: the transport signal', () => {
       );
     }
     expect(most).toBe(1);
+    // Ours stays for the transport's life (the transport's close aborts its signal, and with it this listener).
+    expect(getEventListeners(transport.signal, 'abort')).toHaveLength(1);
+    transport.abort();
     expect(getEventListeners(transport.signal, 'abort')).toHaveLength(0);
   });
 

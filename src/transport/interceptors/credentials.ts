@@ -47,21 +47,20 @@ export function credentials(opts: CredentialsOptions): RequestInterceptor {
   const { requestHeaders, authHeaders } = opts;
   return (next) => async (req) => {
     if (req.crossOrigin) return next(req);
-    const headers = { ...staticHeaders, ...req.headers };
-    if (authHeaders) delete headers.authorization;
+    // Copied key by key (no spread, no `delete`, which would leave a slow dictionary-mode object for undici to read).
+    const dropAuthorization = authHeaders !== undefined;
+    const headers: Record<string, string> = {};
+    for (const k in staticHeaders) if (!(dropAuthorization && k === 'authorization')) headers[k] = staticHeaders[k]!;
+    for (const k in req.headers) if (!(dropAuthorization && k === 'authorization')) headers[k] = req.headers[k]!;
     if (requestHeaders || authHeaders) {
-      const ask: AuthHeaderRequest = {
-        url: new URL(req.url.href),
-        method: req.method,
-        forceRefresh: req.forceRefresh,
-        ...(req.signal ? { signal: req.signal } : {}),
-        ...(req.requestId === undefined ? {} : { requestId: req.requestId }),
-        ...(req.challenge ? { challenge: req.challenge } : {}),
-        ...(req.refusedAuthorization ? { refusedAuthorization: req.refusedAuthorization } : {}),
-      };
+      const ask: AuthHeaderRequest = { url: new URL(req.url.href), method: req.method, forceRefresh: req.forceRefresh };
+      if (req.signal) ask.signal = req.signal;
+      if (req.requestId !== undefined) ask.requestId = req.requestId;
+      if (req.challenge) ask.challenge = req.challenge;
+      if (req.refusedAuthorization) ask.refusedAuthorization = req.refusedAuthorization;
       // No try/catch: a provider's error reaches the caller as the same object.
-      if (requestHeaders) Object.assign(headers, lowerKeys(await requestHeaders(ask)));
-      if (authHeaders) Object.assign(headers, lowerKeys((await authHeaders(ask)) ?? {}));
+      if (requestHeaders) assignLowerCased(headers, await requestHeaders(ask));
+      if (authHeaders) assignLowerCased(headers, await authHeaders(ask));
     }
     const res = await next({ ...req, headers });
     // Remembered for the 401/403 stage: a provider told which credential was refused can tell it from a newer one.
@@ -85,7 +84,16 @@ export function authorizationSentWith(res: Response): string | undefined {
 }
 
 function lowerKeys(headers: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k.toLowerCase()] = v;
-  return out;
+  return assignLowerCased({}, headers);
+}
+
+/** Copies `from` (may be undefined) into `to` with lower-cased names, skipping undefined values. */
+function assignLowerCased(to: Record<string, string>, from: Record<string, string> | undefined | void): Record<string, string> {
+  if (!from) return to;
+  // Own keys only, as Object.entries read them (for…in would also walk a prototype's enumerable members).
+  for (const k of Object.keys(from)) {
+    const v = from[k];
+    if (v !== undefined) to[k.toLowerCase()] = v;
+  }
+  return to;
 }

@@ -2,14 +2,39 @@
  * The request-signal stage: each request gets its own abort signal, following the SDK transport's long-lived one
  * until the response has ended. undici's fetch adds an `abort` listener to the signal it is given and removes it
  * only when the `Request` is garbage collected, so handing it the transport's signal piles up one listener per
- * request on it (Node warned at 1,501 in a busy demo). The per-request signal follows the transport's through
- * one shared listener ({@link followSignal}) that is released when the response completes or fails, so a
- * transport's close still aborts every request and stream in flight.
+ * request on it (Node warned at 1,501 in a busy demo). The transport's signal carries one listener of ours for
+ * its whole life, which aborts the requests in flight on it; a request leaves that set when its response
+ * completes or fails, so a transport's close still aborts every request and stream in flight.
  * @module
  */
 import type { Dispatcher } from 'undici';
-import { SignalLink } from '../../connection/signalLink.js';
 import type { RequestInterceptor } from '../requestPath.js';
+
+/**
+ * The requests in flight on each transport signal. The transport's signal lives as long as its transport, so its
+ * one listener stays until it aborts (or both are collected): adding and removing a listener per request, as
+ * `followSignal` does for callers' signals, cost more than the request's own abort controller.
+ */
+const inFlight = new WeakMap<AbortSignal, Set<AbortController>>();
+
+function inFlightOn(parent: AbortSignal): Set<AbortController> {
+  let set = inFlight.get(parent);
+  if (!set) {
+    const requests = new Set<AbortController>();
+    set = requests;
+    inFlight.set(parent, requests);
+    parent.addEventListener(
+      'abort',
+      () => {
+        inFlight.delete(parent);
+        for (const c of requests) c.abort(parent.reason);
+        requests.clear();
+      },
+      { once: true },
+    );
+  }
+  return set;
+}
 
 /**
  * The request-signal stage (see the module comment). Requests without a signal pass as they are.
@@ -21,17 +46,21 @@ import type { RequestInterceptor } from '../requestPath.js';
  */
 export function requestSignal(): RequestInterceptor {
   return (next) => async (req) => {
-    if (!req.signal) return next(req);
-    const link = new SignalLink(req.signal);
+    const parent = req.signal;
+    if (!parent) return next(req);
+    const controller = new AbortController();
+    if (parent.aborted) controller.abort(parent.reason);
+    const requests = parent.aborted ? undefined : inFlightOn(parent).add(controller);
+    const release = (): void => void requests?.delete(controller);
     const inner = req.dispatcher;
     // undici's fetch only calls `dispatch` on its dispatcher: a plain object per request is enough.
     const dispatcher = {
-      dispatch: (o: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => inner.dispatch(o, releasing(handler, link) as never),
+      dispatch: (o: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => inner.dispatch(o, releasing(handler, release) as never),
     } as unknown as Dispatcher;
     try {
-      return await next({ ...req, signal: link.signal, dispatcher });
+      return await next({ ...req, signal: controller.signal, dispatcher });
     } catch (err) {
-      link.dispose();
+      release();
       throw err;
     }
   };
@@ -40,11 +69,11 @@ export function requestSignal(): RequestInterceptor {
 /** The legacy handler undici 7's fetch passes, forwarded as is, with the link released when it settles. */
 type LegacyHandler = Record<string, ((...args: unknown[]) => unknown) | undefined>;
 
-function releasing(handler: unknown, link: SignalLink): LegacyHandler {
+function releasing(handler: unknown, release: () => void): LegacyHandler {
   // Dropped once the response is over: undici keeps finished requests (and their handlers) queued for a while.
   let h: LegacyHandler | undefined = handler as LegacyHandler;
   const settle = (): LegacyHandler | undefined => {
-    link.dispose();
+    release();
     const last = h;
     h = undefined;
     return last;
