@@ -31,13 +31,19 @@ import { row, runIfMain } from './lib/harness.js';
 import { startServerProcess } from './lib/serverProcess.js';
 
 const USERS = 100;
-/** Calls per user in each phase (one cold, then WARM_PHASES warm ones). */
+/** Calls per user in each phase (one cold, SETTLE uncounted warm ones, then WARM_PHASES measured ones). */
 const CALLS = 4;
 /** Warm phases: 5, not 3, since on a busy 2-core machine one phase of 400 calls moves by ±30 %. */
-const WARM_PHASES = 5;
+const WARM_PHASES = 6;
+/**
+ * Warm phases run by every variant before the measured ones and not counted: client CPU per call still fell by
+ * 30–40 % from the first to the fifth warm phase (the JIT is still at work after 400 calls), more so for the
+ * variant with more code, so early phases measured warm-up more than the steady state.
+ */
+const SETTLE = 2;
 /** The user's bearer changes every this many calls. */
 const ROTATE_EVERY = 4;
-const TOKENS_PER_USER = ((1 + WARM_PHASES) * CALLS) / ROTATE_EVERY;
+const TOKENS_PER_USER = ((1 + SETTLE + WARM_PHASES) * CALLS) / ROTATE_EVERY;
 
 const JWT_BEARER = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
 
@@ -68,6 +74,7 @@ async function phase(variant, phaseIndex, users) {
   let mismatches = 0;
   let sample;
   const t0 = nowNs();
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: users }, async (_, u) => {
       for (let c = 0; c < CALLS; c++) {
@@ -84,7 +91,8 @@ async function phase(variant, phaseIndex, users) {
     }),
   );
   const seconds = (nowNs() - t0) / 1e9;
-  return { callsPerSec: (users * CALLS) / seconds, seconds, errors, mismatches, sample };
+  const cpu = process.cpuUsage(cpu0);
+  return { callsPerSec: (users * CALLS) / seconds, cpuMicrosPerCall: (cpu.user + cpu.system) / (users * CALLS), seconds, errors, mismatches, sample };
 }
 
 /** The three ways of making the calls. Each returns { setToken, call, close }. */
@@ -191,6 +199,15 @@ function createRawExchanger({ issuer, client, downstreamAudience }) {
 }
 
 const NAMES = ['ours', 'langchain', 'rawSdk'];
+/** The orders of the measured rounds: all 6 permutations of the 3 variants. */
+const ORDERS = [
+  [0, 1, 2],
+  [1, 2, 0],
+  [2, 0, 1],
+  [0, 2, 1],
+  [2, 1, 0],
+  [1, 0, 2],
+];
 
 /**
  * Sets one variant up on its own server child: a warm-up with a few users (so code compiled on first use is not
@@ -218,6 +235,7 @@ async function summarize(v, log) {
     sample: warms.find((p) => p.sample)?.sample,
   };
   const result = {
+    phases: warms,
     cold,
     warm,
     heapBytes: v.heapBytes,
@@ -232,11 +250,14 @@ async function summarize(v, log) {
     mismatches: cold.mismatches + warm.mismatches,
   };
   log(
-    `${v.name.padEnd(9)} warm ${fmt(warm.callsPerSec)} calls/s (median of ${WARM_PHASES} phases), cold ${fmt(cold.callsPerSec)} calls/s; ` +
+    `${v.name.padEnd(9)} warm ${fmt(warm.callsPerSec)} calls/s (median of ${WARM_PHASES} phases after ${SETTLE} uncounted), cold ${fmt(cold.callsPerSec)} calls/s; ` +
       `${result.sessions} sessions opened (${result.liveSessions} open at the end), ${result.idpExchanges} IdP exchanges, ` +
       `${result.rejected401} 401s, ${result.posts} POSTs, ${result.gets} GETs, heap +${fmt(v.heapBytes / 2 ** 20)} MB after the cold phase; errors ${result.errors}, wrong subject ${result.mismatches}`,
   );
-  log(`  warm phases: ${warms.map((p) => fmt(p.callsPerSec)).join(', ')} calls/s`);
+  log(
+    `  measured phases: ${warms.map((p) => fmt(p.callsPerSec)).join(', ')} calls/s; client CPU per call ${warms.map((p) => fmt(p.cpuMicrosPerCall)).join(', ')} µs ` +
+      `(median ${fmt(median(warms.map((p) => p.cpuMicrosPerCall)))} µs)`,
+  );
   if (cold.sample || warm.sample) log(`  first error: ${cold.sample ?? warm.sample}`);
   return result;
 }
@@ -254,9 +275,13 @@ async function runAll(log) {
       v.sessionsAfterCold = (await v.srv.stats()).sessionsOpened - v.s0.sessionsOpened;
       set.push(v);
     }
+    for (let w = 1; w <= SETTLE; w++) for (const v of set) await phase(v.variant, w, USERS);
+    // Each of the 6 orders of the 3 variants once: every variant runs first, second and third equally often, and
+    // after each other variant equally often. (A rotation kept one fixed sequence, so one variant always ran right
+    // after the LangChain phase and another always after the raw SDK's, whatever each left behind.)
     for (let w = 1; w <= WARM_PHASES; w++) {
-      const order = set.map((_, i) => set[(i + w) % set.length]);
-      for (const v of order) v.warms.push(await phase(v.variant, w, USERS));
+      const order = ORDERS[(w - 1) % ORDERS.length].map((i) => set[i]);
+      for (const v of order) v.warms.push(await phase(v.variant, SETTLE + w, USERS));
     }
     const results = {};
     for (const v of set) results[v.name] = await summarize(v, log);
@@ -279,10 +304,13 @@ async function runAll(log) {
  */
 async function run(log) {
   log(
-    `${USERS} users × ${CALLS} calls cold + ${WARM_PHASES} × ${CALLS} calls warm, bearer rotated every ${ROTATE_EVERY} calls; ` +
+    `${USERS} users × ${CALLS} calls cold + ${SETTLE} uncounted + ${WARM_PHASES} measured × ${CALLS} calls warm, bearer rotated every ${ROTATE_EVERY} calls; ` +
       `langchain per-user mechanism: beforeToolCall returning { headers: { Authorization } } (forks a client per call)`,
   );
   const { ours, langchain, rawSdk } = await runAll(log);
+  // The same round's phases side by side (the machine's state moves between rounds more than within one).
+  const paired = ours.phases.map((p, i) => p.callsPerSec / rawSdk.phases[i].callsPerSec);
+  log(`  ours / raw SDK per measured round: ${paired.map((r) => r.toFixed(2)).join(', ')} (median ${median(paired).toFixed(3)})`);
   const incomplete = (r) => (r.errors || r.mismatches ? `; ${r.errors} errors, ${r.mismatches} wrong subjects` : '');
   return [
     row({
