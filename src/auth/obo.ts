@@ -128,17 +128,19 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
   const { serverName, obo, resolver, onExchange } = opts;
   const now = opts.now ?? Date.now;
   const crossApp = crossAppAccessParams(opts);
-  const report = (user: UserContext | undefined, started: number, ok: boolean, cacheHit?: boolean, reason?: string) =>
-    user &&
-    onExchange?.({
-      serverName,
-      userId: user.id,
-      ...(user.tenantId === undefined ? {} : { tenantId: user.tenantId }),
-      ...(cacheHit === undefined ? {} : { cacheHit }),
-      ok,
-      durationMs: now() - started,
-      ...(reason === undefined ? {} : { reason }),
-    });
+  const report = (user: UserContext | undefined, started: number, ok: boolean, cacheHit?: boolean, reason?: string): void => {
+    if (!user || !onExchange) return;
+    const e: OboExchangeEvent = { serverName, userId: user.id, ok, durationMs: now() - started };
+    if (user.tenantId !== undefined) e.tenantId = user.tenantId;
+    if (cacheHit !== undefined) e.cacheHit = cacheHit;
+    if (reason !== undefined) e.reason = reason;
+    onExchange(e);
+  };
+  const scopes = obo.scopes ?? [];
+  // The last token checked and its header value: a cached token is checked (and its header built) once, not on
+  // every request that carries it.
+  let checkedToken = '';
+  let checkedHeader = '';
 
   return async ({ forceRefresh, signal, user: caller }) => {
     const started = now();
@@ -148,16 +150,13 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
       if (!user) throw new OboError('missing_upstream_token', `No user for an On-Behalf-Of request to "${serverName}"`, { serverName });
       const assertion = await readUpstreamToken(user, serverName);
       signal?.throwIfAborted();
-      token = await resolver({
-        user,
-        assertion,
-        scopes: obo.scopes ?? [],
-        serverName,
-        ...crossApp,
-        ...(obo.audience === undefined ? {} : { audience: obo.audience }),
-        ...(forceRefresh ? { forceRefresh } : {}),
-        ...(signal ? { signal } : {}),
-      });
+      const req: OboRequest = { user, assertion, scopes, serverName };
+      if (crossApp.serverUrl !== undefined) req.serverUrl = crossApp.serverUrl;
+      if (crossApp.authorizationServerClient !== undefined) req.authorizationServerClient = crossApp.authorizationServerClient;
+      if (obo.audience !== undefined) req.audience = obo.audience;
+      if (forceRefresh) req.forceRefresh = forceRefresh;
+      if (signal) req.signal = signal;
+      token = await resolver(req);
     } catch (err) {
       const e = toOboError(err, serverName, signal);
       report(user, started, false, undefined, e.reason);
@@ -168,7 +167,7 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
       report(user, started, false, cacheHit, 'empty_exchange_response');
       throw new OboError('empty_exchange_response', `The token resolver returned no access token for "${serverName}"`, { serverName, retryable: true });
     }
-    if (!TOKEN_CHARS.test(token.accessToken)) {
+    if (token.accessToken !== checkedToken && !TOKEN_CHARS.test(token.accessToken)) {
       report(user, started, false, cacheHit, 'exchange_failed');
       throw new OboError('exchange_failed', `The token resolver returned a malformed access token for "${serverName}"`, { serverName });
     }
@@ -178,7 +177,11 @@ export function createOboAuthHeaderProvider(opts: OboAuthHeaderProviderOptions):
       throw new OboError('exchange_failed', `The token resolver returned an expired token for "${serverName}"`, { serverName, retryable: true });
     }
     report(user, started, true, cacheHit);
-    return { Authorization: `Bearer ${token.accessToken}` };
+    if (token.accessToken !== checkedToken) {
+      checkedToken = token.accessToken;
+      checkedHeader = `Bearer ${checkedToken}`;
+    }
+    return { Authorization: checkedHeader };
   };
 }
 

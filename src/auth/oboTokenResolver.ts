@@ -201,6 +201,8 @@ class OboResolver {
   #lastTokenEndpoint: string | undefined;
   readonly #cache: OboTokenCache;
   readonly #assertions: AssertionInfoCache;
+  /** The last cache key made from each assertion, and from what (see #keyOf). Weak: it goes with the assertion's entry. */
+  readonly #lastKeys = new WeakMap<AssertionInfo, { scopeText: string; tenant: string; audience: string; serverUrl: string; clientId: string; key: string }>();
   readonly #inflight = new Map<string, Flight>();
   #metadata: Promise<oidc.ServerMetadata> | undefined;
   /** cross-app-access: authorization server discovery per MCP server URL (a failure is forgotten). */
@@ -339,15 +341,7 @@ class OboResolver {
     if (req.signal?.aborted) return Promise.reject(aborted(serverName));
 
     const info = this.#assertions.get(req.assertion);
-    const sortedScopes = scopes.length <= 1 ? scopes : [...scopes].sort();
-    const key = `${this.#keyPrefix}${JSON.stringify([
-      info.tenantId ?? req.user?.tenantId ?? '',
-      info.subject,
-      sortedScopes,
-      req.audience ?? '',
-      this.#bindToAssertion ? info.digest : '',
-      ...(crossApp ? [req.serverUrl, asClient!.clientId] : []),
-    ])}`;
+    const key = this.#keyOf(info, req, scopes, crossApp);
 
     if (!req.forceRefresh) {
       const hit = this.#cache.get(key);
@@ -628,6 +622,34 @@ class OboResolver {
       if (staleAt > now) this.#cache.set(key, token, staleAt, seq);
     }
     return token;
+  }
+
+  /**
+   * The cache key of a request: the assertion's subject (and its digest when bound), tenant, scopes, audience and,
+   * for cross-app access, the server and client. The last key made from each assertion is remembered with what
+   * it was made from: a user's calls to one server ask for the same key on every request.
+   */
+  #keyOf(info: AssertionInfo, req: OboRequest, scopes: readonly string[], crossApp: boolean): string {
+    const tenant = info.tenantId ?? req.user?.tenantId ?? '';
+    const scopeText = scopes.length === 1 ? scopes[0]! : scopes.join(' ');
+    const audience = req.audience ?? '';
+    const serverUrl = crossApp ? req.serverUrl! : '';
+    const clientId = crossApp ? req.authorizationServerClient!.clientId : '';
+    const last = this.#lastKeys.get(info);
+    if (last && last.scopeText === scopeText && last.tenant === tenant && last.audience === audience && last.serverUrl === serverUrl && last.clientId === clientId) {
+      return last.key;
+    }
+    const sortedScopes = scopes.length <= 1 ? scopes : [...scopes].sort();
+    const key = `${this.#keyPrefix}${JSON.stringify([
+      tenant,
+      info.subject,
+      sortedScopes,
+      audience,
+      this.#bindToAssertion ? info.digest : '',
+      ...(crossApp ? [serverUrl, clientId] : []),
+    ])}`;
+    this.#lastKeys.set(info, { scopeText, tenant, audience, serverUrl, clientId, key });
+    return key;
   }
 
   #emit(req: OboRequest, cacheHit: boolean, coalesced: boolean, started: number): void {
