@@ -119,9 +119,18 @@ export interface MCPManagerOptions {
   maxConnectionsPerUser?: number;
   /** Most user connections in total; the least recently used idle one is evicted first. Default unlimited. */
   maxUserConnections?: number;
-  /** Makes the connections; inject one with a mocked `createTransport` in tests. Default: a new factory, closed with the manager. */
+  /**
+   * Makes the connections: a factory with settings of your own (`reconnect`, `limits`, `httpClient`, …), one with a
+   * mocked `createTransport` in tests, or an instance of an {@link MCPConnectionFactory} subclass (its `create`
+   * receives every connect, with the manager's credentials, caller record and handlers in the request: pass the
+   * request on). Default: a new factory, closed with the manager; one given here is the host's to close, after
+   * the manager.
+   */
   connectionFactory?: MCPConnectionFactory;
-  /** Circuit breaker settings, or `false` to disable it. */
+  /**
+   * Settings of the per-server circuit breaker for connects (checked when the manager is constructed), or `false`
+   * to turn it off. A subclass may make its own breaker from them: {@link MCPManager.createCircuitBreaker}.
+   */
   circuitBreaker?: CircuitBreakerOptions | false;
   /**
    * Answers the servers' `sampling/createMessage` requests (the server asks the host's model for a completion),
@@ -496,6 +505,55 @@ export interface MCPManagerStats {
 }
 
 /**
+ * What {@link MCPManager} needs of its circuit breaker for connects; what {@link MCPManager.createCircuitBreaker}
+ * returns. The manager asks it before every connect (not before calls on a connection already open), tells it how
+ * each connect ended, and resets a server on `upsertServer` / `removeServer`. The manager's own breaker (settings:
+ * {@link CircuitBreakerOptions}) is made by `super.createCircuitBreaker(options)`: an override may return it wrapped
+ * (delegating every member), or a breaker of its own (e.g. one whose state every replica shares).
+ *
+ * @example
+ * ```ts
+ * class PausableManager extends MCPManager {
+ *   readonly paused = new Set<string>();
+ *
+ *   protected override createCircuitBreaker(options: CircuitBreakerOptions): ConnectionCircuitBreaker {
+ *     const breaker = super.createCircuitBreaker(options);
+ *     return {
+ *       check: (serverName) => {
+ *         if (this.paused.has(serverName)) throw new SwitchboardError('circuit_open', `"${serverName}" is paused`, { serverName, retryable: true });
+ *         return breaker.check(serverName);
+ *       },
+ *       success: (serverName) => breaker.success(serverName),
+ *       failure: (serverName, principal, error, trial) => breaker.failure(serverName, principal, error, trial),
+ *       reset: (serverName) => breaker.reset(serverName),
+ *     };
+ *   }
+ * }
+ * ```
+ */
+export interface ConnectionCircuitBreaker {
+  /**
+   * Called before each connect to `serverName`. Throw to refuse it: the caller gets that error and nothing is sent
+   * (the manager's own breaker throws a retryable `SwitchboardError('circuit_open')`). Return `true` when this
+   * connect is the one trial let through after an open period, else `false`; the manager hands the value back to
+   * {@link ConnectionCircuitBreaker.failure} as `trial`.
+   */
+  check(serverName: string): boolean;
+  /** A connect to `serverName` succeeded. */
+  success(serverName: string): void;
+  /**
+   * A connect to `serverName` failed with `error`. `principal` says for whom, as an opaque key: one per user
+   * (tenant and id) on a user connection, one shared key for the app's connections, so that distinct principals
+   * tell a server failing for everyone from one user's trouble. Every connect error arrives here, also those that
+   * say nothing about the server (an `OboError`, a 401/403 for that user, a bad per-user config); the manager's own
+   * breaker counts only server-level failures (unreachable, timing out, failing `initialize`).
+   */
+  failure(serverName: string, principal: string, error: unknown, trial: boolean): void;
+  /** Forgets what is known of `serverName`: its config changed, or it was removed. */
+  reset(serverName: string): void;
+}
+
+/**
  * Calls tools on many MCP servers for many users. One pool of connections per user, shared connections for
  * servers that need no identity, idle eviction, joined concurrent connects, stale connections replaced after a
  * config change, and a fresh OBO bearer on every HTTP request of an OBO server, failing closed.
@@ -507,7 +565,8 @@ export interface MCPManagerStats {
  * Many managers may live in one process; nothing is global. Host apps may subclass it and override the
  * protected extension points: {@link resolveServerConfig} (may be async), {@link isUserScoped},
  * {@link wrapOperation} (every operation), {@link wrapToolCall} (tool calls), {@link createUserPool} and
- * {@link createAppPool} (their own pool subclasses). See docs/extending.md.
+ * {@link createAppPool} (their own pool subclasses), {@link createCircuitBreaker} (their own breaker); the
+ * connection factory is injected (`connectionFactory`). See docs/extending.md.
  *
  * @example
  * ```ts
@@ -545,12 +604,17 @@ export class MCPManager {
   #unsubscribe: (() => void) | undefined;
   readonly #factory: MCPConnectionFactory;
   readonly #ownsFactory: boolean;
-  /** Made on first use by {@link createUserPool} / {@link createAppPool} (so subclass fields exist by then). */
+  /**
+   * Made on first use by {@link createUserPool} / {@link createAppPool} / {@link createCircuitBreaker} (so subclass
+   * fields exist by then).
+   */
   #userPool: UserConnectionManager | undefined;
   #appPool: SharedConnectionPool | undefined;
+  #breaker: ConnectionCircuitBreaker | undefined;
   readonly #userPoolOptions: UserConnectionManagerOptions;
   readonly #appPoolOptions: AppConnectionPoolOptions;
-  readonly #breaker: CircuitBreaker | undefined;
+  /** The `circuitBreaker` option: `false` turns the breaker off (then none is made). */
+  readonly #breakerOptions: CircuitBreakerOptions | false;
   readonly #handlers: ConnectionHandlers | undefined;
   readonly #logger: Logger;
   /** The caller record of each user connection: every acquire records its caller there. */
@@ -583,6 +647,9 @@ export class MCPManager {
     if (opts.circuitBreaker !== undefined && opts.circuitBreaker !== false && (typeof opts.circuitBreaker !== 'object' || opts.circuitBreaker === null)) {
       throw optionError('MCPManager: circuitBreaker', 'an options object or false', opts.circuitBreaker);
     }
+    this.#breakerOptions = opts.circuitBreaker === false ? false : { ...opts.circuitBreaker };
+    // The breaker is made on first use: its settings are checked now, not at the first connect.
+    if (this.#breakerOptions) checkBreakerOptions(this.#breakerOptions);
     const onSampling = fn(opts.onSampling, 'MCPManager: onSampling');
     const roots = fn(opts.roots, 'MCPManager: roots');
     const onElicitation = fn(opts.onElicitation, 'MCPManager: onElicitation');
@@ -615,7 +682,6 @@ export class MCPManager {
     this.#logger = opts.logger ?? silentLogger;
     this.#ownsFactory = !opts.connectionFactory;
     this.#factory = opts.connectionFactory ?? new MCPConnectionFactory({ logger: this.#logger });
-    this.#breaker = opts.circuitBreaker === false ? undefined : new CircuitBreaker(opts.circuitBreaker ?? {});
 
     this.#userPoolOptions = {
       connect: (req) => this.#connect(req.serverName, req.config, req.user, req.signal),
@@ -1155,12 +1221,44 @@ export class MCPManager {
     return new AppConnectionPool(options);
   }
 
+  /**
+   * Extension point: makes the circuit breaker for connects, once, at the first connect (so subclass fields exist
+   * by then), from the `circuitBreaker` option (`{}` when it was not given; not called when it is `false`). Return
+   * `super.createCircuitBreaker(options)` (with changed options), a wrapper delegating to it, or a breaker of your
+   * own; see {@link ConnectionCircuitBreaker} for what the manager asks of it.
+   *
+   * @example
+   * ```ts
+   * class FleetBreakerManager extends MCPManager {
+   *   protected override createCircuitBreaker(options: CircuitBreakerOptions): ConnectionCircuitBreaker {
+   *     // The manager's own breaker, opening sooner than the option says for this deployment.
+   *     return super.createCircuitBreaker({ ...options, failureThreshold: 3 });
+   *   }
+   * }
+   * ```
+   */
+  protected createCircuitBreaker(options: CircuitBreakerOptions): ConnectionCircuitBreaker {
+    return new CircuitBreaker(options);
+  }
+
   #users(): UserConnectionManager {
     return (this.#userPool ??= this.createUserPool({ ...this.#userPoolOptions }));
   }
 
   #app(): SharedConnectionPool {
     return (this.#appPool ??= this.createAppPool({ ...this.#appPoolOptions }));
+  }
+
+  /** The circuit breaker, made on first use; `undefined` when the `circuitBreaker` option turned it off. */
+  #circuit(): ConnectionCircuitBreaker | undefined {
+    if (this.#breaker || this.#breakerOptions === false) return this.#breaker;
+    const made = this.createCircuitBreaker({ ...this.#breakerOptions });
+    for (const member of ['check', 'success', 'failure', 'reset'] as const) {
+      if (typeof (made as Partial<ConnectionCircuitBreaker> | null | undefined)?.[member] !== 'function') {
+        throw new TypeError(`MCPManager: createCircuitBreaker must return a ConnectionCircuitBreaker (its ${member} is not a function)`);
+      }
+    }
+    return (this.#breaker = made);
   }
 
   /**
@@ -1338,7 +1436,8 @@ export class MCPManager {
   }
 
   async #connect(serverName: string, config: ServerConfig, user: UserContext | undefined, signal: AbortSignal): Promise<MCPConnection> {
-    const trial = this.#breaker?.check(serverName) ?? false;
+    const breaker = this.#circuit();
+    const trial = breaker?.check(serverName) ?? false;
     try {
       const auth = user || isClientCredentials(config) ? this.#authFor(serverName, config) : undefined;
       const callers = user ? new CallerContext(user) : undefined;
@@ -1352,10 +1451,10 @@ export class MCPManager {
       });
       if (callers) this.#callers.set(conn, callers);
       this.#watch(conn, serverName, user);
-      this.#breaker?.success(serverName);
+      breaker?.success(serverName);
       return conn;
     } catch (err) {
-      this.#breaker?.failure(serverName, user ? userOwnerKey(user) : APP_PRINCIPAL, err, trial);
+      breaker?.failure(serverName, user ? userOwnerKey(user) : APP_PRINCIPAL, err, trial);
       this.#logger.debug({ serverName, userId: user?.id, code: (err as SwitchboardError).code }, 'mcp connect failed');
       throw err;
     }
@@ -1491,6 +1590,18 @@ export class MCPManager {
   #emitError(serverName: string | undefined, userId: string | undefined, error: unknown): void {
     const e = error instanceof Error ? error : new SwitchboardError('transport_error', String(error));
     this.#emit('error', { ...(serverName ? { serverName } : {}), ...(userId ? { userId } : {}), error: e });
+  }
+}
+
+/**
+ * Checks the `circuitBreaker` option by the rules of the manager's own breaker, under its public name (the breaker
+ * itself is made at the first connect).
+ */
+function checkBreakerOptions(options: CircuitBreakerOptions): void {
+  try {
+    void new CircuitBreaker(options);
+  } catch (err) {
+    throw err instanceof TypeError ? new TypeError(`MCPManager: circuitBreaker.${err.message}`) : err;
   }
 }
 

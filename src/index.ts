@@ -123,12 +123,14 @@ export type {
   WithConnectionArgs,
   ManagerOperation,
   OperationContext,
+  ConnectionCircuitBreaker,
 } from './MCPManager.js';
 // The shared pool itself stays internal: the manager makes it (`createAppPool`); a host sees its interface.
 export type { AppConnectionPoolOptions, AppConnectRequest, SharedConnectionPool } from './AppConnectionPool.js';
 export { UserConnectionManager, DEFAULT_IDLE_TIMEOUT_MS } from './UserConnectionManager.js';
 export type { UserConnectionManagerOptions, UserConnectRequest, UserGetOptions, UserPoolKey, UserPoolStats } from './UserConnectionManager.js';
 export type { Lease, LeaseReleaseOptions, PoolCounters, PoolKey, PoolableConnection, AcquireOptions } from './pool/ConnectionPool.js';
+// The breaker class stays internal: the manager makes it (`createCircuitBreaker`); a host sees its interface.
 export type { CircuitBreakerOptions } from './pool/CircuitBreaker.js';
 export { CallerContext } from './connection/callerContext.js';
 export type { JsonRpcId } from './connection/callerContext.js';

@@ -1,17 +1,25 @@
 /**
  * Extending MCPManager, one extension point each: per-user configs from a database (async), a user pool
- * subclass with a tenant policy, a hook around every operation, a wrapper around the shared pool, a leased
- * connection for what the manager does not wrap, a per-call config, sampling and roots, elicitation, and the events of a
- * user's connections. __tests__/unit/extending.test.ts runs each of these.
+ * subclass with a tenant policy, a hook around every operation, a wrapper around the shared pool, a connection
+ * factory subclass, a circuit breaker of your own, a leased connection for what the manager does not wrap, a
+ * per-call config, sampling and roots, elicitation, and the events of a user's connections.
+ * __tests__/unit/extending.test.ts runs each of these, and __tests__/unit/extending-collaborators.test.ts the
+ * connection factory and the circuit breaker.
  */
 import type { CallToolResult, CreateMessageResult, ElicitResult } from '@modelcontextprotocol/sdk/types.js';
 import {
+  MCPConnectionFactory,
   MCPManager,
+  SwitchboardError,
   UserConnectionManager,
   parseServerConfig,
   type AppConnectionPoolOptions,
+  type CircuitBreakerOptions,
+  type ConnectionCircuitBreaker,
+  type CreateConnectionRequest,
   type Lease,
   type MCPConnection,
+  type MCPConnectionFactoryOptions,
   type MCPManagerOptions,
   type OperationContext,
   type ServerConfig,
@@ -133,6 +141,70 @@ export class SharedPoolMetricsManager extends MCPManager {
       removeServer: (serverName, reason) => pool.removeServer(serverName, reason),
       stats: () => pool.stats(),
       close: () => pool.close(),
+    };
+  }
+}
+
+/** One connect the manager asked the factory for: which server, for whom, how long, and whether it worked. */
+export interface ConnectRecord {
+  serverName: string;
+  userId: string | undefined;
+  ms: number;
+  ok: boolean;
+}
+
+/** Every connect of the manager goes through `create`: here, timed per server and user. */
+export class TimedConnectionFactory extends MCPConnectionFactory {
+  readonly connects: ConnectRecord[] = [];
+
+  override async create(req: CreateConnectionRequest): Promise<MCPConnection> {
+    const started = performance.now();
+    let ok = false;
+    try {
+      // Pass the request on whole: it carries the manager's credentials (`auth`), caller record and handlers.
+      const connection = await super.create(req);
+      ok = true;
+      return connection;
+    } finally {
+      this.connects.push({ serverName: req.serverName, userId: req.user?.id, ms: performance.now() - started, ok });
+    }
+  }
+}
+
+export function createTimedManager(options: MCPManagerOptions, factoryOptions: MCPConnectionFactoryOptions = {}) {
+  const factory = new TimedConnectionFactory({ reconnect: { maxAttempts: 3 }, ...factoryOptions });
+  // An injected factory is yours to close, after the manager.
+  return { manager: new MCPManager({ ...options, connectionFactory: factory }), factory };
+}
+
+/** Your ops switches: a feature-flag service, a Redis key, a status page… */
+export interface MaintenanceWindows {
+  isDown(serverName: string): boolean;
+}
+
+/** Servers the ops team marked down get no new connections, as if their circuit were open. */
+export class MaintenanceAwareManager extends MCPManager {
+  readonly #maintenance: MaintenanceWindows;
+
+  constructor(options: MCPManagerOptions, maintenance: MaintenanceWindows) {
+    super(options);
+    this.#maintenance = maintenance;
+  }
+
+  /** Made at the first connect (after this constructor, so `#maintenance` exists by then). */
+  protected override createCircuitBreaker(options: CircuitBreakerOptions): ConnectionCircuitBreaker {
+    const breaker = super.createCircuitBreaker(options); // the manager's own: failure counting and backoff
+    const maintenance = this.#maintenance;
+    return {
+      check(serverName) {
+        if (maintenance.isDown(serverName)) {
+          throw new SwitchboardError('circuit_open', `"${serverName}" is down for maintenance`, { serverName, retryable: true });
+        }
+        return breaker.check(serverName);
+      },
+      success: (serverName) => breaker.success(serverName),
+      failure: (serverName, principal, error, trial) => breaker.failure(serverName, principal, error, trial),
+      reset: (serverName) => breaker.reset(serverName),
     };
   }
 }
