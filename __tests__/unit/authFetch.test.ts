@@ -114,6 +114,18 @@ describe('createAuthFetch', () => {
     expect(a.seen[2]!.headers['x-other']).toBe('y');
   });
 
+  it('fails closed on a provider answer that is not a record: nothing is sent, not even the config headers', async () => {
+    const cases: { opts: Parameters<typeof createAuthFetch>[0]; message: string }[] = [
+      { opts: { dispatcher, headers: { 'X-Api-Key': 'shared' }, requestHeaders: () => undefined as never }, message: 'requestHeaders must return a record of header values (got undefined)' },
+      { opts: { dispatcher, headers: { 'X-Api-Key': 'shared' }, authHeaders: async () => new Headers({ Authorization: 'Bearer x' }) as never }, message: 'authHeaders must return a record of header values (got a Headers object)' },
+      { opts: { dispatcher, headers: { 'X-Api-Key': 'shared' }, authHeaders: async () => 'Bearer x' as never }, message: 'authHeaders must return a record of header values (got string)' },
+    ];
+    for (const { opts, message } of cases) {
+      await expect(createAuthFetch(opts)(a.origin)).rejects.toThrow(message);
+    }
+    expect(a.seen).toHaveLength(0);
+  });
+
   it('sends the config Authorization when there is no provider', async () => {
     const fetch = createAuthFetch({ dispatcher, headers: { Authorization: 'Bearer static-config' } });
     await (await fetch(a.origin)).text();

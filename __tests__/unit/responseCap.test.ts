@@ -4,13 +4,15 @@
  * and failures keep fetch's shapes (the IdP error classification reads them).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { cappedRequestFetch } from '../../src/auth/responseCap.js';
 import { SwitchboardError } from '../../src/errors.js';
 import { freePort } from '../support/coordinator.js';
 import { listenOnLoopback, type Listening } from '../support/http.js';
 
 let server: Listening;
-let seen: { method?: string; contentType?: string; body: string; authorization?: string };
+let lastHeaders: IncomingMessage['headers'] = {};
+let seen: { method?: string; contentType?: string; body: string; authorization?: string; userAgent?: string; accept?: string };
 const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
   '/token': (_req, res) => {
     res.setHeader('set-cookie', ['a=1', 'b=2']);
@@ -35,6 +37,23 @@ const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void
     res.end();
   },
   '/hang': () => {},
+  // Compressed whether asked or not (some proxies do).
+  '/gzip': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    res.end(gzipSync(JSON.stringify({ access_token: 'zipped' })));
+  },
+  '/br': (_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'br' });
+    res.end(brotliCompressSync(JSON.stringify({ access_token: 'brotli' })));
+  },
+  '/gzip-bomb': (_req, res) => {
+    res.writeHead(200, { 'content-encoding': 'gzip' });
+    res.end(gzipSync(Buffer.alloc(100_000))); // ~100 bytes on the wire, 100 KB decoded
+  },
+  '/compress': (_req, res) => {
+    res.writeHead(200, { 'content-encoding': 'compress' });
+    res.end('x');
+  },
 };
 
 beforeAll(async () => {
@@ -43,6 +62,7 @@ beforeAll(async () => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
       seen = { method: req.method, contentType: req.headers['content-type'], body: Buffer.concat(chunks).toString(), authorization: req.headers.authorization };
+      lastHeaders = req.headers;
       (routes[req.url ?? ''] ?? ((_q, r) => r.writeHead(404).end()))(req, res);
     }),
   );
@@ -68,6 +88,28 @@ describe('cappedRequestFetch', () => {
     expect(res.status).toBe(200);
     expect(res.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
     expect(await res.json()).toEqual({ access_token: 'at', token_type: 'Bearer' });
+  });
+
+  it("sends fetch's User-Agent and Accept when the caller set none (the MCP SDK's discovery sets neither), and keeps the caller's", async () => {
+    await fetch(`${server.origin}/token`, {});
+    expect(lastHeaders).toMatchObject({ 'user-agent': 'mcp-switchboard', accept: '*/*', 'accept-encoding': 'gzip, deflate, br' });
+    await fetch(`${server.origin}/token`, { headers: { 'User-Agent': 'host/1.0', Accept: 'application/json' } });
+    expect(lastHeaders).toMatchObject({ 'user-agent': 'host/1.0', accept: 'application/json' });
+  });
+
+  it('decodes gzip and br bodies within the cap; a bomb is too_large, an unknown coding fails like fetch', async () => {
+    for (const [path, token] of [['/gzip', 'zipped'], ['/br', 'brotli']] as const) {
+      const res = await fetch(`${server.origin}${path}`, {});
+      expect(res.headers.get('content-encoding')).toBeNull();
+      expect(await res.json()).toEqual({ access_token: token });
+    }
+    await expect(fetch(`${server.origin}/gzip-bomb`, {})).rejects.toMatchObject({ code: 'too_large' });
+    await expect(fetch(`${server.origin}/compress`, {})).rejects.toThrow('fetch failed');
+  });
+
+  it('joins repeated header names, even one named like an Object member', async () => {
+    await fetch(`${server.origin}/token`, { headers: [['x-a', '1'], ['X-A', '2'], ['constructor', 'v']] });
+    expect(lastHeaders).toMatchObject({ 'x-a': '1, 2', constructor: 'v' });
   });
 
   it('keeps a caller-set content type, and takes headers as a record or pairs', async () => {

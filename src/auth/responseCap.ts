@@ -4,6 +4,7 @@
  * `Response` with the same status and headers.
  * @module
  */
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
 import { SwitchboardError } from '../errors.js';
 
@@ -84,7 +85,9 @@ function tooLarge(maxBytes: number): SwitchboardError {
  * undici's fetch and 502 µs through openid-client's own; the exchange is the costliest step of a rotated
  * bearer). What callers see is a fetch's: a `Response`, redirects returned as they are (openid-client asks for
  * `redirect: 'manual'` anyway), a network failure as `TypeError('fetch failed', { cause })`, an abort as the
- * signal's reason, an oversized body as `SwitchboardError('too_large')`.
+ * signal's reason, an oversized body as `SwitchboardError('too_large')`, a gzip, deflate or br body decoded (within
+ * the same cap). Like fetch it sends `User-Agent` and `Accept` when the caller set none (firewalls in front of IdPs
+ * refuse requests without a User-Agent; the MCP SDK's discovery sets neither).
  *
  * @example
  * ```ts
@@ -101,6 +104,9 @@ export function cappedRequestFetch(opts: { maxBytes?: number; dispatcher?: Dispa
     const failed = (err: unknown): unknown => (signal?.aborted ? signal.reason : isResponseTooLarge(err) ? err : new TypeError('fetch failed', { cause: err }));
     const headers = headerRecord(init.headers);
     const body = requestBody(init.body, headers);
+    headers['user-agent'] ??= USER_AGENT;
+    headers['accept'] ??= '*/*';
+    headers['accept-encoding'] ??= 'gzip, deflate, br';
     let res: Dispatcher.ResponseData;
     try {
       res = await request(url, {
@@ -130,15 +136,36 @@ export function cappedRequestFetch(opts: { maxBytes?: number; dispatcher?: Dispa
     }
     const status = res.statusCode;
     if (status < 200 || status > 599) throw new TypeError('fetch failed', { cause: new Error(`unexpected HTTP status ${status}`) });
+    const encoding = String(res.headers['content-encoding'] ?? '').trim().toLowerCase();
+    const decoded = decode(Buffer.concat(chunks), encoding, maxBytes);
     const out = new Headers();
     for (const [name, value] of Object.entries(res.headers)) {
+      // A decoded body no longer has the encoding or the length the server declared.
+      if (decoded.decoded && (name === 'content-encoding' || name === 'content-length')) continue;
       if (Array.isArray(value)) for (const v of value) out.append(name, v);
       else if (value !== undefined) out.append(name, value);
     }
     // Null-body statuses cannot carry even an empty body in a Response.
     const nullBody = status === 204 || status === 205 || status === 304;
-    return new Response(nullBody ? null : Buffer.concat(chunks), { status, headers: out });
+    return new Response(nullBody ? null : decoded.body, { status, statusText: res.statusText ?? '', headers: out });
   };
+}
+
+const USER_AGENT = 'mcp-switchboard';
+
+/** The body with its content coding undone (gzip, deflate, br), still within `maxBytes`; other codings refused. */
+function decode(raw: Buffer, encoding: string, maxBytes: number): { body: Buffer; decoded: boolean } {
+  if (encoding === '' || encoding === 'identity' || raw.length === 0) return { body: raw, decoded: false };
+  const opts = { maxOutputLength: maxBytes };
+  try {
+    if (encoding === 'gzip' || encoding === 'x-gzip') return { body: gunzipSync(raw, opts), decoded: true };
+    if (encoding === 'deflate') return { body: inflateSync(raw, opts), decoded: true };
+    if (encoding === 'br') return { body: brotliDecompressSync(raw, opts), decoded: true };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge(maxBytes);
+    throw new TypeError('fetch failed', { cause: err });
+  }
+  throw new TypeError('fetch failed', { cause: new Error(`unsupported content encoding "${encoding.slice(0, 40)}"`) });
 }
 
 /** A fetch's `headers` init as a record with lower-cased names (repeated names joined, as `Headers` does). */
@@ -152,7 +179,7 @@ function headerRecord(headers: RequestInit['headers'] | undefined): Record<strin
   for (const [k, v] of entries) {
     if (v === undefined) continue;
     const name = k.toLowerCase();
-    out[name] = name in out ? `${out[name]}, ${v}` : String(v);
+    out[name] = Object.hasOwn(out, name) ? `${out[name]}, ${v}` : String(v);
   }
   return out;
 }

@@ -59,8 +59,8 @@ export function credentials(opts: CredentialsOptions): RequestInterceptor {
       if (req.challenge) ask.challenge = req.challenge;
       if (req.refusedAuthorization) ask.refusedAuthorization = req.refusedAuthorization;
       // No try/catch: a provider's error reaches the caller as the same object.
-      if (requestHeaders) assignLowerCased(headers, await requestHeaders(ask));
-      if (authHeaders) assignLowerCased(headers, await authHeaders(ask));
+      if (requestHeaders) assignLowerCased(headers, headerAnswer(await requestHeaders(ask), 'requestHeaders', false));
+      if (authHeaders) assignLowerCased(headers, headerAnswer(await authHeaders(ask), 'authHeaders', true));
     }
     const res = await next({ ...req, headers });
     // Remembered for the 401/403 stage: a provider told which credential was refused can tell it from a newer one.
@@ -85,6 +85,19 @@ export function authorizationSentWith(res: Response): string | undefined {
 
 function lowerKeys(headers: Record<string, string>): Record<string, string> {
   return assignLowerCased({}, headers);
+}
+
+/**
+ * A provider's answer, checked: a plain record of header values (or, for `authHeaders`, nothing). Anything else
+ * fails the request closed: a `Headers` object (whose entries a record copy would not see) or `undefined` from
+ * `requestHeaders` would otherwise send the request without the caller's headers.
+ */
+function headerAnswer(answer: unknown, from: string, absentAllowed: boolean): Record<string, string> | undefined {
+  if ((answer === undefined || answer === null) && absentAllowed) return undefined;
+  if (typeof answer !== 'object' || answer === null || Array.isArray(answer) || answer instanceof Headers) {
+    throw new TypeError(`${from} must return a record of header values (got ${answer instanceof Headers ? 'a Headers object' : answer === null ? 'null' : typeof answer})`);
+  }
+  return answer as Record<string, string>;
 }
 
 /** Copies `from` (may be undefined) into `to` with lower-cased names, skipping undefined values. */
