@@ -951,7 +951,8 @@ export class MCPManager {
 
   /**
    * Adds or replaces a server. Validated first (a bad config throws and changes nothing). A changed config
-   * makes existing connections stale: the next call replaces them; in-flight calls finish on the old ones.
+   * makes the server's connections stale: they leave their pools at once (`evict`, reason `'stale'`; resource
+   * subscriptions on them end), in-flight calls finish on the old ones, and the next call connects anew.
    */
   upsertServer(name: string, config: unknown): void {
     this.#assertOpen(name);
@@ -962,8 +963,17 @@ export class MCPManager {
   #upsert(name: string, parsed: ServerConfig, local: boolean): void {
     const previous = this.#servers.get(name);
     this.#servers.set(name, parsed);
+    const changed = !previous || configFingerprint(previous) !== configFingerprint(parsed);
     // A received echo of the same config (several replicas) changes nothing, not even the breaker.
-    if (local || !previous || configFingerprint(previous) !== configFingerprint(parsed)) this.#breaker?.reset(name);
+    if (local || changed) this.#breaker?.reset(name);
+    // The server's connections leave their pools now, as stale (closed after their calls in flight; subscriptions
+    // end with an `evict` event saying 'stale'), instead of at each user's next call: a connection held by a
+    // subscription would otherwise stay on the old config for as long as the subscription lasts. Started
+    // synchronously, before any call can connect with the new config.
+    if (previous && changed) {
+      const evicting = [this.#userPool?.removeServer(name, 'stale'), this.#appPool?.removeServer(name, 'stale')];
+      void Promise.all(evicting).catch((err: unknown) => this.#emitError(name, undefined, err));
+    }
   }
 
   /** Removes a server and closes its connections (after their in-flight calls). With a coordinator, on every replica. */
@@ -1161,7 +1171,8 @@ export class MCPManager {
 
   /**
    * Extension point: the config of a server for a user. Override to keep per-user or per-tenant configs, e.g.
-   * in a database (it may be async; return a validated config, e.g. from {@link parseServerConfig});
+   * in a database (it may be async; return a validated config, from {@link parseServerConfig}: a raw one is a
+   * `TypeError` saying so);
    * `undefined` means unknown server. Called once per operation that has no per-call `serverConfig`, so cache
    * what is slow to load. A config that differs from the registered one (or a server with no registered config)
    * is served from the user's pool when there is a user, on a connection keyed by that config: per-user configs
@@ -1187,7 +1198,10 @@ export class MCPManager {
    * Extension point: wraps every operation that uses a connection ({@link ManagerOperation}: tool calls, lists,
    * resource reads and subscriptions, prompts, completions, the log level, {@link withConnection}), after
    * routing, the trust check and the lease; call `run()` to perform it. For `callTool` it wraps
-   * {@link wrapToolCall}. The connection stays leased until the returned promise settles.
+   * {@link wrapToolCall}. The connection stays leased until the returned promise settles. What fails before the
+   * lease never reaches it (an unknown server, a refused trust check, the SSRF guard, an open circuit, a failed
+   * connect, a pool limit): the caller gets that error (override the public method too to see those); and its
+   * timings start once the connection is ready (a cold connect is not in them).
    */
   protected wrapOperation<T>(ctx: OperationContext, run: () => Promise<T>): Promise<T> {
     void ctx;
@@ -1328,6 +1342,10 @@ export class MCPManager {
       const found = this.resolveServerConfig(serverName, user);
       config = isPromiseLike(found) ? await found : found;
       this.#assertOpen(serverName);
+      // A raw config (straight from a database) has no `type` yet: say what to do rather than fail deep inside.
+      if (config !== undefined && (typeof config !== 'object' || config === null || typeof (config as { type?: unknown }).type !== 'string')) {
+        throw new TypeError(`resolveServerConfig("${serverName}") must return a validated config (parseServerConfig(raw)) or undefined`);
+      }
     }
     if (!config) throw new SwitchboardError('unknown_server', `Unknown MCP server "${serverName}"`, { serverName });
     // A config that is not the registered one gets a connection of its own (keyed by its fingerprint): it never

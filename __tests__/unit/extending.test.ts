@@ -330,6 +330,46 @@ describe('subscriptions hold their connection', () => {
   });
 });
 
+describe('resolveServerConfig answers', () => {
+  it('a raw config (not parsed) is a TypeError naming parseServerConfig, and nothing connects', async () => {
+    class M extends MCPManager {
+      protected override resolveServerConfig(): ServerConfig {
+        return { command: 'notes' } as unknown as ServerConfig; // straight from a database row
+      }
+    }
+    const { factory, state } = inMemoryServers();
+    const m = track(new M({ servers: SERVERS, connectionFactory: factory }));
+    await expect(m.callTool({ user: alice, serverName: 'notes', toolName: 'whoami' })).rejects.toThrow(
+      new TypeError('resolveServerConfig("notes") must return a validated config (parseServerConfig(raw)) or undefined'),
+    );
+    expect(state.live.size).toBe(0);
+  });
+});
+
+describe('a config change ends what holds the old connection', () => {
+  it('upsertServer with a changed config evicts a subscribed connection as stale at once; the next subscribe uses the new config', async () => {
+    const { factory, state } = inMemoryServers();
+    const m = track(new MCPManager({ servers: SERVERS, connectionFactory: factory }));
+    const evicts: string[] = [];
+    m.on('evict', (e) => evicts.push(`${e.serverName}:${e.userId}:${e.reason}`));
+    const args = { user: alice, serverName: 'notes', uri: 'note://today' };
+    await m.subscribeResource(args);
+    const old = await m.getConnection({ user: alice, serverName: 'notes' });
+    const closed = new Promise<void>((resolve) => m.once('disconnect', () => resolve()));
+    m.upsertServer('notes', { command: 'notes', args: ['--user', '{{user.id}}', '--v2'] });
+    expect(evicts).toEqual(['notes:alice:stale']);
+    await closed;
+    expect(old.isConnected()).toBe(false);
+    expect(state.live.size).toBe(0);
+    // Subscribing again connects with the new config; an unchanged upsert evicts nothing.
+    await m.subscribeResource(args);
+    expect(state.live.size).toBe(1);
+    m.upsertServer('notes', { command: 'notes', args: ['--user', '{{user.id}}', '--v2'] });
+    expect(evicts).toEqual(['notes:alice:stale']);
+    expect(m.stats().userConnections).toBe(1);
+  });
+});
+
 describe('events, sampling and roots', () => {
   it('reports notifications with the connection user; one listener per connection, removed when it closes', async () => {
     const { factory } = inMemoryServers();

@@ -212,8 +212,11 @@ export class MaintenanceAwareManager extends MCPManager {
 /** What the manager does not wrap, on a leased connection: nothing evicts it until the callback ends. */
 export function serverInfo(manager: MCPManager, user: UserContext, serverName: string) {
   return manager.withConnection({ user, serverName }, async (connection) => {
-    await connection.client?.ping();
-    return { version: connection.client?.getServerVersion(), instructions: connection.client?.getInstructions() };
+    // Undefined only if the session ended meanwhile (the server went away): say so rather than skip the ping.
+    const client = connection.client;
+    if (!client) throw new Error(`"${serverName}" is not connected`);
+    await client.ping();
+    return { version: client.getServerVersion(), instructions: client.getInstructions() };
   });
 }
 

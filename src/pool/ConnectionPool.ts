@@ -464,13 +464,16 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   /**
    * Evicts one key: its connection leaves the pool (closed now if idle, else when its calls end) and every connect
    * of the key is cancelled (its waiters rejected; the connect completes, then is closed). Resolves when the
-   * idle connection and the cancelled connects are closed.
+   * idle connection and the cancelled connects are closed. With reason `'stale'` (a config change) connects in
+   * flight are left alone: the next acquire with the new config supersedes them and moves their waiters to its
+   * own connect, so no caller fails for a config change.
    */
   async evictKey(key: string, reason: EvictReason): Promise<void> {
     const slots = this.#byKey.get(key);
     if (!slots) return;
     const waits: Promise<void>[] = [];
     for (const s of [...slots]) {
+      if (reason === 'stale' && (s.state === 'connecting' || s.state === 'abandoned')) continue;
       if (s.state === 'connecting') {
         this.#cancel(s, reason);
         waits.push(s.done);
