@@ -40,7 +40,7 @@ import {
   type SdkClient,
 } from './connection/protocolClient.js';
 import { SignalLink } from './connection/signalLink.js';
-import { OperationScope, type ScopeEndReason } from './connection/operationScope.js';
+import { OperationScope, type ScopeEndReason, type TimeoutDetail } from './connection/operationScope.js';
 import { DEFAULT_MAX_RESULT_BYTES, exceedsBytes } from './connection/resultSize.js';
 import type { CallerContext } from './connection/callerContext.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation';
@@ -1587,9 +1587,11 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       const what = phase === 'connect' ? 'Connecting to' : 'Request to';
       return new SwitchboardError('aborted', `${what} MCP server "${serverName}" was aborted`, { cause: signalReason, serverName });
     }
+    const detail = signalReason as TimeoutDetail | undefined;
+    const after = detail ? ` after ${detail.ms} ms (${detail.limit === 'maxTotalMs' ? 'maxTotalTimeoutMs' : phase === 'connect' ? 'initTimeoutMs' : 'timeoutMs'})` : '';
     return phase === 'connect'
-      ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out`, { retryable: true, serverName })
-      : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out`, { retryable: true, serverName });
+      ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out${after}`, { retryable: true, serverName })
+      : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out${after}`, { retryable: true, serverName });
   }
 
   /** The scope's own reason wins (the SDK reports an abort as a generic error); else classify. */

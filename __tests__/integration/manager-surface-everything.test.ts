@@ -65,6 +65,7 @@ describe('MCPManager.callTool: the progress-based deadline, against server-every
     const progress: { progress: number; total?: number }[] = [];
     const err = await rejectionOf(longRunning(progress, {}), SwitchboardError);
     expect(err).toMatchObject({ code: 'call_timeout', retryable: true, serverName: 'everything' });
+    expect(err.message).toMatch(/timed out after \d+ ms \(timeoutMs\)$/);
     // Progress did arrive (the first step comes 700 ms before the deadline), and did not move the deadline.
     expect(progress.length).toBeGreaterThanOrEqual(1);
     expect(progress.length).toBeLessThan(STEPS);
@@ -74,6 +75,8 @@ describe('MCPManager.callTool: the progress-based deadline, against server-every
     const progress: { progress: number; total?: number }[] = [];
     const err = await rejectionOf(longRunning(progress, { resetTimeoutOnProgress: true, maxTotalTimeoutMs: 800 }), SwitchboardError);
     expect(err).toMatchObject({ code: 'call_timeout', retryable: true, serverName: 'everything' });
+    // The message says which deadline ran out.
+    expect(err.message).toBe('Request to MCP server "everything" timed out after 800 ms (maxTotalTimeoutMs)');
     expect(progress.length).toBeGreaterThanOrEqual(1);
     expect(progress.length).toBeLessThan(STEPS);
   });

@@ -245,6 +245,7 @@ describe('MCPConnection', () => {
     await jest.advanceTimersByTimeAsync(1);
     const err = await outcome;
     expect(err.code).toBe('call_timeout');
+    expect(err.message).toMatch(/timed out after 5000 ms \(timeoutMs\)$/);
     expect(err.retryable).toBe(true);
     expect(hooks.blockSignals[0]!.aborted).toBe(true);
     expect(conn.isConnected()).toBe(true);

@@ -49,9 +49,12 @@ export function classifyError(err: unknown, phase: OperationPhase, serverName: s
   if (local) return local;
   if (err instanceof McpError) {
     if (err.code === ErrorCode.RequestTimeout) {
+      // The SDK's own request timer (the warm call path): its data carries the timeout it ran.
+      const ms = (err.data as { timeout?: unknown } | undefined)?.timeout;
+      const after = typeof ms === 'number' ? ` after ${ms} ms (${phase === 'connect' ? 'initTimeoutMs' : 'timeoutMs'})` : '';
       return phase === 'connect'
-        ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out`, { cause: err, retryable: true, serverName })
-        : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out`, { cause: err, retryable: true, serverName });
+        ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out${after}`, { cause: err, retryable: true, serverName })
+        : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out${after}`, { cause: err, retryable: true, serverName });
     }
     // The server's text may echo what it was sent (a bearer, an API key): redacted, and its `data` dropped.
     const text = oneLine(redactSecrets(err.message.replace(/^MCP error -?\d+: /, '')));

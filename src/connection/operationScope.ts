@@ -16,6 +16,20 @@ import { followSignal } from './signalLink.js';
 export type ScopeEndReason = 'aborted' | 'timeout' | 'closed';
 
 /**
+ * What `toError` gets as its second argument when a scope timed out: which deadline ran out, and its length in ms
+ * (`timeoutMs`, restarted by progress, or the `maxTotalMs` bound).
+ *
+ * @example
+ * ```ts
+ * const detail: TimeoutDetail = { limit: 'maxTotalMs', ms: 800 };
+ * ```
+ */
+export interface TimeoutDetail {
+  limit: 'timeoutMs' | 'maxTotalMs';
+  ms: number;
+}
+
+/**
  * Options of {@link OperationScope}.
  *
  * @example
@@ -60,6 +74,7 @@ export class OperationScope {
   /** Disposed: a late progress notification must not arm a new timer. */
   #disposed = false;
   readonly #toError: OperationScopeOptions['toError'];
+  readonly #maxTotalMs: number | undefined;
   readonly #cleanups: (() => void)[] = [];
   #endedBy: ScopeEndReason | undefined;
   #error: Error | undefined;
@@ -68,6 +83,7 @@ export class OperationScope {
     const now = Date.now();
     this.#timeoutMs = opts.timeoutMs;
     this.#hardDeadline = opts.maxTotalMs === undefined ? Infinity : now + opts.maxTotalMs;
+    this.#maxTotalMs = opts.maxTotalMs;
     this.#deadline = Math.min(now + opts.timeoutMs, this.#hardDeadline);
     this.#toError = opts.toError;
     this.#watch(opts.signal, 'aborted');
@@ -91,8 +107,13 @@ export class OperationScope {
   }
 
   #arm(ms: number): void {
-    this.#timer = setTimeout(() => this.#end('timeout', undefined), Math.max(0, ms));
+    this.#timer = setTimeout(() => this.#end('timeout', this.#deadlineReached()), Math.max(0, ms));
     this.#timer.unref?.();
+  }
+
+  /** Which deadline ended the scope, for its error: `maxTotalMs` when the total bound came first. */
+  #deadlineReached(): TimeoutDetail {
+    return this.#deadline === this.#hardDeadline ? { limit: 'maxTotalMs', ms: this.#maxTotalMs! } : { limit: 'timeoutMs', ms: this.#timeoutMs };
   }
 
   /** Aborts when the scope ends for any reason; pass it to the SDK and to transports. */

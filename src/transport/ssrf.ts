@@ -186,7 +186,12 @@ export function isHostAllowed(host: string, allowHosts: readonly string[] | unde
 }
 
 function blocked(host: string, reason: string): SwitchboardError {
-  return new SwitchboardError('ssrf_blocked', `Request to ${host} blocked by the SSRF guard: ${reason}`);
+  // The fix is named: configs users add (and per-call serverConfig) are guarded by HttpClient's userSsrf, the
+  // operator's by its ssrf option; allowHosts lets a host through.
+  return new SwitchboardError(
+    'ssrf_blocked',
+    `Request to ${host} blocked by the SSRF guard: ${reason} (servers users add, and per-call serverConfig, follow HttpClient's userSsrf option; allowHosts lets a host through)`,
+  );
 }
 
 /**
