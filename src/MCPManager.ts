@@ -625,6 +625,8 @@ export class MCPManager {
   readonly #subscribed = new Map<string, number>();
   /** How many times each server name was removed: an acquire that awaited a config meanwhile finds its server gone. */
   readonly #removals = new Map<string, number>();
+  /** How many times each server's config changed (see #acquire: a call that resolved the old one resolves again). */
+  readonly #configChanges = new Map<string, number>();
   /** Connections that left their pool: a subscription arriving late must not hold them. */
   readonly #gone = new WeakSet<MCPConnection>();
   /** Set by close(); its presence is what "closed" means. */
@@ -971,8 +973,16 @@ export class MCPManager {
     // subscription would otherwise stay on the old config for as long as the subscription lasts. Started
     // synchronously, before any call can connect with the new config.
     if (previous && changed) {
-      const evicting = [this.#userPool?.removeServer(name, 'stale'), this.#appPool?.removeServer(name, 'stale')];
-      void Promise.all(evicting).catch((err: unknown) => this.#emitError(name, undefined, err));
+      this.#configChanges.set(name, (this.#configChanges.get(name) ?? 0) + 1);
+      // Each pool on its own, so that one throwing (a host's pool) neither stops the other nor the publication.
+      for (const pool of [this.#userPool, this.#appPool]) {
+        if (!pool) continue;
+        try {
+          Promise.resolve(pool.removeServer(name, 'stale')).catch((err: unknown) => this.#emitError(name, undefined, err));
+        } catch (err) {
+          this.#emitError(name, undefined, err);
+        }
+      }
     }
   }
 
@@ -1333,10 +1343,16 @@ export class MCPManager {
     user: UserContext | undefined,
     serverName: string,
     opts: { forceNew?: boolean; signal?: AbortSignal; config?: ServerConfig },
+    attempt = 0,
   ): Promise<{ lease: Lease<MCPConnection>; config: ServerConfig; scope: PoolScope }> {
     this.#assertOpen(serverName);
     if (typeof serverName !== 'string' || serverName === '') throw new TypeError('serverName must be a non-empty string');
     const removals = this.#removals.get(serverName);
+    const generation = this.#configChanges.get(serverName);
+    // A config changed (upsertServer) while this call awaited the host's resolveServerConfig or trust check: the
+    // config it resolved may be the old one, whose connections that change just evicted. Resolve again (twice at
+    // most, then go on: a server whose config changes that often is replaced at its next call anyway).
+    const changedMeanwhile = () => !opts.config && attempt < 2 && this.#configChanges.get(serverName) !== generation;
     let config = opts.config;
     if (!config) {
       const found = this.resolveServerConfig(serverName, user);
@@ -1354,6 +1370,7 @@ export class MCPManager {
     const userScoped = requiresUserScopedConnection(config) || this.isUserScoped(serverName, config) || (user !== undefined && !registered);
     if (!userScoped) {
       this.#assertCurrent(serverName, removals);
+      if (changedMeanwhile()) return this.#acquire(user, serverName, opts, attempt + 1);
       const appOpts: { forceNew?: boolean; signal?: AbortSignal; keyByConfig?: boolean } = {};
       if (opts.forceNew) appOpts.forceNew = true;
       if (opts.signal) appOpts.signal = opts.signal;
@@ -1363,6 +1380,7 @@ export class MCPManager {
     assertUser(user, serverName);
     if (hasObo(config)) await assertOboTrusted(this.#trust, { serverName, config, user });
     this.#assertCurrent(serverName, removals);
+    if (changedMeanwhile()) return this.#acquire(user, serverName, opts, attempt + 1);
     const lease = await this.#users().acquire(user, serverName, { ...opts, config, ...(registered ? {} : { keyByConfig: true }) });
     // From now on, requests of this connection that belong to no call use this caller's credentials.
     this.#callers.get(lease.connection)?.observe(user);
@@ -1456,10 +1474,11 @@ export class MCPManager {
   async #connect(serverName: string, config: ServerConfig, user: UserContext | undefined, signal: AbortSignal): Promise<MCPConnection> {
     const breaker = this.#circuit();
     const trial = breaker?.check(serverName) ?? false;
+    let conn: MCPConnection;
     try {
       const auth = user || isClientCredentials(config) ? this.#authFor(serverName, config) : undefined;
       const callers = user ? new CallerContext(user) : undefined;
-      const conn = await this.#factory.create({
+      conn = await this.#factory.create({
         serverName,
         config,
         ...(user ? { user, callers } : {}),
@@ -1469,12 +1488,23 @@ export class MCPManager {
       });
       if (callers) this.#callers.set(conn, callers);
       this.#watch(conn, serverName, user);
-      breaker?.success(serverName);
-      return conn;
     } catch (err) {
-      breaker?.failure(serverName, user ? userOwnerKey(user) : APP_PRINCIPAL, err, trial);
+      // A host breaker that throws here must not replace the connect's own error.
+      this.#tellBreaker(serverName, () => breaker?.failure(serverName, user ? userOwnerKey(user) : APP_PRINCIPAL, err, trial));
       this.#logger.debug({ serverName, userId: user?.id, code: (err as SwitchboardError).code }, 'mcp connect failed');
       throw err;
+    }
+    // Outside the try: a host breaker that throws here must not lose the connection it was told about.
+    this.#tellBreaker(serverName, () => breaker?.success(serverName));
+    return conn;
+  }
+
+  /** Runs a breaker notification; what it throws goes to the `error` event, not to the connect. */
+  #tellBreaker(serverName: string, notify: () => void): void {
+    try {
+      notify();
+    } catch (err) {
+      this.#emitError(serverName, undefined, err);
     }
   }
 

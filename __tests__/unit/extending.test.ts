@@ -9,13 +9,14 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { SubscribeRequestSchema, UnsubscribeRequestSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import * as switchboard from '../../src/index.js';
-import { MCPManager, type OperationContext, type ToolCallContext } from '../../src/MCPManager.js';
+import { MCPManager, type ConnectionCircuitBreaker, type OperationContext, type ToolCallContext } from '../../src/MCPManager.js';
 import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
-import { ConfigError, OboError } from '../../src/errors.js';
+import { ConfigError, OboError, SwitchboardError } from '../../src/errors.js';
 import type { TransportContext } from '../../src/transport/types.js';
 import type { ServerConfig } from '../../src/config/schema.js';
 import type { UserContext } from '../../src/types.js';
 import type { OboTokenResolver } from '../../src/auth/oboTypes.js';
+import type { CircuitBreakerOptions } from '../../src/pool/CircuitBreaker.js';
 
 // The example imports the package by name: resolve it to the sources (as docs.test.ts does).
 jest.unstable_mockModule('mcp-switchboard', () => switchboard, { virtual: true });
@@ -24,9 +25,19 @@ type Complete = import('../../docs/examples/extending.js').Complete;
 
 /** In-memory servers: tools, a subscribable resource, logging; sampling and roots asked from tools. */
 function inMemoryServers() {
-  const state = { connects: 0, byIdentity: new Map<string, number>(), contexts: [] as TransportContext[], live: new Set<McpServer>() };
+  const state = {
+    connects: 0,
+    byIdentity: new Map<string, number>(),
+    contexts: [] as TransportContext[],
+    live: new Set<McpServer>(),
+    /** When set, each connect waits for it (after `entered` is called). */
+    gate: undefined as Promise<void> | undefined,
+    entered: (): void => {},
+  };
   const createTransport = async (ctx: TransportContext) => {
     state.connects++;
+    state.entered();
+    if (state.gate) await state.gate;
     state.contexts.push(ctx);
     const identity = ctx.user ? `${ctx.user.tenantId ?? '-'}/${ctx.user.id}` : 'app';
     const args = ctx.config.type === 'stdio' ? (ctx.config.args ?? []).join(' ') : '';
@@ -347,6 +358,79 @@ describe('resolveServerConfig answers', () => {
 });
 
 describe('a config change ends what holds the old connection', () => {
+  const V2 = { command: 'notes', args: ['--user', '{{user.id}}', '--v2'] };
+
+  it('a connect in flight during upsertServer serves its waiter, then leaves as stale: a subscribe on it is refused, nothing stays on the old config', async () => {
+    const { factory, state } = inMemoryServers();
+    let open!: () => void;
+    state.gate = new Promise<void>((r) => (open = r));
+    const entered = new Promise<void>((r) => (state.entered = r));
+    const m = track(new MCPManager({ servers: SERVERS, connectionFactory: factory }));
+    const evicts: string[] = [];
+    m.on('evict', (e) => evicts.push(`${e.serverName}:${e.userId}:${e.reason}`));
+    const closed = new Promise<void>((resolve) => m.once('disconnect', () => resolve()));
+    const sub = m.subscribeResource({ user: alice, serverName: 'notes', uri: 'note://today' }).then(
+      () => 'subscribed',
+      (e: SwitchboardError) => e.code,
+    );
+    await entered;
+    m.upsertServer('notes', V2);
+    state.gate = undefined;
+    open();
+    expect(await sub).toBe('connection_closed');
+    expect(evicts).toEqual(['notes:alice:stale']);
+    await closed;
+    expect(state.live.size).toBe(0);
+    // The next call connects with the new config.
+    expect(text(await m.callTool({ user: alice, serverName: 'notes', toolName: 'whoami' }))).toBe('t1/alice --user alice --v2');
+  });
+
+  it('a call that resolved the old config before upsertServer (async resolveServerConfig) resolves again: no connection is made with the old one', async () => {
+    class M extends MCPManager {
+      hold: Promise<void> | undefined;
+      protected override async resolveServerConfig(serverName: string, user: UserContext | undefined) {
+        const config = await super.resolveServerConfig(serverName, user);
+        const hold = this.hold;
+        this.hold = undefined;
+        if (hold) await hold;
+        return config;
+      }
+    }
+    const { factory, state } = inMemoryServers();
+    const m = track(new M({ servers: SERVERS, connectionFactory: factory }));
+    let release!: () => void;
+    m.hold = new Promise<void>((r) => (release = r));
+    const call = m.callTool({ user: alice, serverName: 'notes', toolName: 'whoami' });
+    m.upsertServer('notes', V2);
+    release();
+    expect(text(await call)).toBe('t1/alice --user alice --v2');
+    expect(state.connects).toBe(1);
+  });
+
+  it('a breaker whose success() throws loses no connection: the call goes through, the error is an error event', async () => {
+    class M extends MCPManager {
+      protected override createCircuitBreaker(options: CircuitBreakerOptions): ConnectionCircuitBreaker {
+        const breaker = super.createCircuitBreaker(options);
+        return {
+          check: (n) => breaker.check(n),
+          success: () => {
+            throw new Error('success-threw');
+          },
+          failure: (n, p, e, t) => breaker.failure(n, p, e, t),
+          reset: (n) => breaker.reset(n),
+        };
+      }
+    }
+    const { factory, state } = inMemoryServers();
+    const m = new M({ servers: SERVERS, connectionFactory: factory });
+    const errors: string[] = [];
+    m.on('error', (e) => errors.push((e.error as Error).message));
+    expect(text(await m.callTool({ user: alice, serverName: 'notes', toolName: 'whoami' }))).toBe('t1/alice --user alice');
+    expect(errors).toEqual(['success-threw']);
+    await m.close();
+    expect(state.live.size).toBe(0);
+  });
+
   it('upsertServer with a changed config evicts a subscribed connection as stale at once; the next subscribe uses the new config', async () => {
     const { factory, state } = inMemoryServers();
     const m = track(new MCPManager({ servers: SERVERS, connectionFactory: factory }));

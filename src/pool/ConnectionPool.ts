@@ -265,6 +265,8 @@ interface Slot<C> extends IdleLinks<Slot<C>> {
   readonly waiters: Set<Waiter<C>>;
   /** A newer connect owns the key: this one serves only its own waiters (forceNew), then closes. */
   superseded: boolean;
+  /** Its config changed while it connected: it serves its waiters, then leaves the pool as stale. */
+  staleOnArrival: boolean;
   conn: C | undefined;
   /** Whether `onConnect` was reported (then `onDisconnect` is too). */
   announced: boolean;
@@ -464,16 +466,21 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
   /**
    * Evicts one key: its connection leaves the pool (closed now if idle, else when its calls end) and every connect
    * of the key is cancelled (its waiters rejected; the connect completes, then is closed). Resolves when the
-   * idle connection and the cancelled connects are closed. With reason `'stale'` (a config change) connects in
-   * flight are left alone: the next acquire with the new config supersedes them and moves their waiters to its
-   * own connect, so no caller fails for a config change.
+   * idle connection and the cancelled connects are closed. With reason `'stale'` (a config change) a connect in
+   * flight is not cancelled: its waiters are served (or moved to the connect of a newer acquire, which
+   * supersedes it), then it leaves the pool as stale, so no waiter of a connect fails for a config change and
+   * none stays on the old config.
    */
   async evictKey(key: string, reason: EvictReason): Promise<void> {
     const slots = this.#byKey.get(key);
     if (!slots) return;
     const waits: Promise<void>[] = [];
     for (const s of [...slots]) {
-      if (reason === 'stale' && (s.state === 'connecting' || s.state === 'abandoned')) continue;
+      if (reason === 'stale' && s.state === 'connecting') {
+        s.staleOnArrival = true;
+        continue;
+      }
+      if (reason === 'stale' && s.state === 'abandoned') continue;
       if (s.state === 'connecting') {
         this.#cancel(s, reason);
         waits.push(s.done);
@@ -563,6 +570,7 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
       controller: new AbortController(),
       waiters: new Set(),
       superseded: false,
+      staleOnArrival: false,
       conn: undefined,
       announced: false,
       leases: 0,
@@ -649,6 +657,8 @@ export class ConnectionPool<C extends PoolableConnection, Ctx> {
       const lease = this.#lease(s);
       settle(w, () => w.resolve(lease));
     }
+    // Made with a config that changed meanwhile: its waiters have it (their calls finish on it), the pool does not.
+    if (s.staleOnArrival) void this.#retire(s, 'stale');
   }
 
   #failed(s: Slot<C>, err: unknown): void {
