@@ -30,7 +30,7 @@ import { isCredentialFailure, summarizeCause, SwitchboardError } from './errors.
 import { silentLogger, type Logger, type UserContext } from './types.js';
 import { resolveReconnectOptions, type ReconnectOptions } from './connection/backoff.js';
 import { RetryPolicy } from './connection/retryPolicy.js';
-import { classifyError, type ErrorTarget, type OperationPhase } from './connection/classifyError.js';
+import { classifyError, isRequestTimeout, type ErrorTarget, type OperationPhase } from './connection/classifyError.js';
 import {
   createProtocolClient,
   type ElicitationRequest,
@@ -1598,6 +1598,8 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   #toError(err: unknown, scope: OperationScope, phase: OperationPhase): SwitchboardError {
     if (scope.error instanceof SwitchboardError) return scope.error;
     if (this.#state === 'closed' && !(err instanceof SwitchboardError)) return this.#closedError();
+    // The SDK's timer (set to what the scope had left) may fire just before the scope's own: name the scope's limit.
+    if (isRequestTimeout(err)) return this.#scopeError(phase, 'timeout', scope.timeoutDetail());
     return classifyError(err, phase, this.serverName, this.#target);
   }
 

@@ -21,6 +21,18 @@ import { localErrorOf } from '../transport/localAnswer.js';
 export type OperationPhase = 'connect' | 'call';
 
 /**
+ * Whether `err` is the SDK's own request timeout (its timer ran out before a response).
+ *
+ * @example
+ * ```ts
+ * if (isRequestTimeout(err)) return timeoutError(scope.timeoutDetail());
+ * ```
+ */
+export function isRequestTimeout(err: unknown): boolean {
+  return err instanceof McpError && err.code === ErrorCode.RequestTimeout;
+}
+
+/**
  * Wraps a raw error from the SDK or a transport in a {@link SwitchboardError}:
  * - a `SwitchboardError` is returned unchanged (same object), and so is the one a request was answered with
  *   locally by the request path (`localErrorAnswer`: response stream lost, message over the size cap);

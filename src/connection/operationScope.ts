@@ -111,6 +111,14 @@ export class OperationScope {
     this.#timer.unref?.();
   }
 
+  /**
+   * The deadline now in force: which limit it comes from and its length. For an error about a timeout reported
+   * by someone else (the SDK's own request timer, set to {@link remaining}).
+   */
+  timeoutDetail(): TimeoutDetail {
+    return this.#deadlineReached();
+  }
+
   /** Which deadline ended the scope, for its error: `maxTotalMs` when the total bound came first. */
   #deadlineReached(): TimeoutDetail {
     return this.#deadline === this.#hardDeadline ? { limit: 'maxTotalMs', ms: this.#maxTotalMs! } : { limit: 'timeoutMs', ms: this.#timeoutMs };
