@@ -27,7 +27,6 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import { createBearerVerifier } from '../../src/auth/bearerVerifier.js';
 import { SwitchboardError } from '../../src/errors.js';
-import type { MCPManagerEvents } from '../../src/events.js';
 import { MCPManager } from '../../src/MCPManager.js';
 import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import type { UserContext } from '../../src/types.js';
@@ -35,7 +34,7 @@ import { deferred } from '../support/deferred.js';
 import { rejectionOf } from '../support/errors.js';
 import { listenOnLoopback, readJson } from '../support/http.js';
 import { testIdpResolver } from '../support/idp.js';
-import { firstText } from '../support/mcp.js';
+import { firstText, nextManagerEvent } from '../support/mcp.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -136,17 +135,6 @@ function managerOf(options: ConstructorParameters<typeof MCPManager>[0]): MCPMan
   return m;
 }
 
-/** The first manager event of a kind matching `test`, as a promise (listening from now on). */
-function nextEvent<K extends keyof MCPManagerEvents>(m: MCPManager, event: K, test: (e: MCPManagerEvents[K]) => boolean): Promise<MCPManagerEvents[K]> {
-  return new Promise((resolve) => {
-    const on = (e: MCPManagerEvents[K]) => {
-      if (!test(e)) return;
-      m.off(event, on);
-      resolve(e);
-    };
-    m.on(event, on);
-  });
-}
 
 const alice: UserContext = { id: 'alice', tenantId: 'contoso' };
 const bob: UserContext = { id: 'bob', tenantId: 'fabrikam' };
@@ -236,9 +224,9 @@ describe('listChanged through the manager', () => {
     expect(['tools/list', 'prompts/list', 'resources/list'].map((m) => peer.count('alice', m))).toEqual([1, 1, 1]);
 
     const changed = Promise.all([
-      nextEvent(manager, 'toolsChanged', (e) => e.userId === 'alice'),
-      nextEvent(manager, 'promptsChanged', (e) => e.userId === 'alice'),
-      nextEvent(manager, 'resourcesChanged', (e) => e.userId === 'alice'),
+      nextManagerEvent(manager, 'toolsChanged', (e) => e.userId === 'alice'),
+      nextManagerEvent(manager, 'promptsChanged', (e) => e.userId === 'alice'),
+      nextManagerEvent(manager, 'resourcesChanged', (e) => e.userId === 'alice'),
     ]);
     expect(firstText(await manager.callTool({ user: alice, serverName, toolName: 'grow' }))).toBe('added-1');
     for (const e of await changed) expect(e).toEqual({ serverName, scope: 'user', userId: 'alice', tenantId: 'contoso' });

@@ -16,22 +16,11 @@ import { MCPManager } from '../../src/MCPManager.js';
 import type { ServerRequestContext } from '../../src/MCPConnection.js';
 import type { MCPManagerEvents } from '../../src/events.js';
 import type { UserContext } from '../../src/types.js';
-import { firstText } from '../support/mcp.js';
+import { firstText, nextManagerEvent } from '../support/mcp.js';
 import { startEverythingHttp } from '../support/everything.js';
 import { perSessionMcpServer } from '../support/sessionServer.js';
 
 
-/** The first manager event of a kind matching `test`, as a promise (listening from now on). */
-function nextEvent<K extends keyof MCPManagerEvents>(m: MCPManager, event: K, test: (e: MCPManagerEvents[K]) => boolean): Promise<MCPManagerEvents[K]> {
-  return new Promise((resolve) => {
-    const on = (e: MCPManagerEvents[K]) => {
-      if (!test(e)) return;
-      m.off(event, on);
-      resolve(e);
-    };
-    m.on(event, on);
-  });
-}
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -84,7 +73,7 @@ describe('MCPManager: the client surface per user, against server-everything', (
   it('subscribes: resourceUpdated names the server and the user; unsubscribes', async () => {
     const uri = 'demo://resource/static/document/features.md';
     await manager.subscribeResource({ user: alice, serverName, uri });
-    const updated = nextEvent(manager, 'resourceUpdated', (e) => e.uri === uri);
+    const updated = nextManagerEvent(manager, 'resourceUpdated', (e) => e.uri === uri);
     expect(firstText(await manager.callTool({ user: alice, serverName, toolName: 'toggle-subscriber-updates' }))).toMatch(/^Started/);
     expect(await updated).toEqual({ serverName, scope: 'user', userId: 'alice', tenantId: 'contoso', uri });
     expect(firstText(await manager.callTool({ user: alice, serverName, toolName: 'toggle-subscriber-updates' }))).toMatch(/^Stopped/);
@@ -127,7 +116,7 @@ describe('MCPManager: the client surface per user, against server-everything', (
 
   it('sets the log level; serverLog names the server and the user', async () => {
     await manager.setLoggingLevel({ user: bob, serverName, level: 'debug' });
-    const log = nextEvent(manager, 'serverLog', (e) => e.userId === 'bob' && typeof e.data === 'string' && /level[- ]message/i.test(e.data));
+    const log = nextManagerEvent(manager, 'serverLog', (e) => e.userId === 'bob' && typeof e.data === 'string' && /level[- ]message/i.test(e.data));
     expect(firstText(await manager.callTool({ user: bob, serverName, toolName: 'toggle-simulated-logging' }))).toMatch(/^Started/);
     expect(await log).toMatchObject({ serverName, scope: 'user', userId: 'bob', tenantId: 'fabrikam' });
     expect(firstText(await manager.callTool({ user: bob, serverName, toolName: 'toggle-simulated-logging' }))).toMatch(/^Stopped/);
@@ -200,13 +189,13 @@ describe('MCPManager: a notification of one user never reaches another', () => {
     await manager.subscribeResource({ user: bob, serverName: 'inbox', uri });
     expect(manager.stats().userConnections).toBe(2);
 
-    const forAlice = nextEvent(manager, 'resourceUpdated', (e) => e.userId === 'alice');
+    const forAlice = nextManagerEvent(manager, 'resourceUpdated', (e) => e.userId === 'alice');
     expect(firstText(await manager.callTool({ user: alice, serverName: 'inbox', toolName: 'touch' }))).toBe('alice');
     await forAlice;
-    const forBob = nextEvent(manager, 'resourceUpdated', (e) => e.userId === 'bob');
+    const forBob = nextManagerEvent(manager, 'resourceUpdated', (e) => e.userId === 'bob');
     expect(firstText(await manager.callTool({ user: bob, serverName: 'inbox', toolName: 'touch' }))).toBe('bob');
     await forBob;
-    const again = nextEvent(manager, 'resourceUpdated', (e) => e.userId === 'alice');
+    const again = nextManagerEvent(manager, 'resourceUpdated', (e) => e.userId === 'alice');
     expect(firstText(await manager.callTool({ user: alice, serverName: 'inbox', toolName: 'touch' }))).toBe('alice');
     await again;
     expect(events).toEqual([
@@ -218,7 +207,7 @@ describe('MCPManager: a notification of one user never reaches another', () => {
     // Bob unsubscribes: his touches send nothing any more; Alice's still do, to her alone.
     await manager.unsubscribeResource({ user: bob, serverName: 'inbox', uri });
     expect(firstText(await manager.callTool({ user: bob, serverName: 'inbox', toolName: 'touch' }))).toBe('bob');
-    const last = nextEvent(manager, 'resourceUpdated', (e) => e.userId === 'alice');
+    const last = nextManagerEvent(manager, 'resourceUpdated', (e) => e.userId === 'alice');
     expect(firstText(await manager.callTool({ user: alice, serverName: 'inbox', toolName: 'touch' }))).toBe('alice');
     await last;
     expect(events.map((e) => e.userId)).toEqual(['alice', 'bob', 'alice', 'alice']);

@@ -20,7 +20,7 @@ import { MCPManager, type OperationContext } from '../../src/MCPManager.js';
 import { MCPConnectionFactory } from '../../src/MCPConnectionFactory.js';
 import { HttpClient } from '../../src/transport/httpClient.js';
 import type { ServerConfig } from '../../src/config/schema.js';
-import type { MCPManagerEvents } from '../../src/events.js';
+import { nextManagerEvent } from '../support/mcp.js';
 import type { UserContext } from '../../src/types.js';
 
 interface Seen {
@@ -108,16 +108,6 @@ function deferred<T = void>() {
   return { promise, resolve };
 }
 
-function next<K extends keyof MCPManagerEvents>(m: MCPManager, event: K, pred: (e: MCPManagerEvents[K]) => boolean = () => true): Promise<MCPManagerEvents[K]> {
-  return new Promise((resolve) => {
-    const listener = (e: MCPManagerEvents[K]) => {
-      if (!pred(e)) return;
-      m.off(event, listener);
-      resolve(e);
-    };
-    m.on(event, listener);
-  });
-}
 
 const text = (r: CallToolResult) => (r.content[0] as { text: string }).text;
 const resolver = async (req: { user: UserContext; scopes: string[] }) => ({ accessToken: `OBO-FOR-${req.user.id}`, expiresAt: Date.now() + 3_600_000 });
@@ -239,7 +229,7 @@ describe('a config other than the registered one has a connection of its own', (
       await m.listTools({ serverName: 'crm' });
       await m.listTools({ serverName: 'crm' });
     }
-    const updated = next(m, 'resourceUpdated');
+    const updated = nextManagerEvent(m, 'resourceUpdated');
     await m.callTool({ serverName: 'crm', toolName: 'touch' });
     expect(await updated).toMatchObject({ serverName: 'crm', scope: 'app', uri });
     expect(evictions).toEqual([]);
@@ -259,7 +249,7 @@ describe('a config other than the registered one has a connection of its own', (
       expect((await m.listTools({ user: alice, serverName: 'inbox', serverConfig: { url: evil.url, headers: asUser } })).length).toBe(1);
       expect((await m.listTools({ user: alice, serverName: 'inbox' })).length).toBe(1);
     }
-    const updated = next(m, 'resourceUpdated');
+    const updated = nextManagerEvent(m, 'resourceUpdated');
     await m.callTool({ user: alice, serverName: 'inbox', toolName: 'touch' });
     expect(await updated).toMatchObject({ serverName: 'inbox', userId: 'alice', uri });
     const s = m.stats();
@@ -297,7 +287,7 @@ describe('subscriptions', () => {
     await m.unsubscribeResource({ user: bob, serverName: 'inbox', uri }); // bob never subscribed
     await m.unsubscribeResource({ serverName: 'inbox', uri }); // nor did the app
     expect(good.subs.map((x) => x.op)).toEqual(['sub']);
-    const updated = next(m, 'resourceUpdated');
+    const updated = nextManagerEvent(m, 'resourceUpdated');
     await m.callTool({ user: alice, serverName: 'inbox', toolName: 'touch' });
     expect(await updated).toMatchObject({ scope: 'app', uri });
     // Both subscribe; the first unsubscribe keeps the other's; the last one is sent.
@@ -319,7 +309,7 @@ describe('subscriptions', () => {
       (e: { code?: string }) => e.code,
     );
     await arrived.promise;
-    const closed = next(m, 'disconnect', (e) => e.userId === 'alice');
+    const closed = nextManagerEvent(m, 'disconnect', (e) => e.userId === 'alice');
     await m.disconnectUser('alice', 't1');
     release.resolve();
     expect(await subscribing).toBe('connection_closed');
@@ -339,7 +329,7 @@ describe('subscriptions', () => {
     await expect(m.subscribeResource({ user: alice, serverName: 'inbox', uri })).rejects.toThrow('audit failed');
     expect(good.subs.map((x) => x.op)).toEqual(['sub', 'unsub']);
     // Nothing holds the connection: it is evicted when idle.
-    const evicted = await next(m, 'evict');
+    const evicted = await nextManagerEvent(m, 'evict');
     expect(evicted.reason).toBe('idle');
     // Nothing recorded: an unsubscribe has nothing to end.
     await m.unsubscribeResource({ user: alice, serverName: 'inbox', uri });

@@ -2,6 +2,8 @@
  * Small readers over MCP connections and results.
  */
 import type { ConnectionState, MCPConnection } from '../../src/MCPConnection.js';
+import type { MCPManager } from '../../src/MCPManager.js';
+import type { MCPManagerEvents } from '../../src/events.js';
 
 /** The text of the first content item of a tool result, if it is text. */
 export function firstText(result: { content?: unknown }): string | undefined {
@@ -18,5 +20,21 @@ export function nextState(conn: MCPConnection, state: ConnectionState): Promise<
       resolve();
     };
     conn.on('state', onState);
+  });
+}
+
+/** The first manager event of a kind matching `test`, as a promise (listening from now on). */
+export function nextManagerEvent<K extends keyof MCPManagerEvents>(
+  m: MCPManager,
+  event: K,
+  test: (e: MCPManagerEvents[K]) => boolean = () => true,
+): Promise<MCPManagerEvents[K]> {
+  return new Promise((resolve) => {
+    const on = (e: MCPManagerEvents[K]) => {
+      if (!test(e)) return;
+      m.off(event, on);
+      resolve(e);
+    };
+    m.on(event, on);
   });
 }
