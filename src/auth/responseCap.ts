@@ -7,6 +7,7 @@
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
 import { SwitchboardError } from '../errors.js';
+import { headerRecord } from '../transport/headers.js';
 
 /**
  * Default cap of one IdP response body: 1 MiB (token responses are a few KiB, discovery documents tens).
@@ -35,29 +36,15 @@ export function fetchWithBodyCap<F extends AnyFetch>(fetch: F, maxBytes: number 
   if (!Number.isInteger(maxBytes) || maxBytes < 1) throw new TypeError('maxBytes must be a whole number >= 1');
   const capped = async (url: string, init: RequestInit): Promise<Response> => {
     const res = await fetch(url, init);
-    const declared = Number(res.headers.get('content-length') ?? NaN);
-    if (Number.isFinite(declared) && declared > maxBytes) {
+    let body: Buffer | null;
+    try {
+      body = await readWithinCap(res.body, res.headers.get('content-length'), maxBytes);
+    } catch (err) {
+      // Not read to its end (over the cap, or failing): cancelled, so that its connection is not left hanging.
       await res.body?.cancel().catch(() => {});
-      throw tooLarge(maxBytes);
+      throw err;
     }
-    if (!res.body) return res;
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    const reader = res.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await reader.cancel().catch(() => {});
-        throw tooLarge(maxBytes);
-      }
-      chunks.push(value);
-    }
-    const body = Buffer.concat(chunks);
-    // Null-body statuses cannot carry even an empty body in a Response.
-    const nullBody = res.status === 204 || res.status === 205 || res.status === 304;
-    return new Response(nullBody ? null : body, { status: res.status, statusText: res.statusText, headers: res.headers });
+    return body === null ? res : responseOf(body, res.status, res.statusText, res.headers);
   };
   return capped as F;
 }
@@ -119,15 +106,9 @@ export function cappedRequestFetch(opts: { maxBytes?: number; dispatcher?: Dispa
     } catch (err) {
       throw failed(err);
     }
-    const chunks: Buffer[] = [];
+    let raw: Buffer;
     try {
-      if (Number(res.headers['content-length'] ?? NaN) > maxBytes) throw tooLarge(maxBytes);
-      let size = 0;
-      for await (const chunk of res.body as AsyncIterable<Buffer>) {
-        size += chunk.length;
-        if (size > maxBytes) throw tooLarge(maxBytes);
-        chunks.push(chunk);
-      }
+      raw = (await readWithinCap(res.body, res.headers['content-length'], maxBytes))!; // undici always gives a body
     } catch (err) {
       // undici's body reports its own destruction as an 'error' (RequestAbortedError): nobody else listens now.
       res.body.on('error', () => {});
@@ -137,7 +118,7 @@ export function cappedRequestFetch(opts: { maxBytes?: number; dispatcher?: Dispa
     const status = res.statusCode;
     if (status < 200 || status > 599) throw new TypeError('fetch failed', { cause: new Error(`unexpected HTTP status ${status}`) });
     const encoding = String(res.headers['content-encoding'] ?? '').trim().toLowerCase();
-    const decoded = decode(Buffer.concat(chunks), encoding, maxBytes);
+    const decoded = decode(raw, encoding, maxBytes);
     const out = new Headers();
     for (const [name, value] of Object.entries(res.headers)) {
       // A decoded body no longer has the encoding or the length the server declared.
@@ -145,10 +126,32 @@ export function cappedRequestFetch(opts: { maxBytes?: number; dispatcher?: Dispa
       if (Array.isArray(value)) for (const v of value) out.append(name, v);
       else if (value !== undefined) out.append(name, value);
     }
-    // Null-body statuses cannot carry even an empty body in a Response.
-    const nullBody = status === 204 || status === 205 || status === 304;
-    return new Response(nullBody ? null : decoded.body, { status, statusText: res.statusText ?? '', headers: out });
+    return responseOf(decoded.body, status, res.statusText ?? '', out);
   };
+}
+
+/**
+ * Reads a body whole within `maxBytes` (`null` when there is none): a declared length above the cap fails before
+ * reading, even without a body (a HEAD), and reading stops at the first byte past it. Over the cap →
+ * `SwitchboardError('too_large')`, naming the size only.
+ */
+async function readWithinCap(body: AsyncIterable<Uint8Array> | null, declaredLength: unknown, maxBytes: number): Promise<Buffer | null> {
+  if (Number(declaredLength ?? NaN) > maxBytes) throw tooLarge(maxBytes);
+  if (!body) return null;
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw tooLarge(maxBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** A read body as a Response; null-body statuses cannot carry even an empty body in a Response. */
+function responseOf(body: Buffer, status: number, statusText: string, headers: Headers): Response {
+  const nullBody = status === 204 || status === 205 || status === 304;
+  return new Response(nullBody ? null : body, { status, statusText, headers });
 }
 
 const USER_AGENT = 'mcp-switchboard';
@@ -166,22 +169,6 @@ function decode(raw: Buffer, encoding: string, maxBytes: number): { body: Buffer
     throw new TypeError('fetch failed', { cause: err });
   }
   throw new TypeError('fetch failed', { cause: new Error(`unsupported content encoding "${encoding.slice(0, 40)}"`) });
-}
-
-/** A fetch's `headers` init as a record with lower-cased names (repeated names joined, as `Headers` does). */
-function headerRecord(headers: RequestInit['headers'] | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!headers) return out;
-  const entries: Iterable<[string, string]> =
-    Array.isArray(headers) || typeof (headers as Headers)[Symbol.iterator] === 'function'
-      ? (headers as Iterable<[string, string]>)
-      : Object.entries(headers as Record<string, string>);
-  for (const [k, v] of entries) {
-    if (v === undefined) continue;
-    const name = k.toLowerCase();
-    out[name] = Object.hasOwn(out, name) ? `${out[name]}, ${v}` : String(v);
-  }
-  return out;
 }
 
 /** A fetch's body as undici's `request` takes it, with the content type fetch would have set. */

@@ -16,6 +16,7 @@
  */
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { requestIdOfBody, type JsonRpcId } from '../connection/callerContext.js';
+import { headerRecord } from './headers.js';
 import type { SwitchboardError } from '../errors.js';
 import type { RetryPolicy } from '../connection/retryPolicy.js';
 import type { Logger } from '../types.js';
@@ -197,8 +198,7 @@ export function createRequestPath(opts: RequestPathOptions): FetchLike {
   ]);
   const { dispatcher } = opts;
   return (input, init = {}) => {
-    const headers: Record<string, string> = {};
-    copyHeaders(init.headers, headers);
+    const headers = headerRecord(init.headers);
     const requestId = requestIdOfBody(init.body);
     return stage({
       // The SDK's own URL object is reused (no stage changes it; providers get a copy): one parse less per request.
@@ -214,16 +214,6 @@ export function createRequestPath(opts: RequestPathOptions): FetchLike {
       dispatcher,
     });
   };
-}
-
-/** Copies `headers` (a `Headers`, pairs, or a record) into `out` with lower-cased names. */
-function copyHeaders(headers: RequestInit['headers'] | undefined, out: Record<string, string>): void {
-  if (!headers) return;
-  const entries: Iterable<[string, string]> =
-    Array.isArray(headers) || typeof (headers as Headers)[Symbol.iterator] === 'function'
-      ? (headers as Iterable<[string, string]>)
-      : Object.entries(headers as Record<string, string>);
-  for (const [k, v] of entries) if (v !== undefined) out[k.toLowerCase()] = v;
 }
 
 /**

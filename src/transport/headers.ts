@@ -1,0 +1,28 @@
+/**
+ * Header records: what a `fetch` call's `headers` init becomes on our request paths.
+ * @module
+ */
+
+/**
+ * A fetch's `headers` init (a `Headers`, pairs, or a record) as a record with lower-cased names; a name given
+ * twice is joined with `, `, as `Headers` does.
+ *
+ * @example
+ * ```ts
+ * headerRecord([['Accept', 'a'], ['accept', 'b']]); // { accept: 'a, b' }
+ * ```
+ */
+export function headerRecord(headers: RequestInit['headers'] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  const entries: Iterable<[string, string]> =
+    Array.isArray(headers) || typeof (headers as Headers)[Symbol.iterator] === 'function'
+      ? (headers as Iterable<[string, string]>)
+      : Object.entries(headers as Record<string, string>);
+  for (const [k, v] of entries) {
+    if (v === undefined) continue;
+    const name = k.toLowerCase();
+    out[name] = Object.hasOwn(out, name) ? `${out[name]}, ${v}` : String(v);
+  }
+  return out;
+}
