@@ -30,7 +30,7 @@ import { isCredentialFailure, summarizeCause, SwitchboardError } from './errors.
 import { silentLogger, type Logger, type UserContext } from './types.js';
 import { resolveReconnectOptions, type ReconnectOptions } from './connection/backoff.js';
 import { RetryPolicy } from './connection/retryPolicy.js';
-import { classifyError, isRequestTimeout, type ErrorTarget, type OperationPhase } from './connection/classifyError.js';
+import { classifyError, isRequestTimeout, timeoutError, type ErrorTarget, type OperationPhase } from './connection/classifyError.js';
 import {
   createProtocolClient,
   type ElicitationRequest,
@@ -1587,11 +1587,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       const what = phase === 'connect' ? 'Connecting to' : 'Request to';
       return new SwitchboardError('aborted', `${what} MCP server "${serverName}" was aborted`, { cause: signalReason, serverName });
     }
-    const detail = signalReason as TimeoutDetail | undefined;
-    const after = detail ? ` after ${detail.ms} ms (${detail.limit === 'maxTotalMs' ? 'maxTotalTimeoutMs' : phase === 'connect' ? 'initTimeoutMs' : 'timeoutMs'})` : '';
-    return phase === 'connect'
-      ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out${after}`, { retryable: true, serverName })
-      : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out${after}`, { retryable: true, serverName });
+    return timeoutError(phase, serverName, signalReason as TimeoutDetail | undefined);
   }
 
   /** The scope's own reason wins (the SDK reports an abort as a generic error); else classify. */

@@ -8,6 +8,7 @@ import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { redactSecrets, sanitizeError } from '../redact.js';
 import { SwitchboardError, safeUrl, summarizeCause, type CauseSummary } from '../errors.js';
 import { localErrorOf } from '../transport/localAnswer.js';
+import type { TimeoutDetail } from './operationScope.js';
 
 /**
  * What was being done when the error happened: it picks `connect_timeout` / `connect_failed` over
@@ -21,11 +22,29 @@ import { localErrorOf } from '../transport/localAnswer.js';
 export type OperationPhase = 'connect' | 'call';
 
 /**
+ * The error of an operation that ran out of time: `connect_timeout` or `call_timeout` (retryable), its message
+ * naming the limit that ran out and its length when known (`timed out after 800 ms (maxTotalTimeoutMs)`).
+ *
+ * @example
+ * ```ts
+ * throw timeoutError('call', 'files', { limit: 'timeoutMs', ms: 30_000 });
+ * ```
+ */
+export function timeoutError(phase: OperationPhase, serverName: string, detail?: TimeoutDetail, cause?: unknown): SwitchboardError {
+  const limit = detail?.limit === 'maxTotalMs' ? 'maxTotalTimeoutMs' : phase === 'connect' ? 'initTimeoutMs' : 'timeoutMs';
+  const after = detail ? ` after ${detail.ms} ms (${limit})` : '';
+  const opts = { retryable: true, serverName, ...(cause === undefined ? {} : { cause }) };
+  return phase === 'connect'
+    ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out${after}`, opts)
+    : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out${after}`, opts);
+}
+
+/**
  * Whether `err` is the SDK's own request timeout (its timer ran out before a response).
  *
  * @example
  * ```ts
- * if (isRequestTimeout(err)) return timeoutError(scope.timeoutDetail());
+ * if (isRequestTimeout(err)) return timeoutError('call', 'files', scope.timeoutDetail(), err);
  * ```
  */
 export function isRequestTimeout(err: unknown): boolean {
@@ -63,10 +82,7 @@ export function classifyError(err: unknown, phase: OperationPhase, serverName: s
     if (err.code === ErrorCode.RequestTimeout) {
       // The SDK's own request timer (the warm call path): its data carries the timeout it ran.
       const ms = (err.data as { timeout?: unknown } | undefined)?.timeout;
-      const after = typeof ms === 'number' ? ` after ${ms} ms (${phase === 'connect' ? 'initTimeoutMs' : 'timeoutMs'})` : '';
-      return phase === 'connect'
-        ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out${after}`, { cause: err, retryable: true, serverName })
-        : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out${after}`, { cause: err, retryable: true, serverName });
+      return timeoutError(phase, serverName, typeof ms === 'number' ? { limit: 'timeoutMs', ms } : undefined, err);
     }
     // The server's text may echo what it was sent (a bearer, an API key): redacted, and its `data` dropped.
     const text = oneLine(redactSecrets(err.message.replace(/^MCP error -?\d+: /, '')));
