@@ -38,6 +38,19 @@ describe('followSignal', () => {
   });
 });
 
+describe('followSignal with keepListener', () => {
+  it('keeps the one listener when the last follower leaves; it still aborts later followers, and goes with the abort', () => {
+    const parent = new AbortController();
+    const calls: string[] = [];
+    for (let i = 0; i < 3; i++) followSignal(parent.signal, () => calls.push(`left-${i}`), { keepListener: true })();
+    expect(getEventListeners(parent.signal, 'abort')).toHaveLength(1);
+    followSignal(parent.signal, () => calls.push('staying'), { keepListener: true });
+    parent.abort();
+    expect(calls).toEqual(['staying']);
+    expect(getEventListeners(parent.signal, 'abort')).toHaveLength(0);
+  });
+});
+
 describe('SignalLink', () => {
   it('aborts its own signal with the parent reason until disposed', () => {
     const parent = new AbortController();

@@ -15,12 +15,17 @@ const followers = new WeakMap<AbortSignal, Followers>();
 interface Followers {
   set: Set<() => void>;
   listener: () => void;
+  /** The listener stays when the last follower leaves (see `keepListener`). */
+  keep: boolean;
 }
 
 /**
  * Calls `onAbort` once when `signal` aborts, until the returned function is called (idempotent). `onAbort` runs
  * at once (synchronously) when the signal is already aborted. However many followers a signal has, it carries
- * one `abort` listener of ours, removed with the last follower.
+ * one `abort` listener of ours, removed with the last follower; with `keepListener` it stays until the signal
+ * aborts (or both are collected): for a signal that lives as long as its owner and is followed over and over
+ * (a transport's, by each of its requests), where adding and removing a listener each time costs more than the
+ * work it guards.
  *
  * @example
  * ```ts
@@ -32,7 +37,7 @@ interface Followers {
  * }
  * ```
  */
-export function followSignal(signal: AbortSignal, onAbort: () => void): () => void {
+export function followSignal(signal: AbortSignal, onAbort: () => void, opts?: { keepListener?: boolean }): () => void {
   if (signal.aborted) {
     onAbort();
     return noop;
@@ -55,16 +60,17 @@ export function followSignal(signal: AbortSignal, onAbort: () => void): () => vo
         }
       }
     };
-    group = { set, listener };
+    group = { set, listener, keep: false };
     followers.set(signal, group);
     signal.addEventListener('abort', listener, { once: true });
   }
+  if (opts?.keepListener) group.keep = true;
   const own = group;
   // A wrapper per follower, so that the same callback can follow twice and be removed once.
   const entry = (): void => onAbort();
   own.set.add(entry);
   return () => {
-    if (!own.set.delete(entry) || own.set.size > 0 || followers.get(signal) !== own) return;
+    if (!own.set.delete(entry) || own.set.size > 0 || own.keep || followers.get(signal) !== own) return;
     // The last follower left: the listener goes too (it would keep the group alive as long as the signal lives).
     followers.delete(signal);
     signal.removeEventListener('abort', own.listener);

@@ -2,39 +2,14 @@
  * The request-signal stage: each request gets its own abort signal, following the SDK transport's long-lived one
  * until the response has ended. undici's fetch adds an `abort` listener to the signal it is given and removes it
  * only when the `Request` is garbage collected, so handing it the transport's signal piles up one listener per
- * request on it (Node warned at 1,501 in a busy demo). The transport's signal carries one listener of ours for
- * its whole life, which aborts the requests in flight on it; a request leaves that set when its response
- * completes or fails, so a transport's close still aborts every request and stream in flight.
+ * request on it (Node warned at 1,501 in a busy demo). The per-request signal follows the transport's through
+ * one shared listener ({@link followSignal}, kept for the transport's life); a request stops following when its
+ * response completes or fails, so a transport's close still aborts every request and stream in flight.
  * @module
  */
 import type { Dispatcher } from 'undici';
+import { followSignal } from '../../connection/signalLink.js';
 import type { RequestInterceptor } from '../requestPath.js';
-
-/**
- * The requests in flight on each transport signal. The transport's signal lives as long as its transport, so its
- * one listener stays until it aborts (or both are collected): adding and removing a listener per request, as
- * `followSignal` does for callers' signals, cost more than the request's own abort controller.
- */
-const inFlight = new WeakMap<AbortSignal, Set<AbortController>>();
-
-function inFlightOn(parent: AbortSignal): Set<AbortController> {
-  let set = inFlight.get(parent);
-  if (!set) {
-    const requests = new Set<AbortController>();
-    set = requests;
-    inFlight.set(parent, requests);
-    parent.addEventListener(
-      'abort',
-      () => {
-        inFlight.delete(parent);
-        for (const c of requests) c.abort(parent.reason);
-        requests.clear();
-      },
-      { once: true },
-    );
-  }
-  return set;
-}
 
 /**
  * The request-signal stage (see the module comment). Requests without a signal pass as they are.
@@ -49,9 +24,9 @@ export function requestSignal(): RequestInterceptor {
     const parent = req.signal;
     if (!parent) return next(req);
     const controller = new AbortController();
-    if (parent.aborted) controller.abort(parent.reason);
-    const requests = parent.aborted ? undefined : inFlightOn(parent).add(controller);
-    const release = (): void => void requests?.delete(controller);
+    // The transport's signal keeps its one listener for its life: adding and removing one per request cost more
+    // than the request's own abort controller.
+    const release = followSignal(parent, () => controller.abort(parent.reason), { keepListener: true });
     const inner = req.dispatcher;
     // undici's fetch only calls `dispatch` on its dispatcher: a plain object per request is enough.
     const dispatcher = {
