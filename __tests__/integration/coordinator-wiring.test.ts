@@ -21,6 +21,7 @@ import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMcpServer.js';
 import type { Logger, UserContext } from '../../src/types.js';
 import { rejectionOf } from '../support/errors.js';
+import { nextEvent } from '../support/coordinator.js';
 import { testIdpClient } from '../support/idp.js';
 import { approve, startRelaxedOAuthPeers, type AuthServer, type ProtectedMcpServer } from '../support/oauthPeers.js';
 
@@ -259,15 +260,8 @@ describe('MCPManager({ coordinator })', () => {
     return m;
   }
   const userFor = async (sub: string): Promise<UserContext> => ({ id: sub, upstreamToken: await idp.mintAccessToken({ sub }) });
-  /** Resolves with the next invalidation of `kind` delivered (after the managers, which subscribed first). */
-  const delivered = (c: Coordinator, kind: InvalidationEvent['kind']) =>
-    new Promise<InvalidationEvent>((resolve) => {
-      const off = c.subscribe((e) => {
-        if (e.kind !== kind) return;
-        off();
-        resolve(e);
-      });
-    });
+  /** Resolves with the next invalidation of `kind` that `c` delivers (after the managers, which subscribed first). */
+  const delivered = (c: Coordinator, kind: InvalidationEvent['kind']) => nextEvent(c, (e) => e.kind === kind);
 
   it('disconnectUser on A closes the user’s connection on B; removeServer on A removes the server on B', async () => {
     const coordinator = createMemoryCoordinator();

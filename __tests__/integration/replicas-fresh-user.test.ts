@@ -20,6 +20,7 @@ import { startTestIdp, type TestIdp } from '../../src/testing/testIdp.js';
 import { startTestMcpServer, type TestMcpServer } from '../../src/testing/testMcpServer.js';
 import type { UserContext } from '../../src/types.js';
 import { rejection, rejectionOf } from '../support/errors.js';
+import { nextEvent } from '../support/coordinator.js';
 import { testIdpClient } from '../support/idp.js';
 import { approve, startAuthServer, startProtectedMcpServer, type AuthServer, type ProtectedMcpServer } from '../support/oauthPeers.js';
 
@@ -61,14 +62,7 @@ function replica(opts: { url?: string; key?: string } = {}) {
 const text = (r: unknown) => ((r as CallToolResult).content[0] as { text: string }).text;
 const oboUser = async (sub: string): Promise<UserContext> => ({ id: sub, upstreamToken: await idp.mintAccessToken({ sub }) });
 /** Resolves with the next invalidation of `kind` that `c` delivers (after the manager subscribed on `c`). */
-const delivered = (c: Coordinator, kind: InvalidationEvent['kind']) =>
-  new Promise<InvalidationEvent>((resolve) => {
-    const off = c.subscribe((e) => {
-      if (e.kind !== kind) return;
-      off();
-      resolve(e);
-    });
-  });
+const delivered = (c: Coordinator, kind: InvalidationEvent['kind']) => nextEvent(c, (e) => e.kind === kind);
 
 beforeAll(async () => {
   idp = await startTestIdp({ accessTokenTtlSec: 3600 });
