@@ -7,7 +7,7 @@
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
 import { SwitchboardError } from '../errors.js';
-import { headerRecord } from '../transport/headers.js';
+import { DEFAULT_USER_AGENT, headerRecord } from '../transport/headers.js';
 
 /**
  * Default cap of one IdP response body: 1 MiB (token responses are a few KiB, discovery documents tens).
@@ -91,7 +91,7 @@ export function cappedRequestFetch(opts: { maxBytes?: number; dispatcher?: Dispa
     const failed = (err: unknown): unknown => (signal?.aborted ? signal.reason : isResponseTooLarge(err) ? err : new TypeError('fetch failed', { cause: err }));
     const headers = headerRecord(init.headers);
     const body = requestBody(init.body, headers);
-    headers['user-agent'] ??= USER_AGENT;
+    headers['user-agent'] ??= DEFAULT_USER_AGENT;
     headers['accept'] ??= '*/*';
     headers['accept-encoding'] ??= 'gzip, deflate, br';
     let res: Dispatcher.ResponseData;
@@ -153,8 +153,6 @@ function responseOf(body: Buffer, status: number, statusText: string, headers: H
   const nullBody = status === 204 || status === 205 || status === 304;
   return new Response(nullBody ? null : body, { status, statusText, headers });
 }
-
-const USER_AGENT = 'mcp-switchboard';
 
 /** The body with its content coding undone (gzip, deflate, br), still within `maxBytes`; other codings refused. */
 function decode(raw: Buffer, encoding: string, maxBytes: number): { body: Buffer; decoded: boolean } {

@@ -26,3 +26,14 @@ export function headerRecord(headers: RequestInit['headers'] | undefined): Recor
   }
   return out;
 }
+
+/**
+ * The `User-Agent` our own HTTP requests send when the caller set none (fetch would send its own; firewalls in
+ * front of IdPs and MCP servers refuse requests without one).
+ *
+ * @example
+ * ```ts
+ * headers['user-agent'] ??= DEFAULT_USER_AGENT;
+ * ```
+ */
+export const DEFAULT_USER_AGENT = 'mcp-switchboard';

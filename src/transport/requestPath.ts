@@ -4,7 +4,7 @@
  *
  * ```
  * fetch(url, init) → [standby gate] → [own errors] → [401/403 retry] → redirects + SSRF guard → credentials
- *                  → [response watch] → request signal → undici fetch on the connection's dispatcher
+ *                  → [response watch] → dispatch on the connection's undici dispatcher
  * ```
  *
  * Bracketed stages are present only when configured. Each stage is a {@link RequestInterceptor}: it gets the
@@ -26,6 +26,7 @@ import { redirects } from './interceptors/redirects.js';
 import { responseWatch, type WatchedStreams } from './interceptors/responseWatch.js';
 import { standbyGate } from './interceptors/standbyGate.js';
 import { requestSignal } from './interceptors/requestSignal.js';
+import { sendOnDispatcher } from './dispatchFetch.js';
 import type { OwnErrors } from './interceptors/ownErrors.js';
 import type { SsrfOptions } from './ssrf.js';
 import type { AuthChallenge, FetchLike } from './types.js';
@@ -131,6 +132,12 @@ export const sendWithUndici: RequestStage = async (req) => {
 };
 
 /**
+ * The last stage of every request path: the request dispatched as it is, or through undici's fetch for bodies
+ * other than a string, bytes or form parameters (see `dispatchFetch.ts`).
+ */
+const SEND: RequestStage = sendOnDispatcher(requestSignal()(sendWithUndici));
+
+/**
  * Everything the request path of one connection attempt may do. Only `dispatcher` is required: the rest
  * turns stages on.
  *
@@ -185,7 +192,7 @@ export interface RequestPathOptions extends CredentialsOptions {
 export function createRequestPath(opts: RequestPathOptions): FetchLike {
   const maxRedirects = opts.maxRedirects ?? 5;
   if (!Number.isInteger(maxRedirects) || maxRedirects < 0) throw new TypeError('maxRedirects must be a whole number >= 0');
-  const stage = composeStages(sendWithUndici, [
+  const stage = composeStages(SEND, [
     opts.standby ? standbyGate(opts.standby) : undefined,
     opts.ownErrors?.interceptor,
     opts.authHeaders && opts.retryUnauthorized
@@ -194,7 +201,6 @@ export function createRequestPath(opts: RequestPathOptions): FetchLike {
     redirects({ maxRedirects, ...(opts.ssrf ? { ssrf: opts.ssrf } : {}) }),
     credentials(opts),
     opts.watch ? responseWatch(opts.watch) : undefined,
-    requestSignal(),
   ]);
   const { dispatcher } = opts;
   return (input, init = {}) => {

@@ -1,0 +1,304 @@
+/**
+ * The last stage of the request path: one HTTP request dispatched on the hop's undici dispatcher, answered with a
+ * fetch `Response` whose body is fed straight from the dispatch handler.
+ *
+ * undici's `fetch` does much more per request than a request path that has already done its own redirects,
+ * credentials and signal handling needs: a `Request` object and its WebIDL checks, a clone of the request (a tee
+ * of its body) for the redirect mode we never let it follow, a fetch controller, a Node stream turned into a web
+ * stream, an abort listener per request. For the MCP transports' bodies (a JSON string, or none) this stage sends
+ * the request itself and builds the `Response` once. What callers see is still a fetch's: a network failure is
+ * `TypeError('fetch failed', { cause })`, an abort is the signal's reason, redirects come back as they are
+ * (`redirect: 'manual'`), a gzip, deflate or br body is decoded, and `User-Agent`, `Accept` and
+ * `Accept-Encoding` are sent when the caller set none. Other bodies (streams, `Blob`, `FormData`) go to the
+ * fallback stage it is given (undici's `fetch`).
+ * @module
+ */
+import { pipeline, Readable, type Transform } from 'node:stream';
+import { constants as zlib, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import type { Dispatcher } from 'undici';
+import { followSignal } from '../connection/signalLink.js';
+import { DEFAULT_USER_AGENT } from './headers.js';
+import type { OutgoingRequest, RequestStage } from './requestPath.js';
+
+/**
+ * The stage that sends `req` on `req.dispatcher` and resolves with its response (see the module comment); bodies
+ * other than a string, bytes or `URLSearchParams` go to `fallback`. The request's `signal` is followed with one
+ * listener for the signal's life (a transport's signal is followed by every request it makes), released when the
+ * response has ended.
+ *
+ * @example
+ * ```ts
+ * const send = sendOnDispatcher(requestSignal()(sendWithUndici));
+ * const res = await send({ url: new URL('http://127.0.0.1:3000/mcp'), method: 'POST', headers: { 'content-type': 'application/json' },
+ *   body: '{"jsonrpc":"2.0","id":1,"method":"ping"}', redirect: 'manual', forceRefresh: false, crossOrigin: false, dispatcher });
+ * ```
+ */
+export function sendOnDispatcher(fallback: RequestStage): RequestStage {
+  return (req) => {
+    const body = req.body;
+    if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof URLSearchParams) && !isBytes(body)) return fallback(req);
+    return new Promise<Response>((resolve, reject) => {
+      if (req.signal?.aborted) {
+        reject(req.signal.reason);
+        return;
+      }
+      const refused = refusedUrl(req.url);
+      if (refused) {
+        reject(refused);
+        return;
+      }
+      const handler = new ResponseFeed(req, resolve, reject);
+      try {
+        req.dispatcher.dispatch(dispatchOptions(req), handler as unknown as Dispatcher.DispatchHandler);
+      } catch (err) {
+        handler.onError(err as Error);
+      }
+    });
+  };
+}
+
+function noop(): void {}
+
+/** What fetch refuses before sending: URLs with credentials, schemes other than http(s). */
+function refusedUrl(url: URL): TypeError | undefined {
+  if (url.username || url.password) return new TypeError('Request cannot be constructed from a URL that includes credentials');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return new TypeError('fetch failed', { cause: new Error(`unsupported scheme ${url.protocol}`) });
+  return undefined;
+}
+
+function isBytes(body: unknown): body is ArrayBuffer | ArrayBufferView {
+  return body instanceof ArrayBuffer || ArrayBuffer.isView(body);
+}
+
+/** undici's dispatch options for `req`, with the default headers and body conversions fetch would have made. */
+function dispatchOptions(req: OutgoingRequest): Dispatcher.DispatchOptions {
+  const headers = { ...req.headers };
+  let body: string | Uint8Array | null = null;
+  const b = req.body;
+  if (typeof b === 'string') {
+    headers['content-type'] ??= 'text/plain;charset=UTF-8';
+    body = b;
+  } else if (b instanceof URLSearchParams) {
+    headers['content-type'] ??= 'application/x-www-form-urlencoded;charset=UTF-8';
+    body = b.toString();
+  } else if (b instanceof ArrayBuffer) body = new Uint8Array(b);
+  else if (b && ArrayBuffer.isView(b)) body = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  headers['accept'] ??= '*/*';
+  headers['user-agent'] ??= DEFAULT_USER_AGENT;
+  headers['accept-encoding'] ??= 'gzip, deflate, br';
+  const { url } = req;
+  return { origin: url.origin, path: `${url.pathname}${url.search}`, method: req.method as Dispatcher.HttpMethod, headers, body };
+}
+
+/** Statuses whose response has no body (a `Response` refuses even an empty one for them). */
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+/** Chunks buffered in a body before the socket is paused (by their byte length). */
+const BODY_STRATEGY: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength };
+const MAX_CODINGS = 5;
+
+type State = 'dispatched' | 'streaming' | 'settled';
+
+/**
+ * The dispatch handler of one request (undici's legacy `on*` callbacks, the ones `fetch` itself passes, so the
+ * response-watch stage wraps it the same way): resolves the `Response` at the headers, feeds its body, ends it.
+ */
+class ResponseFeed {
+  #state: State = 'dispatched';
+  readonly #method: string;
+  #resolve: ((res: Response) => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
+  #signal: AbortSignal | undefined;
+  #abort: ((err?: Error) => void) | undefined;
+  #resume: (() => void) | undefined;
+  #controller: ReadableStreamDefaultController<Uint8Array> | undefined;
+  /** The decoding pipeline's head, when the body has a content coding. */
+  #encoded: Readable | undefined;
+  #unfollow: () => void = noop;
+
+  constructor(req: OutgoingRequest, resolve: (res: Response) => void, reject: (err: unknown) => void) {
+    this.#method = req.method;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    const signal = req.signal;
+    if (signal && !signal.aborted) {
+      this.#signal = signal;
+      this.#unfollow = followSignal(signal, () => this.#aborted(signal.reason), { keepListener: true });
+    }
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#state === 'settled') abort(new Error('request already settled'));
+  }
+
+  onHeaders(status: number, rawHeaders: (Buffer | Buffer[])[], resume: () => void, statusText: string): boolean {
+    if (status < 200) return true;
+    if (this.#state !== 'dispatched') return false;
+    let headers: Headers;
+    try {
+      headers = headersOf(rawHeaders);
+    } catch (err) {
+      this.#fail(new TypeError('fetch failed', { cause: err }), true);
+      return false;
+    }
+    const empty = this.#method === 'HEAD' || NULL_BODY.has(status);
+    let body: ReadableStream<Uint8Array> | null = null;
+    if (!empty) {
+      const codings = contentCodings(headers.get('content-encoding'));
+      if (codings === undefined) {
+        this.#fail(new TypeError('fetch failed', { cause: new Error(`too many content codings (over ${MAX_CODINGS})`) }), true);
+        return false;
+      }
+      this.#resume = resume;
+      body = codings.length ? this.#decodedBody(codings) : this.#rawBody();
+    }
+    let response: Response;
+    try {
+      response = new Response(body, { status, statusText, headers });
+    } catch (err) {
+      this.#fail(new TypeError('fetch failed', { cause: err }), true);
+      return false;
+    }
+    const resolve = this.#resolve!;
+    this.#resolve = this.#reject = undefined;
+    if (empty) this.#settle();
+    else this.#state = 'streaming';
+    resolve(response);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#state !== 'streaming') return true;
+    if (this.#encoded) return this.#encoded.push(chunk);
+    const c = this.#controller!;
+    c.enqueue(chunk);
+    return (c.desiredSize ?? 0) > 0;
+  }
+
+  onComplete(): void {
+    if (this.#state !== 'streaming') return this.#settle();
+    const encoded = this.#encoded;
+    const c = this.#controller;
+    this.#settle();
+    if (encoded) encoded.push(null);
+    else c?.close();
+  }
+
+  onError(err: Error): void {
+    if (this.#state === 'settled') return;
+    if (this.#state === 'dispatched') return this.#fail(this.#signal?.aborted ? this.#signal.reason : new TypeError('fetch failed', { cause: err }), false);
+    // The body was being read: it fails with the error (fetch's reader sees a TypeError too).
+    const reason = this.#signal?.aborted ? this.#signal.reason : new TypeError('terminated', { cause: err });
+    const encoded = this.#encoded;
+    const c = this.#controller;
+    this.#settle();
+    if (encoded) encoded.destroy(reason);
+    else c?.error(reason);
+  }
+
+  /** Unused legacy callbacks, present so that wrapping handlers find them. */
+  onResponseStarted(): void {}
+  onBodySent(): void {}
+  onRequestSent(): void {}
+  onUpgrade(): void {}
+
+  #rawBody(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (c) => {
+          this.#controller = c;
+        },
+        pull: () => this.#resume?.(),
+        cancel: (reason) => this.#cancelled(reason),
+      },
+      BODY_STRATEGY,
+    );
+  }
+
+  /** A body with content codings: the raw bytes run through zlib's decoders (as fetch decodes, leniently). */
+  #decodedBody(codings: Transform[]): ReadableStream<Uint8Array> {
+    const encoded = new Readable({ read: () => this.#resume?.() });
+    this.#encoded = encoded;
+    const decoded = pipeline([encoded, ...codings], () => {}) as unknown as Readable;
+    const web = Readable.toWeb(decoded) as ReadableStream<Uint8Array>;
+    // Cancelling the web body destroys `decoded`, whose pipeline destroys `encoded`: abort the request then.
+    encoded.on('close', () => {
+      if (this.#state === 'streaming') this.#cancelled(new Error('response body cancelled'));
+    });
+    return web;
+  }
+
+  /** The caller cancelled the body: the request is aborted so that its socket is not left half-read. */
+  #cancelled(reason: unknown): void {
+    if (this.#state !== 'streaming') return;
+    this.#settle();
+    this.#abort?.(reason instanceof Error ? reason : new Error('response body cancelled'));
+  }
+
+  /** The request's signal aborted. */
+  #aborted(reason: unknown): void {
+    const state = this.#state;
+    if (state === 'settled') return;
+    if (state === 'dispatched') this.#fail(reason, false);
+    else {
+      const encoded = this.#encoded;
+      const c = this.#controller;
+      this.#settle();
+      if (encoded) encoded.destroy(reason as Error);
+      else c?.error(reason);
+    }
+    this.#abort?.(reason instanceof Error ? reason : new Error('request aborted'));
+  }
+
+  /** Rejects the response; `abort`: also ends the request (when undici has not ended it itself). */
+  #fail(err: unknown, abort: boolean): void {
+    const reject = this.#reject;
+    this.#resolve = this.#reject = undefined;
+    this.#settle();
+    if (abort) this.#abort?.(err instanceof Error ? err : new Error('request failed'));
+    reject?.(err);
+  }
+
+  /** Nothing more of this response is handled: the signal is let go (the handler may stay queued in undici). */
+  #settle(): void {
+    this.#state = 'settled';
+    this.#unfollow();
+    this.#unfollow = noop;
+    this.#signal = undefined;
+    this.#resume = undefined;
+    this.#controller = undefined;
+    this.#encoded = undefined;
+  }
+}
+
+/** undici's raw header pairs as `Headers` (values are bytes; latin1, as fetch reads them). */
+function headersOf(raw: (Buffer | Buffer[])[]): Headers {
+  const headers = new Headers();
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const value = raw[i + 1]!;
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v.toString('latin1'));
+    else headers.append(name, value.toString('latin1'));
+  }
+  return headers;
+}
+
+/**
+ * The decoders for a `Content-Encoding` value, last coding first; `[]` when there is none or one is unknown (the
+ * body is then passed as it came, as fetch does); undefined when there are too many (refused, as fetch does).
+ */
+function contentCodings(value: string | null): Transform[] | undefined {
+  if (!value) return [];
+  const codings = value.toLowerCase().split(',');
+  if (codings.length > MAX_CODINGS) return undefined;
+  const decoders: Transform[] = [];
+  const lenient = { flush: zlib.Z_SYNC_FLUSH, finishFlush: zlib.Z_SYNC_FLUSH };
+  for (let i = codings.length - 1; i >= 0; i--) {
+    const coding = codings[i]!.trim();
+    if (coding === 'gzip' || coding === 'x-gzip') decoders.push(createGunzip(lenient));
+    else if (coding === 'deflate') decoders.push(createInflate(lenient));
+    else if (coding === 'br') decoders.push(createBrotliDecompress({ flush: zlib.BROTLI_OPERATION_FLUSH, finishFlush: zlib.BROTLI_OPERATION_FLUSH }));
+    else if (coding !== 'identity') return [];
+  }
+  return decoders;
+}
