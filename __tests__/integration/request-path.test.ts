@@ -4,7 +4,9 @@
  * `standbyStream: false`.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream';
+import { constants as zlibConstants, createBrotliCompress, createGzip } from 'node:zlib';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
@@ -223,6 +225,60 @@ describe('size caps at the response', () => {
     const peer = await streamablePeer();
     const conn = await connect(peer, 'streamable-http', { limits: LIMITS, standbyStream: false });
     expect(text(await conn.callTool('big', { bytes: 900 }))).toHaveLength(900);
+  });
+});
+
+/**
+ * A proxy in front of `peer` that compresses every response body with `coding` (flushing after each chunk, so
+ * events stream as they come), as a compression middleware or a gateway does. Counts what it sent.
+ */
+async function compressingProxy(peer: Peer, coding: 'gzip' | 'br'): Promise<Peer & { compressed: number }> {
+  const target = new URL(peer.url);
+  const proxy = { ...peer, compressed: 0 } as Peer & { compressed: number };
+  const http = createServer((req, res) => {
+    const upstream = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: req.headers }, (up) => {
+      const headers = { ...up.headers };
+      delete headers['content-length'];
+      const body = up.statusCode === 202 || up.statusCode === 204 ? undefined : coding === 'gzip' ? createGzip({ flush: zlibConstants.Z_SYNC_FLUSH }) : createBrotliCompress({ flush: zlibConstants.BROTLI_OPERATION_FLUSH });
+      if (body) headers['content-encoding'] = coding;
+      res.writeHead(up.statusCode ?? 502, headers);
+      if (!body) return void up.pipe(res);
+      proxy.compressed++;
+      // A stream cut upstream is cut here too (pipeline destroys every stream on a premature close).
+      pipeline(up, body, res, () => {});
+    });
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  });
+  const listening = await listenOnLoopback(http);
+  cleanups.push(() => listening.close());
+  return Object.assign(proxy, { url: `${listening.origin}/mcp` });
+}
+
+describe('compressed responses (a gateway that gzips or brotli-encodes)', () => {
+  it.each([
+    ['gzip', 'event stream', false],
+    ['br', 'event stream', false],
+    ['gzip', 'application/json', true],
+  ] as const)('%s %s: calls are answered, not taken for lost streams, and the watch still sees a dropped stream', async (coding, _kind, json) => {
+    const peer = await streamablePeer({ json, kill: ['hang'] });
+    const proxy = await compressingProxy(peer, coding);
+    const conn = await connect(proxy, 'streamable-http', { standbyStream: false });
+    for (let i = 0; i < 3; i++) expect(text(await conn.callTool('echo', { text: `packed ${i}` }))).toBe(`packed ${i}`);
+    expect(await conn.listTools()).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'echo' })]));
+    expect(proxy.compressed).toBeGreaterThanOrEqual(5);
+    expect(peer.runs.echo).toBe(3);
+    if (!json) expect(await rejection(conn.callTool('hang', {}, { timeoutMs: 600_000 }))).toMatchObject({ code: 'transport_error', retryable: true });
+  });
+
+  it('a compressed answer over the cap is too_large by its decoded size (a small gzip cannot smuggle a big result)', async () => {
+    const peer = await streamablePeer();
+    const proxy = await compressingProxy(peer, 'gzip');
+    const conn = await connect(proxy, 'streamable-http', { limits: LIMITS, standbyStream: false });
+    const err = await rejection(conn.callTool('big', { bytes: OVER_CAP }, { timeoutMs: 600_000 }));
+    expect(err).toMatchObject({ code: 'too_large', serverName: 'svc' });
+    expect(text(await conn.callTool('echo', { text: 'after' }))).toBe('after');
+    expect(peer.runs.big).toBe(1);
   });
 });
 

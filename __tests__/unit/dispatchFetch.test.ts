@@ -9,7 +9,8 @@ import { getEventListeners } from 'node:events';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { Agent } from 'undici';
 import { sendOnDispatcher } from '../../src/transport/dispatchFetch.js';
-import { sendWithUndici, type OutgoingRequest, type RequestStage } from '../../src/transport/requestPath.js';
+import { composeStages, sendWithUndici, type OutgoingRequest, type RequestStage } from '../../src/transport/requestPath.js';
+import { contentDecoding } from '../../src/transport/interceptors/contentDecoding.js';
 import { requestSignal } from '../../src/transport/interceptors/requestSignal.js';
 import { listenOnLoopback, type Listening } from '../support/http.js';
 import { deferred, type Deferred } from '../support/deferred.js';
@@ -22,6 +23,8 @@ let agent: Agent;
 /** What the server saw of each request: method, headers, body; and when its connection closed. */
 let seen: { method: string; headers: IncomingMessage['headers']; body: string; closed: Deferred<void> }[];
 const send: RequestStage = sendOnDispatcher(requestSignal()(sendWithUndici));
+/** The two stages as the request path composes them: decoding at the dispatcher, under everything else. */
+const decodeAndSend: RequestStage = composeStages(send, [contentDecoding()]);
 
 beforeAll(async () => {
   server = await listenOnLoopback(
@@ -60,15 +63,15 @@ function request(over: Partial<OutgoingRequest> = {}): OutgoingRequest {
 describe('sendOnDispatcher: answers as fetch answers', () => {
   it('sends the method, headers and body, with the defaults fetch adds only where the caller set none', async () => {
     handle = (_req, res) => res.end('ok');
-    const res = await send(request({ headers: { 'content-type': 'application/json', authorization: 'Bearer t1', accept: 'application/json, text/event-stream' } }));
+    const res = await decodeAndSend(request({ headers: { 'content-type': 'application/json', authorization: 'Bearer t1', accept: 'application/json, text/event-stream' } }));
     expect(await res.text()).toBe('ok');
     expect(seen[0]).toMatchObject({
       method: 'POST',
       body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
       headers: { 'content-type': 'application/json', authorization: 'Bearer t1', accept: 'application/json, text/event-stream', 'user-agent': 'mcp-switchboard', 'accept-encoding': 'gzip, deflate, br' },
     });
-    await send(request({ headers: {}, body: 'plain' })).then((r) => r.text());
-    expect(seen[1]!.headers).toMatchObject({ 'content-type': 'text/plain;charset=UTF-8', accept: '*/*' });
+    await decodeAndSend(request({ headers: { 'accept-encoding': 'identity' }, body: 'plain' })).then((r) => r.text());
+    expect(seen[1]!.headers).toMatchObject({ 'content-type': 'text/plain;charset=UTF-8', accept: '*/*', 'accept-encoding': 'identity' });
   });
 
   it('gives status, status text and every header, repeated ones included', async () => {
@@ -122,7 +125,20 @@ describe('sendOnDispatcher: answers as fetch answers', () => {
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Encoding': coding });
       res.end(encode(Buffer.from(text)));
     };
-    expect(await (await send(request())).text()).toBe(text);
+    const res = await decodeAndSend(request());
+    // Decoded: the coding and the length the server declared are gone, as in fetch's decoded responses.
+    expect([res.headers.get('content-encoding'), res.headers.get('content-length')]).toEqual([null, null]);
+    expect(await res.text()).toBe(text);
+  });
+
+  it('without the decoding stage, a coded body comes as it was sent, headers and all', async () => {
+    handle = (_req, res) => {
+      res.writeHead(200, { 'Content-Encoding': 'gzip' });
+      res.end(gzipSync(Buffer.from('zipped')));
+    };
+    const res = await send(request());
+    expect(res.headers.get('content-encoding')).toBe('gzip');
+    expect(Buffer.from(await res.arrayBuffer())).toEqual(gzipSync(Buffer.from('zipped')));
   });
 
   it('decodes two codings in the order they were applied, and passes an unknown coding through as it came', async () => {
@@ -130,12 +146,12 @@ describe('sendOnDispatcher: answers as fetch answers', () => {
       res.writeHead(200, { 'Content-Encoding': 'gzip, br' });
       res.end(brotliCompressSync(gzipSync(Buffer.from('twice'))));
     };
-    expect(await (await send(request())).text()).toBe('twice');
+    expect(await (await decodeAndSend(request())).text()).toBe('twice');
     handle = (_req, res) => {
       res.writeHead(200, { 'Content-Encoding': 'zz-unknown' });
       res.end('raw bytes');
     };
-    expect(await (await send(request())).text()).toBe('raw bytes');
+    expect(await (await decodeAndSend(request())).text()).toBe('raw bytes');
   });
 
   it('refuses more than 5 content codings (resource exhaustion), as fetch does', async () => {
@@ -143,7 +159,7 @@ describe('sendOnDispatcher: answers as fetch answers', () => {
       res.writeHead(200, { 'Content-Encoding': 'gzip, gzip, gzip, gzip, gzip, gzip' });
       res.end('x');
     };
-    await expect(send(request())).rejects.toMatchObject({ name: 'TypeError', message: 'fetch failed' });
+    await expect(decodeAndSend(request())).rejects.toMatchObject({ name: 'TypeError', message: 'fetch failed' });
   });
 
   it('fails a corrupt gzip body while it is read, not silently', async () => {
@@ -151,8 +167,27 @@ describe('sendOnDispatcher: answers as fetch answers', () => {
       res.writeHead(200, { 'Content-Encoding': 'gzip' });
       res.end(Buffer.from('not gzip at all, not at all'));
     };
-    const res = await send(request());
+    const res = await decodeAndSend(request());
     await expect(res.text()).rejects.toThrow();
+  });
+
+  it('decodes a large gzip body with back-pressure: every byte arrives, in order, read slowly', async () => {
+    const big = Buffer.alloc(8 * 1024 * 1024);
+    for (let i = 0; i < big.length; i += 4096) big[i] = (i / 4096) % 251;
+    handle = (_req, res) => {
+      res.writeHead(200, { 'Content-Encoding': 'gzip' });
+      res.end(gzipSync(big));
+    };
+    const res = await decodeAndSend(request());
+    const reader = res.body!.getReader();
+    const parts: Uint8Array[] = [];
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(Buffer.concat(parts).equals(big)).toBe(true);
   });
 
   it('streams a large body with back-pressure: every byte arrives, in order, read slowly', async () => {

@@ -7,14 +7,13 @@
  * of its body) for the redirect mode we never let it follow, a fetch controller, a Node stream turned into a web
  * stream, an abort listener per request. For the MCP transports' bodies (a JSON string, or none) this stage sends
  * the request itself and builds the `Response` once. What callers see is still a fetch's: a network failure is
- * `TypeError('fetch failed', { cause })`, an abort is the signal's reason, redirects come back as they are
- * (`redirect: 'manual'`), a gzip, deflate or br body is decoded, and `User-Agent`, `Accept` and
- * `Accept-Encoding` are sent when the caller set none. Other bodies (streams, `Blob`, `FormData`) go to the
+ * `TypeError('fetch failed', { cause })`, an abort is the signal's reason, a body that breaks off fails its
+ * reader with `TypeError('terminated', { cause })`, redirects come back as they are (`redirect: 'manual'`), and
+ * `User-Agent` and `Accept` are sent when the caller set none. Content codings are undone below, at the
+ * dispatcher (the `contentDecoding` stage), so that the response watch reads decoded bytes too. Other bodies (streams, `Blob`, `FormData`) go to the
  * fallback stage it is given (undici's `fetch`).
  * @module
  */
-import { pipeline, Readable, type Transform } from 'node:stream';
-import { constants as zlib, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import { followSignal } from '../connection/signalLink.js';
 import { DEFAULT_USER_AGENT } from './headers.js';
@@ -85,7 +84,6 @@ function dispatchOptions(req: OutgoingRequest): Dispatcher.DispatchOptions {
   else if (b && ArrayBuffer.isView(b)) body = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   headers['accept'] ??= '*/*';
   headers['user-agent'] ??= DEFAULT_USER_AGENT;
-  headers['accept-encoding'] ??= 'gzip, deflate, br';
   const { url } = req;
   return { origin: url.origin, path: `${url.pathname}${url.search}`, method: req.method as Dispatcher.HttpMethod, headers, body };
 }
@@ -94,7 +92,6 @@ function dispatchOptions(req: OutgoingRequest): Dispatcher.DispatchOptions {
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 /** Chunks buffered in a body before the socket is paused (by their byte length). */
 const BODY_STRATEGY: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength };
-const MAX_CODINGS = 5;
 
 type State = 'dispatched' | 'streaming' | 'settled';
 
@@ -111,8 +108,6 @@ class ResponseFeed {
   #abort: ((err?: Error) => void) | undefined;
   #resume: (() => void) | undefined;
   #controller: ReadableStreamDefaultController<Uint8Array> | undefined;
-  /** The decoding pipeline's head, when the body has a content coding. */
-  #encoded: Readable | undefined;
   #unfollow: () => void = noop;
 
   constructor(req: OutgoingRequest, resolve: (res: Response) => void, reject: (err: unknown) => void) {
@@ -144,13 +139,8 @@ class ResponseFeed {
     const empty = this.#method === 'HEAD' || NULL_BODY.has(status);
     let body: ReadableStream<Uint8Array> | null = null;
     if (!empty) {
-      const codings = contentCodings(headers.get('content-encoding'));
-      if (codings === undefined) {
-        this.#fail(new TypeError('fetch failed', { cause: new Error(`too many content codings (over ${MAX_CODINGS})`) }), true);
-        return false;
-      }
       this.#resume = resume;
-      body = codings.length ? this.#decodedBody(codings) : this.#rawBody();
+      body = this.#body();
     }
     let response: Response;
     try {
@@ -169,7 +159,6 @@ class ResponseFeed {
 
   onData(chunk: Buffer): boolean {
     if (this.#state !== 'streaming') return true;
-    if (this.#encoded) return this.#encoded.push(chunk);
     const c = this.#controller!;
     c.enqueue(chunk);
     return (c.desiredSize ?? 0) > 0;
@@ -177,11 +166,9 @@ class ResponseFeed {
 
   onComplete(): void {
     if (this.#state !== 'streaming') return this.#settle();
-    const encoded = this.#encoded;
     const c = this.#controller;
     this.#settle();
-    if (encoded) encoded.push(null);
-    else c?.close();
+    c?.close();
   }
 
   onError(err: Error): void {
@@ -189,11 +176,9 @@ class ResponseFeed {
     if (this.#state === 'dispatched') return this.#fail(this.#signal?.aborted ? this.#signal.reason : new TypeError('fetch failed', { cause: err }), false);
     // The body was being read: it fails with the error (fetch's reader sees a TypeError too).
     const reason = this.#signal?.aborted ? this.#signal.reason : new TypeError('terminated', { cause: err });
-    const encoded = this.#encoded;
     const c = this.#controller;
     this.#settle();
-    if (encoded) encoded.destroy(reason);
-    else c?.error(reason);
+    c?.error(reason);
   }
 
   /** Unused legacy callbacks, present so that wrapping handlers find them. */
@@ -202,7 +187,7 @@ class ResponseFeed {
   onRequestSent(): void {}
   onUpgrade(): void {}
 
-  #rawBody(): ReadableStream<Uint8Array> {
+  #body(): ReadableStream<Uint8Array> {
     return new ReadableStream<Uint8Array>(
       {
         start: (c) => {
@@ -213,19 +198,6 @@ class ResponseFeed {
       },
       BODY_STRATEGY,
     );
-  }
-
-  /** A body with content codings: the raw bytes run through zlib's decoders (as fetch decodes, leniently). */
-  #decodedBody(codings: Transform[]): ReadableStream<Uint8Array> {
-    const encoded = new Readable({ read: () => this.#resume?.() });
-    this.#encoded = encoded;
-    const decoded = pipeline([encoded, ...codings], () => {}) as unknown as Readable;
-    const web = Readable.toWeb(decoded) as ReadableStream<Uint8Array>;
-    // Cancelling the web body destroys `decoded`, whose pipeline destroys `encoded`: abort the request then.
-    encoded.on('close', () => {
-      if (this.#state === 'streaming') this.#cancelled(new Error('response body cancelled'));
-    });
-    return web;
   }
 
   /** The caller cancelled the body: the request is aborted so that its socket is not left half-read. */
@@ -241,11 +213,9 @@ class ResponseFeed {
     if (state === 'settled') return;
     if (state === 'dispatched') this.#fail(reason, false);
     else {
-      const encoded = this.#encoded;
       const c = this.#controller;
       this.#settle();
-      if (encoded) encoded.destroy(reason as Error);
-      else c?.error(reason);
+      c?.error(reason);
     }
     this.#abort?.(reason instanceof Error ? reason : new Error('request aborted'));
   }
@@ -267,7 +237,6 @@ class ResponseFeed {
     this.#signal = undefined;
     this.#resume = undefined;
     this.#controller = undefined;
-    this.#encoded = undefined;
   }
 }
 
@@ -281,24 +250,4 @@ function headersOf(raw: (Buffer | Buffer[])[]): Headers {
     else headers.append(name, value.toString('latin1'));
   }
   return headers;
-}
-
-/**
- * The decoders for a `Content-Encoding` value, last coding first; `[]` when there is none or one is unknown (the
- * body is then passed as it came, as fetch does); undefined when there are too many (refused, as fetch does).
- */
-function contentCodings(value: string | null): Transform[] | undefined {
-  if (!value) return [];
-  const codings = value.toLowerCase().split(',');
-  if (codings.length > MAX_CODINGS) return undefined;
-  const decoders: Transform[] = [];
-  const lenient = { flush: zlib.Z_SYNC_FLUSH, finishFlush: zlib.Z_SYNC_FLUSH };
-  for (let i = codings.length - 1; i >= 0; i--) {
-    const coding = codings[i]!.trim();
-    if (coding === 'gzip' || coding === 'x-gzip') decoders.push(createGunzip(lenient));
-    else if (coding === 'deflate') decoders.push(createInflate(lenient));
-    else if (coding === 'br') decoders.push(createBrotliDecompress({ flush: zlib.BROTLI_OPERATION_FLUSH, finishFlush: zlib.BROTLI_OPERATION_FLUSH }));
-    else if (coding !== 'identity') return [];
-  }
-  return decoders;
 }

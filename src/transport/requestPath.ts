@@ -4,7 +4,7 @@
  *
  * ```
  * fetch(url, init) → [standby gate] → [own errors] → [401/403 retry] → redirects + SSRF guard → credentials
- *                  → [response watch] → dispatch on the connection's undici dispatcher
+ *                  → content decoding → [response watch] → dispatch on the connection's undici dispatcher
  * ```
  *
  * Bracketed stages are present only when configured. Each stage is a {@link RequestInterceptor}: it gets the
@@ -27,6 +27,7 @@ import { responseWatch, type WatchedStreams } from './interceptors/responseWatch
 import { standbyGate } from './interceptors/standbyGate.js';
 import { requestSignal } from './interceptors/requestSignal.js';
 import { sendOnDispatcher } from './dispatchFetch.js';
+import { contentDecoding } from './interceptors/contentDecoding.js';
 import type { OwnErrors } from './interceptors/ownErrors.js';
 import type { SsrfOptions } from './ssrf.js';
 import type { AuthChallenge, FetchLike } from './types.js';
@@ -200,6 +201,7 @@ export function createRequestPath(opts: RequestPathOptions): FetchLike {
       : undefined,
     redirects({ maxRedirects, ...(opts.ssrf ? { ssrf: opts.ssrf } : {}) }),
     credentials(opts),
+    contentDecoding(),
     opts.watch ? responseWatch(opts.watch) : undefined,
   ]);
   const { dispatcher } = opts;
