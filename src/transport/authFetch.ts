@@ -47,8 +47,11 @@ export interface AuthFetchOptions {
 }
 
 /**
- * Creates the auth-aware fetch that the default HTTP transports use (undici's fetch on `opts.dispatcher`): the
- * composition, in `createRequestPath`, of the 401/403 retry, redirects with the SSRF guard, and credentials stages.
+ * Creates the auth-aware fetch that the default HTTP transports use, sending on `opts.dispatcher`: the
+ * composition, in `createRequestPath`, of the 401/403 retry, redirects with the SSRF guard, credentials and
+ * content-decoding stages. It answers as `fetch` does (a `Response`; `TypeError('fetch failed', { cause })` on a
+ * network failure; the signal's reason on abort; gzip, deflate and br bodies decoded), without `fetch`'s cost for
+ * string and byte bodies (see `dispatchFetch.ts`).
  *
  * Per request: the config's `headers`, then the caller's headers (the SDK's protocol headers win), then,
  * when `authHeaders` is given, Authorization only from it. A request whose `redirect` is `'manual'` (as the
