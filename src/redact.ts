@@ -8,6 +8,8 @@ import { safeUrl } from './errors.js';
  * @module
  */
 
+/** Most characters of outside text kept in a message (the rest is cut before redaction). */
+const MAX_REDACTED_CHARS = 16 * 1024;
 /** A run of token-like characters long enough to be a credential. */
 const TOKEN_RUN = /[A-Za-z0-9_\-+/=.~%]{20,}/g;
 const BEARER = /\b(Bearer|Basic|DPoP)\s+\S+/gi;
@@ -19,7 +21,7 @@ const SECRET_PARAM = /\b(access_token|refresh_token|id_token|token|assertion|cli
  * Replaces what may be a credential in `text` by `[redacted]`: anything after `Bearer`/`Basic`/`DPoP`, values of
  * `token=`, `assertion=`, `client_secret=`… parameters, compact JWTs, and any run of 20 or more token-like
  * characters that mixes letters and digits (opaque tokens, API keys). Words and short identifiers are kept, so
- * the text stays readable.
+ * the text stays readable. Text over 16 KiB is cut to its first 16 KiB first.
  *
  * @example
  * ```ts
@@ -27,6 +29,12 @@ const SECRET_PARAM = /\b(access_token|refresh_token|id_token|token|assertion|cli
  * ```
  */
 export function redactSecrets(text: string): string {
+  // Longer text is cut first: error messages need no more, and the patterns' work grows with the text (a run of
+  // many MB overflowed the regular expression engine's stack).
+  if (text.length > MAX_REDACTED_CHARS) {
+    // A token cut in two at the edge loses its tail too: a short head of it would escape the length rule below.
+    text = `${text.slice(0, MAX_REDACTED_CHARS).replace(/[A-Za-z0-9_\-+/=.~%]+$/, '')}… [${text.length - MAX_REDACTED_CHARS} more characters cut]`;
+  }
   return text
     .replace(JWT, '[redacted]')
     .replace(BEARER, '$1 [redacted]')

@@ -41,7 +41,7 @@ export function sendOnDispatcher(fallback: RequestStage): RequestStage {
         reject(req.signal.reason);
         return;
       }
-      const refused = refusedUrl(req.url);
+      const refused = refusedUrl(req.url) ?? refusedMethod(req.method);
       if (refused) {
         reject(refused);
         return;
@@ -62,6 +62,17 @@ function noop(): void {}
 function refusedUrl(url: URL): TypeError | undefined {
   if (url.username || url.password) return new TypeError('Request cannot be constructed from a URL that includes credentials');
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return new TypeError('fetch failed', { cause: new Error(`unsupported scheme ${url.protocol}`) });
+  return undefined;
+}
+
+/** A method token (RFC 9110 §9): what fetch accepts, less what it forbids. */
+const METHOD = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const FORBIDDEN_METHODS = new Set(['CONNECT', 'TRACE', 'TRACK']);
+
+/** What fetch refuses of a method: one that is no token, and CONNECT, TRACE and TRACK (a tunnel is no request). */
+function refusedMethod(method: string): TypeError | undefined {
+  if (!METHOD.test(method)) return new TypeError(`'${method.slice(0, 40)}' is not a valid HTTP method.`);
+  if (FORBIDDEN_METHODS.has(method.toUpperCase())) return new TypeError(`'${method}' HTTP method is unsupported.`);
   return undefined;
 }
 
@@ -144,7 +155,7 @@ class ResponseFeed {
     }
     let response: Response;
     try {
-      response = new Response(body, { status, statusText, headers });
+      response = responseOf(body, status, statusText, headers);
     } catch (err) {
       this.#fail(new TypeError('fetch failed', { cause: err }), true);
       return false;
@@ -160,7 +171,8 @@ class ResponseFeed {
   onData(chunk: Buffer): boolean {
     if (this.#state !== 'streaming') return true;
     const c = this.#controller!;
-    c.enqueue(chunk);
+    // A copy, as fetch gives: undici's chunk is a view of the socket's read, headers and all.
+    c.enqueue(new Uint8Array(chunk));
     return (c.desiredSize ?? 0) > 0;
   }
 
@@ -185,7 +197,11 @@ class ResponseFeed {
   onResponseStarted(): void {}
   onBodySent(): void {}
   onRequestSent(): void {}
-  onUpgrade(): void {}
+  /** An upgrade is no answer to a request of ours: the socket is closed and the request fails. */
+  onUpgrade(_status: number, _headers: unknown, socket: { destroy?: () => void }): void {
+    socket?.destroy?.();
+    this.#fail(new TypeError('fetch failed', { cause: new Error('unexpected protocol upgrade') }), true);
+  }
 
   #body(): ReadableStream<Uint8Array> {
     return new ReadableStream<Uint8Array>(
@@ -237,6 +253,19 @@ class ResponseFeed {
     this.#signal = undefined;
     this.#resume = undefined;
     this.#controller = undefined;
+  }
+}
+
+/**
+ * The `Response`; a reason phrase that a `Response` refuses (undici reads it as UTF-8, a `Response` takes Latin-1
+ * only) is dropped rather than failing a request whose answer is fine.
+ */
+function responseOf(body: ReadableStream<Uint8Array> | null, status: number, statusText: string, headers: Headers): Response {
+  try {
+    return new Response(body, { status, statusText, headers });
+  } catch (err) {
+    if (statusText === '') throw err;
+    return new Response(body, { status, statusText: '', headers });
   }
 }
 

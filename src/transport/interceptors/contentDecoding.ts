@@ -8,7 +8,7 @@
  * @module
  */
 import type { Transform } from 'node:stream';
-import { constants as zlib, createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { constants as zlib, createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { RequestInterceptor } from '../requestPath.js';
 
@@ -62,7 +62,11 @@ class DecodingHandler implements LegacyHandler {
   readonly #h: LegacyHandler;
   readonly #method: string;
   #abort: ((err?: Error) => void) | undefined;
+  /** The codings to undo, in the order they are undone; set when the response has any. */
+  #codings: string[] | undefined;
+  /** Built at the body's first bytes. */
   #decoders: Transform[] | undefined;
+  #resume: (() => void) | undefined;
   /** The network's input has ended (onComplete came): undici can no longer abort, errors go down directly. */
   #inputEnded = false;
   #finished = false;
@@ -75,7 +79,10 @@ class DecodingHandler implements LegacyHandler {
 
   onConnect(abort: (err?: Error) => void, context?: unknown): void {
     this.#abort = abort;
-    return this.#h.onConnect?.(abort, context);
+    // The stages above get an abort of ours: once the network's input has ended, undici's own does nothing, but
+    // the decoders may still be inflating what came (a small bomb arrives with its headers), and the body must
+    // still end for whoever reads it.
+    return this.#h.onConnect?.((err) => this.#abortFromAbove(err), context);
   }
 
   onResponseStarted(): void {
@@ -85,17 +92,45 @@ class DecodingHandler implements LegacyHandler {
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     const coding = status < 200 || NULL_BODY.has(status) || this.#method === 'HEAD' ? undefined : contentEncoding(rawHeaders);
     if (!coding) return this.#h.onHeaders ? this.#h.onHeaders(status, rawHeaders, resume, statusText) : true;
-    const decoders = decodersFor(coding);
-    if (decoders === undefined) {
+    const codings = decodingOrder(coding);
+    if (codings === undefined) {
       this.#abort?.(new Error(`too many content codings in response (over ${MAX_CODINGS})`));
       return false;
     }
-    if (decoders.length === 0) return this.#h.onHeaders ? this.#h.onHeaders(status, rawHeaders, resume, statusText) : true;
+    if (codings.length === 0) return this.#h.onHeaders ? this.#h.onHeaders(status, rawHeaders, resume, statusText) : true;
+    this.#codings = codings;
+    this.#resume = resume;
+    // The decoded body no longer has the coding or the length the server declared.
+    const kept: Buffer[] = [];
+    for (let i = 0; i < rawHeaders.length; i += 2) {
+      const name = rawHeaders[i]!.toString('latin1').toLowerCase();
+      if (name !== 'content-encoding' && name !== 'content-length') kept.push(rawHeaders[i]!, rawHeaders[i + 1]!);
+    }
+    return this.#h.onHeaders ? this.#h.onHeaders(status, kept, () => this.#decoders?.at(-1)?.resume(), statusText) : true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (!this.#codings) return this.#h.onData ? this.#h.onData(chunk) : true;
+    if (this.#finished) return true;
+    return (this.#decoders ?? this.#chain(chunk))[0]!.write(chunk);
+  }
+
+  onComplete(trailers: Buffer[] | null): void {
+    const decoders = this.#decoders;
+    // No coding, or a coded body that came empty: nothing to decode.
+    if (!decoders) return this.#finished ? undefined : this.#h.onComplete?.(trailers);
+    this.#inputEnded = true;
+    this.#trailers = trailers;
+    decoders[0]!.end();
+  }
+
+  /** Builds the decoders at the body's first bytes (which tell raw deflate from zlib-wrapped) and wires them. */
+  #chain(first: Buffer): Transform[] {
+    const decoders = this.#codings!.map((coding, i) => decoderFor(coding, i === 0 ? first[0] : undefined));
     this.#decoders = decoders;
     for (let i = 0; i < decoders.length - 1; i++) decoders[i]!.pipe(decoders[i + 1]!);
-    const first = decoders[0]!;
     const last = decoders[decoders.length - 1]!;
-    first.on('drain', resume);
+    decoders[0]!.on('drain', () => this.#resume?.());
     for (const d of decoders) d.on('error', (err) => this.#failed(err));
     last.on('data', (chunk: Buffer) => {
       if (this.#finished) return;
@@ -106,30 +141,7 @@ class DecodingHandler implements LegacyHandler {
       this.#finished = true;
       this.#h.onComplete?.(this.#trailers);
     });
-    // The decoded body no longer has the coding or the length the server declared.
-    const kept: Buffer[] = [];
-    for (let i = 0; i < rawHeaders.length; i += 2) {
-      const name = rawHeaders[i]!.toString('latin1').toLowerCase();
-      if (name !== 'content-encoding' && name !== 'content-length') kept.push(rawHeaders[i]!, rawHeaders[i + 1]!);
-    }
-    const resumeDecoded = (): void => {
-      last.resume();
-    };
-    return this.#h.onHeaders ? this.#h.onHeaders(status, kept, resumeDecoded, statusText) : true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    const decoders = this.#decoders;
-    if (!decoders) return this.#h.onData ? this.#h.onData(chunk) : true;
-    return decoders[0]!.write(chunk);
-  }
-
-  onComplete(trailers: Buffer[] | null): void {
-    const decoders = this.#decoders;
-    if (!decoders) return this.#h.onComplete?.(trailers);
-    this.#inputEnded = true;
-    this.#trailers = trailers;
-    decoders[0]!.end();
+    return decoders;
   }
 
   onError(err: Error): void {
@@ -150,6 +162,12 @@ class DecodingHandler implements LegacyHandler {
 
   onRequestSent(): void {
     return this.#h.onRequestSent?.();
+  }
+
+  /** A stage above aborts: undici aborts the request; once its input has ended, the decoding stops here. */
+  #abortFromAbove(err?: Error): void {
+    if (!this.#inputEnded || !this.#codings) return this.#abort?.(err);
+    this.onError(err ?? new Error('request aborted'));
   }
 
   /** A decoder failed (a corrupt body): the request is aborted, or, once its input has ended, failed here. */
@@ -174,23 +192,30 @@ function contentEncoding(raw: Buffer[]): string | undefined {
 }
 
 /**
- * The decoders for a `Content-Encoding` value, first applied last; `[]` when there is none or one is unknown
- * (the body passes as it came, as in fetch); undefined when there are too many.
+ * The codings of a `Content-Encoding` value in the order they are undone (the last applied first); `[]` when
+ * there is none or one is unknown (the body passes as it came, as in fetch); undefined when there are too many.
  */
-function decodersFor(value: string): Transform[] | undefined {
+function decodingOrder(value: string): string[] | undefined {
   const codings = value.toLowerCase().split(',');
   if (codings.length > MAX_CODINGS) return undefined;
-  const decoders: Transform[] = [];
-  const lenient = { flush: zlib.Z_SYNC_FLUSH, finishFlush: zlib.Z_SYNC_FLUSH };
+  const order: string[] = [];
   for (let i = codings.length - 1; i >= 0; i--) {
     const coding = codings[i]!.trim();
-    if (coding === 'gzip' || coding === 'x-gzip') decoders.push(createGunzip(lenient));
-    else if (coding === 'deflate') decoders.push(createInflate(lenient));
-    else if (coding === 'br') decoders.push(createBrotliDecompress({ flush: zlib.BROTLI_OPERATION_FLUSH, finishFlush: zlib.BROTLI_OPERATION_FLUSH }));
-    else if (coding !== 'identity' && coding !== '') {
-      for (const d of decoders) d.destroy();
-      return [];
-    }
+    if (coding === 'identity' || coding === '') continue;
+    if (coding !== 'gzip' && coding !== 'x-gzip' && coding !== 'deflate' && coding !== 'br') return [];
+    order.push(coding);
   }
-  return decoders;
+  return order;
+}
+
+/**
+ * One decoder, lenient as fetch's (zlib's sync flush). `deflate` as servers send it: zlib-wrapped, as RFC 9110
+ * defines it, or raw, as some do (fetch accepts both); the body's first byte decides where it is known (a zlib
+ * header's low nibble is 8, the deflate method).
+ */
+function decoderFor(coding: string, firstByte: number | undefined): Transform {
+  const lenient = { flush: zlib.Z_SYNC_FLUSH, finishFlush: zlib.Z_SYNC_FLUSH };
+  if (coding === 'br') return createBrotliDecompress({ flush: zlib.BROTLI_OPERATION_FLUSH, finishFlush: zlib.BROTLI_OPERATION_FLUSH });
+  if (coding === 'deflate') return firstByte !== undefined && (firstByte & 0x0f) !== 0x08 ? createInflateRaw(lenient) : createInflate(lenient);
+  return createGunzip(lenient);
 }

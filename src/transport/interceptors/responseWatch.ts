@@ -62,7 +62,8 @@ export interface ResponseWatchOptions {
 
 /**
  * The response-watch stage (see the module comment). Puts a watching dispatcher in front of the request's
- * own for POSTs of a request (streamable HTTP) and for GETs; everything else passes as it is.
+ * own for POSTs of a request (streamable HTTP) and for GETs; for every other request only the body of an error
+ * answer (status 400 and up) is capped, at 1 MiB or `maxMessageBytes` when smaller.
  *
  * @example
  * ```ts
@@ -77,7 +78,9 @@ export function responseWatch(opts: ResponseWatchOptions): RequestInterceptor {
       return next({ ...req, dispatcher: watching(req.dispatcher, (h) => new WatchedResponse(h, opts, id, req.signal)) });
     }
     if (req.method === 'GET') return next({ ...req, dispatcher: watching(req.dispatcher, (h) => new WatchedResponse(h, opts, undefined, req.signal)) });
-    return next(req);
+    // Notifications, DELETE, the SSE transport's POSTs: only an error answer's body is capped (the SDK reads it
+    // whole into its error message).
+    return next({ ...req, dispatcher: watching(req.dispatcher, (h) => new WatchedResponse(h, opts, undefined, req.signal, true)) });
   };
 }
 
@@ -102,7 +105,13 @@ interface LegacyHandler {
   onRequestSent?(): void;
 }
 
-type Mode = 'none' | 'post-events' | 'post-json' | 'stream';
+type Mode = 'none' | 'post-events' | 'post-json' | 'stream' | 'error-body';
+/**
+ * Largest error answer body (status 400 and up) passed on, in bytes (or `maxMessageBytes` when smaller): the SDK
+ * reads such a body whole into an error message, so a server (or a small compressed bomb) must not make it
+ * hold more.
+ */
+const MAX_ERROR_BODY_BYTES = 1024 * 1024;
 /** What a finished handler points at instead of the request's own handler and options. */
 const SETTLED_HANDLER: LegacyHandler = {};
 const SETTLED_OPTIONS: ResponseWatchOptions = { serverName: '', streams: 'streamable-http', maxMessageBytes: 1, answer: () => {} };
@@ -137,11 +146,17 @@ class WatchedResponse implements LegacyHandler {
   #dropHead: Buffer = EMPTY;
   #dropTail: Buffer = EMPTY;
 
-  constructor(handler: LegacyHandler, opts: ResponseWatchOptions, id: JsonRpcId | undefined, signal: AbortSignal | undefined) {
+  /** Only an error answer's body is watched (a request whose answer carries no message of its own). */
+  readonly #errorsOnly: boolean;
+  /** What the stages below get when this response was cut and its request ended anyway. */
+  #cutError: Error | undefined;
+
+  constructor(handler: LegacyHandler, opts: ResponseWatchOptions, id: JsonRpcId | undefined, signal: AbortSignal | undefined, errorsOnly = false) {
     this.#h = handler;
     this.#o = opts;
     this.#id = id;
     this.#signal = signal;
+    this.#errorsOnly = errorsOnly;
   }
 
   onConnect(abort: (err?: Error) => void, context?: unknown): void {
@@ -154,7 +169,8 @@ class WatchedResponse implements LegacyHandler {
   }
 
   onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (status === 200) {
+    if (status >= 400) this.#mode = 'error-body';
+    else if (status === 200 && !this.#errorsOnly) {
       const { type, length } = contentHeaders(rawHeaders);
       if (type.includes('text/event-stream')) this.#mode = this.#id === undefined ? 'stream' : 'post-events';
       else if (this.#id !== undefined && type.includes('application/json')) {
@@ -182,13 +198,23 @@ class WatchedResponse implements LegacyHandler {
         return this.#forward(chunk);
       case 'stream':
         return this.#frames(chunk);
+      case 'error-body':
+        this.#eventBytes += chunk.length;
+        if (this.#eventBytes > Math.min(MAX_ERROR_BODY_BYTES, this.#o.maxMessageBytes)) return this.#cutErrorBody();
+        return this.#forward(chunk);
       default:
         return this.#forward(chunk);
     }
   }
 
   onComplete(trailers: Buffer[] | null): void {
-    if (this.#cut) return;
+    if (this.#cut) {
+      // Cut after its last bytes had come (its abort came too late to end it): the stages below still need an end.
+      const h = this.#h;
+      const err = this.#cutError;
+      this.#release();
+      return h.onError?.(err ?? new Error('response cut'));
+    }
     if (this.#mode === 'stream') this.#flushStream();
     else if (this.#mode === 'post-events') this.#checkLost();
     const h = this.#h;
@@ -285,7 +311,19 @@ class WatchedResponse implements LegacyHandler {
     this.#done = true;
     this.#cut = true;
     const error = this.#tooLargeError(id);
+    this.#cutError = error;
     this.#o.answer(id, error);
+    this.#abort?.(error);
+    return true;
+  }
+
+  /** An error answer's body over its cap: the response is aborted; its reader gets the error, nobody is answered. */
+  #cutErrorBody(): boolean {
+    this.#done = true;
+    this.#cut = true;
+    const { serverName, maxMessageBytes } = this.#o;
+    const error = new SwitchboardError('too_large', `An error response body from MCP server "${serverName}" is larger than ${Math.min(MAX_ERROR_BODY_BYTES, maxMessageBytes)} bytes`, { serverName });
+    this.#cutError = error;
     this.#abort?.(error);
     return true;
   }
