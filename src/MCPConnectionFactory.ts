@@ -5,7 +5,7 @@
  * @module
  */
 import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { StreamableHTTPClientTransport, type StreamableHTTPReconnectionOptions } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { ServerConfig } from './config/schema.js';
@@ -460,6 +460,7 @@ export class MCPConnectionFactory {
       ...(this.#opts.stdioCloseGraceMs === undefined ? {} : { closeGraceMs: this.#opts.stdioCloseGraceMs }),
       ...(http.dispatcher ? { dispatcher: http.dispatcher } : {}),
       ...(signal ? { signal } : {}),
+      ...(standby ? { reconnectionOptions: sdkReconnection(standby) } : {}),
     });
     created = transport;
     if (callers) attachCallers(transport, callers, creds, resolved);
@@ -545,4 +546,15 @@ function toAuthInfo(headers: Record<string, string>, userId: string): AuthInfo {
 /** The fetch of a transport that makes no HTTP requests: any use is a bug, said loudly. */
 function noHttp(serverName: string): FetchLike {
   return () => Promise.reject(new SwitchboardError('transport_error', 'This transport does not make HTTP requests', { serverName }));
+}
+
+/**
+ * The SDK transport's GET-stream reconnection, left to the standby gate: no delay of its own (the gate waits the
+ * policy's backoff, above its floor; a server's `retry` field is still honoured by the SDK first), and more
+ * attempts than the policy's budget, so that the gate, not the SDK's counter, ends the loop (with its warning).
+ * The SDK's defaults (2 retries, 1 s × 1.5) stopped a standby stream silently after a server restart whatever
+ * `reconnect` said.
+ */
+function sdkReconnection(policy: RetryPolicy): StreamableHTTPReconnectionOptions {
+  return { initialReconnectionDelay: 0, maxReconnectionDelay: 0, reconnectionDelayGrowFactor: 1, maxRetries: policy.options.maxAttempts + 2 };
 }

@@ -315,6 +315,41 @@ describe('standby GET stream', () => {
     expect(peer.gets).toBe(4);
   });
 
+  it('a standby stream lost with its server (every reopening GET fails, 503) is retried under `reconnect`, not the SDK’s 2 retries; then one warning', async () => {
+    // The first GET opens the stream and the server drops it (its process died); every GET after that meets a
+    // gateway whose backend is gone. The SDK's own loop alone retried twice, 1 s apart and more, then stopped
+    // without a word, whatever `reconnect` said.
+    let opened = false;
+    const peer = await streamablePeer({
+      onGet: (res) => {
+        if (!opened) {
+          opened = true;
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(': open\n\n', () => res.socket?.destroy());
+          return;
+        }
+        res.writeHead(503, { 'content-type': 'text/plain' }).end('backend down');
+      },
+    });
+    const warnings: string[] = [];
+    const warned = new Promise<void>((resolve) => {
+      const logger: Logger = {
+        debug: () => {},
+        info: () => {},
+        error: () => {},
+        warn: (_obj: unknown, msg?: string) => {
+          warnings.push(String(msg));
+          if (String(msg).includes('standby stream off')) resolve();
+        },
+      };
+      void connect(peer, 'streamable-http', { logger, reconnect: { maxAttempts: 6, minDelayMs: 1, baseDelayMs: 1, maxDelayMs: 5, healthyAfterMs: 60_000 } });
+    });
+    await warned;
+    // 1 GET that opened the stream + 6 reopening attempts (the policy's budget), then the gate's 405: no more.
+    expect(peer.gets).toBe(7);
+    expect(warnings.filter((m) => m.includes('standby stream off'))).toHaveLength(1);
+  });
+
   it('standbyStream: false → the connection sends no GET at all', async () => {
     const peer = await streamablePeer();
     const attempts: Promise<Response>[] = [];

@@ -48,7 +48,10 @@ export function createDefaultTransport(ctx: TransportContext): Transport {
       // SSEClientTransport uses `fetch` for the event stream too unless `eventSourceInit.fetch` overrides it.
       return new SSEClientTransport(new URL(config.url), { fetch: ctx.fetch });
     case 'streamable-http':
-      return new StreamableHTTPClientTransport(new URL(config.url), { fetch: ctx.fetch });
+      return new StreamableHTTPClientTransport(new URL(config.url), {
+        fetch: ctx.fetch,
+        ...(ctx.reconnectionOptions ? { reconnectionOptions: ctx.reconnectionOptions } : {}),
+      });
     case 'websocket':
       return new WebSocketClientTransport(new URL(config.url), {
         ...(ctx.dispatcher ? { dispatcher: ctx.dispatcher } : {}),

@@ -2,6 +2,7 @@
  * The interfaces where transports meet the rest of the package.
  * @module
  */
+import type { StreamableHTTPReconnectionOptions } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { Dispatcher } from 'undici';
 import type { ServerConfig } from '../config/schema.js';
@@ -135,6 +136,13 @@ export interface TransportContext {
    * process group), in ms; absent: the transport's default (2 000).
    */
   closeGraceMs?: number;
+  /**
+   * The SDK streamable HTTP transport's own settings for re-opening a lost GET stream. The factory sets them so
+   * that the SDK loop adds no delay of its own and stops only after the connection's reconnect budget: the
+   * standby gate of the request path then decides every delay and when to give up (with one warning).
+   * Absent: the SDK's defaults (2 retries, 1 s apart and more, then silence).
+   */
+  reconnectionOptions?: StreamableHTTPReconnectionOptions;
 }
 
 /**

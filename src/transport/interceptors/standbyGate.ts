@@ -7,7 +7,7 @@
  * (or sends `retry: 50`) draws GETs in a tight loop. The gate bounds that load whatever the SDK does.
  * @module
  */
-import type { RetryPolicy } from '../../connection/retryPolicy.js';
+import { backoffDelay, type RetryPolicy } from '../../connection/retryPolicy.js';
 import type { Logger } from '../../types.js';
 import type { OutgoingRequest, RequestInterceptor, RequestStage } from '../requestPath.js';
 
@@ -37,7 +37,8 @@ export interface StandbyGateOptions {
  * server offers no standby stream" and stops. A GET answered with a `200` event stream makes the policy healthy.
  *
  * A GET that resumes a response stream (`Last-Event-ID`) is not a standby stream: it passes even when the
- * standby stream is off, but counts against the same budget.
+ * standby stream is off and spends no budget (the SDK bounds resumptions, at the policy's `maxAttempts + 2`); it
+ * waits the policy's floor after the previous resumption, and its backoff after resumptions that failed.
  *
  * @example
  * ```ts
@@ -60,11 +61,21 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
     // counted from the previous resumption (not added to the server's own `retry` wait, which the SDK honours
     // before it sends the GET: SEP-1699 wants that wait to be the server's, give or take little).
     if (resuming) {
+      // After failed resumptions, the policy's backoff (the SDK adds no delay of its own: see the factory); else
+      // the floor, counted from the previous resumption.
       const since = state.lastResumedAt === undefined ? Infinity : Date.now() - state.lastResumedAt;
-      const floor = policy.options.minDelayMs - since;
-      if (floor > 0 && !(await wait(floor, req.signal))) return notAllowed();
+      const delayMs = state.failedResumes > 0 ? backoffDelay(state.failedResumes - 1, policy.options) : policy.options.minDelayMs - since;
+      if (delayMs > 0 && !(await wait(delayMs, req.signal))) return notAllowed();
       state.lastResumedAt = Date.now();
-      return next(req);
+      let res: Response;
+      try {
+        res = await next(req);
+      } catch (err) {
+        state.failedResumes++;
+        throw err;
+      }
+      state.failedResumes = res.ok ? 0 : state.failedResumes + 1;
+      return res;
     }
     if (state.lastSentAt !== undefined && Date.now() - state.lastSentAt < policy.options.healthyAfterMs) {
       const delayMs = policy.nextDelay();
@@ -95,6 +106,8 @@ interface GateState {
   lastSentAt: number | undefined;
   /** When the previous resuming GET (`Last-Event-ID`) went out. */
   lastResumedAt?: number;
+  /** Resuming GETs in a row that failed (their number sets the backoff of the next one). */
+  failedResumes: number;
   warned: boolean;
 }
 const states = new WeakMap<RetryPolicy, GateState>();
@@ -102,7 +115,7 @@ const states = new WeakMap<RetryPolicy, GateState>();
 function gateStateOf(policy: RetryPolicy): GateState {
   let s = states.get(policy);
   if (!s) {
-    s = { lastSentAt: undefined, warned: false };
+    s = { lastSentAt: undefined, warned: false, failedResumes: 0 };
     states.set(policy, s);
   }
   return s;
