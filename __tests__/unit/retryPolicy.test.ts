@@ -126,6 +126,14 @@ describe('RetryPolicy options', () => {
     expect(resolveRetryPolicyOptions({ maxAttempts: 3, minDelayMs: undefined })).toEqual({ ...RETRY_POLICY_DEFAULTS, maxAttempts: 3 });
   });
 
+  it('a maxDelayMs below the default base and floor lowers those defaults (only the ones not given)', () => {
+    expect(resolveRetryPolicyOptions({ maxDelayMs: 200 })).toMatchObject({ maxDelayMs: 200, baseDelayMs: 200, minDelayMs: 100 });
+    expect(resolveRetryPolicyOptions({ maxDelayMs: 50 })).toMatchObject({ maxDelayMs: 50, baseDelayMs: 50, minDelayMs: 50 });
+    expect(() => resolveRetryPolicyOptions({ maxDelayMs: 50, baseDelayMs: 250 })).toThrow('retry.maxDelayMs');
+    const policy = new RetryPolicy({ maxDelayMs: 200 }, { random: () => 1 });
+    for (let i = 0; i < 5; i++) expect(policy.nextDelay()).toBeLessThanOrEqual(200);
+  });
+
   const bad: [RetryPolicyOptions, string][] = [
     [{ maxAttempts: -1 }, 'maxAttempts'],
     [{ maxAttempts: 1.5 }, 'maxAttempts'],

@@ -21,7 +21,7 @@ export interface RetryPolicyOptions {
   minDelayMs?: number;
   /** Base of the exponential backoff in ms (default 250). */
   baseDelayMs?: number;
-  /** Upper bound of one delay in ms (default 10 000). */
+  /** Upper bound of one delay in ms (default 10 000). When it is below their defaults, `baseDelayMs` and `minDelayMs` default to it. */
   maxDelayMs?: number;
   /** How long the resource must stay healthy, in ms, before the budget is restored (default 30 000). */
   healthyAfterMs?: number;
@@ -63,7 +63,14 @@ export const RETRY_POLICY_DEFAULTS: ResolvedRetryPolicyOptions = Object.freeze({
  * ```
  */
 export function resolveRetryPolicyOptions(opts: RetryPolicyOptions = {}, label = 'retry'): ResolvedRetryPolicyOptions {
-  const out = { ...RETRY_POLICY_DEFAULTS, ...definedOnly(opts) };
+  const given = definedOnly(opts);
+  const out = { ...RETRY_POLICY_DEFAULTS, ...given };
+  // A `maxDelayMs` below the default base or floor lowers those defaults with it (`{ maxDelayMs: 200 }` means
+  // "never wait more than 200 ms", not a TypeError about a field the caller did not set).
+  if (typeof out.maxDelayMs === 'number' && Number.isFinite(out.maxDelayMs) && out.maxDelayMs >= 0) {
+    if (given.baseDelayMs === undefined) out.baseDelayMs = Math.min(out.baseDelayMs, out.maxDelayMs);
+    if (given.minDelayMs === undefined) out.minDelayMs = Math.min(out.minDelayMs, out.maxDelayMs);
+  }
   if (!Number.isInteger(out.maxAttempts) || out.maxAttempts < 0) throw new TypeError(`${label}.maxAttempts must be a whole number >= 0 (got ${String(opts.maxAttempts)})`);
   for (const k of ['minDelayMs', 'baseDelayMs', 'healthyAfterMs'] as const) {
     if (!Number.isFinite(out[k]) || out[k] < 0) throw new TypeError(`${label}.${k} must be a number >= 0 (got ${String(opts[k])})`);
