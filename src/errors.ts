@@ -112,6 +112,23 @@ export type OboErrorCode = `obo_${OboErrorReason}`;
 export type UpstreamTokenErrorCode = 'reauth_required' | 'refresh_failed';
 
 /**
+ * The deadline that ran out, on a `call_timeout` or `connect_timeout`: the option that set it and its length.
+ * Switch on this, not on the message, to tell a silent server (`timeoutMs`) from a call that reported progress
+ * until its hard bound (`maxTotalTimeoutMs`).
+ *
+ * @example
+ * ```ts
+ * if (err instanceof SwitchboardError && err.deadline?.option === 'maxTotalTimeoutMs') log.info('call hit its hard bound');
+ * ```
+ */
+export interface TimeoutDeadline {
+  /** The option that set the deadline. */
+  option: 'timeoutMs' | 'maxTotalTimeoutMs' | 'initTimeoutMs';
+  /** Its length, in ms. */
+  ms: number;
+}
+
+/**
  * Options accepted by every error constructor of this package.
  *
  * @example
@@ -127,6 +144,8 @@ export interface SwitchboardErrorOptions {
   retryable?: boolean;
   /** The MCP server the error concerns, when there is one. */
   serverName?: string;
+  /** On a `call_timeout` / `connect_timeout`: the deadline that ran out, when known. */
+  deadline?: TimeoutDeadline;
 }
 
 /**
@@ -149,6 +168,8 @@ export class SwitchboardError extends Error {
   readonly retryable: boolean;
   /** The MCP server the error concerns, when there is one. */
   readonly serverName?: string;
+  /** On a `call_timeout` / `connect_timeout`: the deadline that ran out, when known. */
+  readonly deadline?: TimeoutDeadline;
 
   constructor(code: SwitchboardErrorCode, message: string, options: SwitchboardErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -156,10 +177,11 @@ export class SwitchboardError extends Error {
     this.code = code;
     this.retryable = options.retryable ?? false;
     if (options.serverName !== undefined) this.serverName = options.serverName;
+    if (options.deadline !== undefined) this.deadline = { option: options.deadline.option, ms: options.deadline.ms };
   }
 
   /**
-   * A log-safe JSON form: name, code, message, retryable, serverName and, when the `cause` chain holds an
+   * A log-safe JSON form: name, code, message, retryable, serverName, deadline and, when the `cause` chain holds an
    * `Error` with one, `rootCause`: a {@link CauseSummary} (error code, system call, HTTP status, the URL's
    * origin and path). Never a token, header, query string or user info.
    */
@@ -171,6 +193,7 @@ export class SwitchboardError extends Error {
       message: this.message,
       retryable: this.retryable,
       ...(this.serverName === undefined ? {} : { serverName: this.serverName }),
+      ...(this.deadline === undefined ? {} : { deadline: this.deadline }),
       ...(rootCause === undefined ? {} : { rootCause }),
     };
   }

@@ -18,6 +18,7 @@ export type {
   OboErrorCode,
   UpstreamTokenErrorCode,
   SwitchboardErrorOptions,
+  TimeoutDeadline,
   ConfigIssue,
   OboErrorReason,
   OboErrorCause,

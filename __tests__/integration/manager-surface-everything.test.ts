@@ -66,6 +66,7 @@ describe('MCPManager.callTool: the progress-based deadline, against server-every
     const err = await rejectionOf(longRunning(progress, {}), SwitchboardError);
     expect(err).toMatchObject({ code: 'call_timeout', retryable: true, serverName: 'everything' });
     expect(err.message).toMatch(/timed out after \d+ ms \(timeoutMs\)$/);
+    expect(err.deadline).toEqual({ option: 'timeoutMs', ms: expect.any(Number) });
     // Progress did arrive (the first step comes 700 ms before the deadline), and did not move the deadline.
     expect(progress.length).toBeGreaterThanOrEqual(1);
     expect(progress.length).toBeLessThan(STEPS);
@@ -77,6 +78,9 @@ describe('MCPManager.callTool: the progress-based deadline, against server-every
     expect(err).toMatchObject({ code: 'call_timeout', retryable: true, serverName: 'everything' });
     // The message says which deadline ran out.
     expect(err.message).toBe('Request to MCP server "everything" timed out after 800 ms (maxTotalTimeoutMs)');
+    // …and so does a field a host can switch on, also in the log-safe JSON form.
+    expect(err.deadline).toEqual({ option: 'maxTotalTimeoutMs', ms: 800 });
+    expect(err.toJSON()).toMatchObject({ deadline: { option: 'maxTotalTimeoutMs', ms: 800 } });
     expect(progress.length).toBeGreaterThanOrEqual(1);
     expect(progress.length).toBeLessThan(STEPS);
   });

@@ -23,7 +23,8 @@ export type OperationPhase = 'connect' | 'call';
 
 /**
  * The error of an operation that ran out of time: `connect_timeout` or `call_timeout` (retryable), its message
- * naming the limit that ran out and its length when known (`timed out after 800 ms (maxTotalTimeoutMs)`).
+ * naming the limit that ran out and its length when known (`timed out after 800 ms (maxTotalTimeoutMs)`), and
+ * the same in `deadline`.
  *
  * @example
  * ```ts
@@ -33,7 +34,12 @@ export type OperationPhase = 'connect' | 'call';
 export function timeoutError(phase: OperationPhase, serverName: string, detail?: TimeoutDetail, cause?: unknown): SwitchboardError {
   const limit = detail?.limit === 'maxTotalMs' ? 'maxTotalTimeoutMs' : phase === 'connect' ? 'initTimeoutMs' : 'timeoutMs';
   const after = detail ? ` after ${detail.ms} ms (${limit})` : '';
-  const opts = { retryable: true, serverName, ...(cause === undefined ? {} : { cause }) };
+  const opts = {
+    retryable: true,
+    serverName,
+    ...(detail ? { deadline: { option: limit, ms: detail.ms } as const } : {}),
+    ...(cause === undefined ? {} : { cause }),
+  };
   return phase === 'connect'
     ? new SwitchboardError('connect_timeout', `Connecting to MCP server "${serverName}" timed out${after}`, opts)
     : new SwitchboardError('call_timeout', `Request to MCP server "${serverName}" timed out${after}`, opts);
