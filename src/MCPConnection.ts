@@ -1263,6 +1263,7 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
       events: {
         lost: (cause) => this.#onTransportLost(client, cause),
         error: (err) => this.#logger.debug({ serverName: this.serverName, error: errorName(err) }, 'MCP transport error'),
+        standbyRejected: () => this.#onStandbyRejected(client),
         toolsChanged: () => {
           if (client !== this.#client) return;
           this.#drop(this.#tools);
@@ -1516,6 +1517,18 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
     this.#sessionLost.add(client);
     // Failure shows up in #readyClient of the resend. The old session is gone: nothing to DELETE.
     void this.#beginReconnect(client, true, { terminate: false });
+  }
+
+  /**
+   * The standby stream was refused for `client`'s session (the server restarted while the connection was idle):
+   * once a `ping` on the session is refused too (a server may refuse GETs and keep the session), the session is
+   * re-initialized at once, so that the server's messages outside a call reach us again before the next call.
+   */
+  #onStandbyRejected(client: ProtocolClient): void {
+    if (client !== this.#client || this.#state !== 'connected') return;
+    void this.#sessionGone(client, undefined).then((gone) => {
+      if (gone && client === this.#client && this.#state === 'connected') this.#reinitialize(client);
+    });
   }
 
   /** A request that failed because its client's transport was lost (it may have run): retryable `transport_error`. */

@@ -72,6 +72,26 @@ describe('1. a restarted server answers a stale session with 400 or 404', () => 
     expect((now.runs.echo ?? 0) - (before.runs.echo ?? 0)).toBe(1);
   });
 
+  it.each([400, 404] as const)('HTTP %i: a restart while the connection is idle re-initializes it through its standby stream, before any call', async (status) => {
+    const s = await misbehaving({ staleSessionStatus: status, keepAlive: false });
+    const m = managerOf({
+      servers: { svc: { url: s.url } },
+      connectionFactory: factoryOf({ reconnect: { maxAttempts: 5, minDelayMs: 1, baseDelayMs: 1, maxDelayMs: 5 } }),
+      circuitBreaker: false,
+    });
+    expect(firstText(await echo(m, 'before'))).toBe('before');
+    await s.waitFor((c) => c.gets >= 1);
+    const before = s.snapshot();
+    await s.restart();
+    // No call: the standby stream's reopening meets the forgotten session, a ping confirms it, and the
+    // connection opens a new session and its standby stream (server messages outside a call reach it again).
+    const now = await s.waitFor((c) => c.initializes > before.initializes && Object.keys(c.getsBySession).length > Object.keys(before.getsBySession).length);
+    expect(now.initializes - before.initializes).toBe(1);
+    expect(now.toolsCall).toBe(before.toolsCall);
+    expect(firstText(await echo(m, 'after'))).toBe('after');
+    expect(s.counts.initializes - before.initializes).toBe(1);
+  });
+
   it.each([400, 404] as const)('HTTP %i: 20 calls in flight when the restart is seen are all resent once on one new session', async (status) => {
     const s = await misbehaving({ staleSessionStatus: status, keepAlive: false });
     const m = managerOf({ servers: { svc: { url: s.url } }, circuitBreaker: false });

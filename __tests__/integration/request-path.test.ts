@@ -31,6 +31,10 @@ interface Peer extends Listening {
   runs: Record<string, number>;
   /** GET requests received. */
   gets: number;
+  /** `initialize` requests received (sessions opened). */
+  initializes: number;
+  /** Resolves when the answer to the next `ping` has been sent. */
+  nextPing(): Promise<void>;
   /** Resolves when a request for tool `name` arrives. */
   nextCall(name: string): Promise<{ res: ServerResponse }>;
 }
@@ -74,7 +78,8 @@ async function streamablePeer(opts: { json?: boolean; onGet?: (res: ServerRespon
   const runs: Record<string, number> = {};
   const transports = new Map<string, StreamableHTTPServerTransport>();
   const waiters: { name: string; resolve: (v: { res: ServerResponse }) => void }[] = [];
-  const peer = { runs, gets: 0 } as Peer;
+  const peer = { runs, gets: 0, initializes: 0 } as Peer;
+  const pingWaiters: (() => void)[] = [];
   const http = createServer((req, res) => {
     void (async () => {
       if (req.method === 'GET') {
@@ -83,6 +88,8 @@ async function streamablePeer(opts: { json?: boolean; onGet?: (res: ServerRespon
       }
       const body = req.method === 'POST' ? await readBody(req) : undefined;
       const call = body as { method?: string; params?: { name?: string } } | undefined;
+      if (call?.method === 'initialize') peer.initializes++;
+      if (call?.method === 'ping') for (const w of pingWaiters.splice(0)) res.on('finish', w);
       if (call?.method === 'tools/call') {
         const name = call.params?.name ?? '';
         for (const w of waiters.splice(0)) if (w.name === name) w.resolve({ res });
@@ -112,6 +119,7 @@ async function streamablePeer(opts: { json?: boolean; onGet?: (res: ServerRespon
   Object.assign(peer, listening, {
     url: `${listening.origin}/mcp`,
     nextCall: (name: string) => new Promise((resolve) => waiters.push({ name, resolve })),
+    nextPing: () => new Promise<void>((resolve) => pingWaiters.push(resolve)),
     close: async () => {
       for (const t of transports.values()) await t.close().catch(() => {});
       await listening.close();
@@ -348,6 +356,19 @@ describe('standby GET stream', () => {
     // 1 GET that opened the stream + 6 reopening attempts (the policy's budget), then the gate's 405: no more.
     expect(peer.gets).toBe(7);
     expect(warnings.filter((m) => m.includes('standby stream off'))).toHaveLength(1);
+  });
+
+  it('a server that refuses the standby GET with 404 but keeps the session: a ping says it lives, no re-initialize', async () => {
+    const peer = await streamablePeer({ onGet: (res) => void res.writeHead(404, { 'content-type': 'text/plain' }).end('no GET here') });
+    const pinged = peer.nextPing();
+    const conn = await connect(peer, 'streamable-http');
+    const states: string[] = [];
+    conn.on('state', ({ to }: { to: string }) => states.push(to));
+    // The refused GET is checked with one ping on the session; the ping is answered, so the session stays.
+    await pinged;
+    expect(text(await conn.callTool('echo', { text: 'same session' }))).toBe('same session');
+    expect(text(await conn.callTool('echo', { text: 'still' }))).toBe('still');
+    expect({ initializes: peer.initializes, states }).toEqual({ initializes: 1, states: [] });
   });
 
   it('standbyStream: false → the connection sends no GET at all', async () => {

@@ -71,6 +71,12 @@ export interface ProtocolClientEvents {
   lost(cause: unknown): void;
   /** A transport error that does not by itself end the connection (logged, never a token). */
   error(err: Error): void;
+  /**
+   * The standby stream (the GET a streamable HTTP connection keeps open for server messages) was refused for
+   * this session: 404, or 400 as the SDK's example servers answer after a restart. Nothing else may notice while
+   * the connection is idle.
+   */
+  standbyRejected?(rejection: 'not_found' | 'bad_request'): void;
   /** The server sent `notifications/tools/list_changed`. */
   toolsChanged(): void;
   /** The server sent `notifications/resources/list_changed` (resources and resource templates). */
@@ -339,6 +345,12 @@ class SdkProtocolClient implements ProtocolClient {
     client.onclose = () => events.lost(undefined);
     client.onerror = (err: Error) => {
       events.error(err);
+      // The SDK reports a refused standby GET (and its reopenings) only here, as a StreamableHTTPError whose
+      // message it starts with "Failed to open SSE stream" (a refused POST is also thrown to its caller).
+      if (events.standbyRejected && err instanceof StreamableHTTPError && err.message.includes('Failed to open SSE stream')) {
+        const rejection = this.sessionRejection(err);
+        if (rejection) events.standbyRejected(rejection);
+      }
       // The SSE transport's event stream broke: nothing can reach us any more on this connection. Reported on
       // a microtask: EventSource arms its own reconnect timer right after this callback returns, and only a
       // close() after that clears it (our reconnect policy, not EventSource's, decides what happens next).
