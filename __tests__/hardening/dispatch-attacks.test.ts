@@ -11,9 +11,8 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { z } from 'zod';
-import { MCPConnectionFactory, type MCPConnectionFactoryOptions } from '../../src/MCPConnectionFactory.js';
+import type { MCPConnectionFactoryOptions } from '../../src/MCPConnectionFactory.js';
 import type { MCPConnection } from '../../src/MCPConnection.js';
-import { parseServersConfig } from '../../src/config/parse.js';
 import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import { rejection } from '../support/errors.js';
 import { getEventListeners } from 'node:events';
@@ -24,6 +23,7 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { responseWatch } from '../../src/transport/interceptors/responseWatch.js';
 import type { SwitchboardError } from '../../src/errors.js';
 import { deferred } from '../support/deferred.js';
+import { connectTo, outgoingRequest } from '../support/requestPath.js';
 import { listenOnLoopback } from '../support/http.js';
 import { sendOnDispatcher } from '../../src/transport/dispatchFetch.js';
 import { composeStages, sendWithUndici, type OutgoingRequest, type RequestStage } from '../../src/transport/requestPath.js';
@@ -59,19 +59,7 @@ async function rawServer(script: (socket: Socket) => void): Promise<{ url: URL }
   return { url: new URL(`http://127.0.0.1:${port}/mcp`) };
 }
 
-function request(url: URL, dispatcher: Agent, over: Partial<OutgoingRequest> = {}): OutgoingRequest {
-  return {
-    url,
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
-    redirect: 'manual',
-    forceRefresh: false,
-    crossOrigin: false,
-    dispatcher,
-    ...over,
-  };
-}
+const request = outgoingRequest;
 
 function shape(e: unknown): unknown {
   const err = e as { name?: string; message?: string; cause?: { name?: string; code?: string } };
@@ -439,13 +427,8 @@ async function compressingProxy(peer: Peer, coding: 'gzip' | 'br' | 'deflate'): 
   return { ...peer, url: `${l.origin}${target.pathname}`, origin: l.origin, nextGetOpen: () => new Promise((r) => getWaiters.push(r)) };
 }
 
-async function connect(peer: Peer, type: 'sse' | 'streamable-http', opts: MCPConnectionFactoryOptions = {}): Promise<MCPConnection> {
-  const factory = new MCPConnectionFactory({ reconnect: { maxAttempts: 0 }, ...opts });
-  cleanups.push(() => factory.close());
-  const config = parseServersConfig({ svc: { type, url: peer.url } }).svc!;
-  const conn = await factory.create({ serverName: 'svc', config });
-  cleanups.push(() => conn.close());
-  return conn;
+function connect(peer: Peer, type: 'sse' | 'streamable-http', opts: MCPConnectionFactoryOptions = {}): Promise<MCPConnection> {
+  return connectTo(peer.url, type, cleanups, opts);
 }
 
 const textOf = (r: { content: unknown[] }) => (r.content[0] as { text: string }).text;
@@ -764,15 +747,13 @@ describe('through a real connection: what classifyError makes of the new errors'
     const l = await listenOnLoopback(createServer());
     const url = `${l.origin}/mcp`;
     await l.close();
-    const factory = new MCPConnectionFactory({ reconnect: { maxAttempts: 0 } });
-    cleanups.push(() => factory.close());
-    const err = await rejection(factory.create({ serverName: 'svc', config: parseServersConfig({ svc: { type: 'streamable-http', url } }).svc! }));
+    const err = await rejection(connectTo(url, 'streamable-http', cleanups));
     expect(err).toMatchObject({ code: 'connect_failed', retryable: true });
     expect((err as Error).message).toContain('ECONNREFUSED');
   });
 });
 
-describe('compressed error answers are not capped', () => {
+describe('compressed error answers are capped', () => {
   // FINDING 5: the call rejected with a raw RangeError (redactSecrets' regex overflowed on the 32 MB message), and
   // the few-KB answer was inflated whole into memory: no cap applied to error statuses.
   it('a 500 whose few-KB brotli body inflates to 32 MB: cut at the error-body cap, a typed transport_error', async () => {

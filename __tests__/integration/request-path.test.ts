@@ -12,11 +12,11 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { z } from 'zod';
 import { SwitchboardError } from '../../src/errors.js';
-import { MCPConnectionFactory, type MCPConnectionFactoryOptions } from '../../src/MCPConnectionFactory.js';
+import type { MCPConnectionFactoryOptions } from '../../src/MCPConnectionFactory.js';
 import type { MCPConnection } from '../../src/MCPConnection.js';
-import { parseServersConfig } from '../../src/config/parse.js';
 import { createDefaultTransport } from '../../src/transport/createTransport.js';
 import type { Logger } from '../../src/types.js';
+import { connectTo, outgoingRequest } from '../support/requestPath.js';
 import { listenOnLoopback, type Listening } from '../support/http.js';
 import { rejection } from '../support/errors.js';
 
@@ -162,13 +162,8 @@ async function ssePeer(): Promise<Peer> {
   return peer;
 }
 
-async function connect(peer: Peer, type: 'sse' | 'streamable-http', opts: MCPConnectionFactoryOptions = {}): Promise<MCPConnection> {
-  const factory = new MCPConnectionFactory({ reconnect: { maxAttempts: 0 }, ...opts });
-  cleanups.push(() => factory.close());
-  const config = parseServersConfig({ svc: { type, url: peer.url } }).svc!;
-  const conn = await factory.create({ serverName: 'svc', config });
-  cleanups.push(() => conn.close());
-  return conn;
+function connect(peer: Peer, type: 'sse' | 'streamable-http', opts: MCPConnectionFactoryOptions = {}): Promise<MCPConnection> {
+  return connectTo(peer.url, type, cleanups, opts);
 }
 
 const text = (r: { content: unknown[] }) => (r.content[0] as { text: string }).text;

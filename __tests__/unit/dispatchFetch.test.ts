@@ -12,6 +12,7 @@ import { sendOnDispatcher } from '../../src/transport/dispatchFetch.js';
 import { composeStages, sendWithUndici, type OutgoingRequest, type RequestStage } from '../../src/transport/requestPath.js';
 import { contentDecoding } from '../../src/transport/interceptors/contentDecoding.js';
 import { requestSignal } from '../../src/transport/interceptors/requestSignal.js';
+import { outgoingRequest } from '../support/requestPath.js';
 import { listenOnLoopback, type Listening } from '../support/http.js';
 import { deferred, type Deferred } from '../support/deferred.js';
 
@@ -47,17 +48,7 @@ beforeEach(() => {
 afterEach(() => agent.destroy());
 
 function request(over: Partial<OutgoingRequest> = {}): OutgoingRequest {
-  return {
-    url: new URL(`${server.origin}/mcp`),
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
-    redirect: 'manual',
-    forceRefresh: false,
-    crossOrigin: false,
-    dispatcher: agent,
-    ...over,
-  };
+  return outgoingRequest(new URL(`${server.origin}/mcp`), agent, over);
 }
 
 describe('sendOnDispatcher: answers as fetch answers', () => {

@@ -11,6 +11,7 @@ import type { Transform } from 'node:stream';
 import { constants as zlib, createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { RequestInterceptor } from '../requestPath.js';
+import { wrappingDispatcher, type LegacyHandler } from './dispatchHandler.js';
 
 /**
  * The content-decoding stage (see the module comment). Place it before the stages that read response bytes: it
@@ -30,25 +31,11 @@ export function contentDecoding(): RequestInterceptor {
     if (req.dispatcher !== inner) {
       const d = req.dispatcher;
       inner = d;
-      // undici only calls `dispatch` on the dispatcher of one request: a plain object is enough.
-      wrapped = { dispatch: (o: Dispatcher.DispatchOptions, h: LegacyHandler) => d.dispatch(o, new DecodingHandler(h, o.method) as never) } as unknown as Dispatcher;
+      wrapped = wrappingDispatcher(d, (h, o) => new DecodingHandler(h, o.method));
     }
     const headers = 'accept-encoding' in req.headers ? req.headers : { ...req.headers, 'accept-encoding': 'gzip, deflate, br' };
     return next({ ...req, headers, dispatcher: wrapped! });
   };
-}
-
-/** undici's legacy dispatch handler (what fetch, `request` and our own stages pass). */
-interface LegacyHandler {
-  onConnect?(abort: (err?: Error) => void, context?: unknown): void;
-  onResponseStarted?(): void;
-  onHeaders?(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
-  onData?(chunk: Buffer): boolean;
-  onComplete?(trailers: Buffer[] | null): void;
-  onError?(err: Error): void;
-  onUpgrade?(status: number, rawHeaders: Buffer[], socket: unknown): void;
-  onBodySent?(chunk: unknown): void;
-  onRequestSent?(): void;
 }
 
 const MAX_CODINGS = 5;

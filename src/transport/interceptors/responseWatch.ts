@@ -18,12 +18,12 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
-import type { Dispatcher } from 'undici';
 import type { JsonRpcId } from '../../connection/callerContext.js';
 import { SwitchboardError } from '../../errors.js';
 import { lastBytes, PEEK_BYTES, peekEnvelope } from '../envelopePeek.js';
 import type { RequestInterceptor } from '../requestPath.js';
 import { nextBoundary, seamAfter } from './eventFrames.js';
+import { wrappingDispatcher, type LegacyHandler } from './dispatchHandler.js';
 
 /**
  * Which transport's streams are watched: `streamable-http` (POST answers and GET streams) or `sse` (the GET
@@ -75,34 +75,13 @@ export function responseWatch(opts: ResponseWatchOptions): RequestInterceptor {
   return (next) => (req) => {
     const id = req.requestId;
     if (req.method === 'POST' && id !== undefined && opts.streams === 'streamable-http') {
-      return next({ ...req, dispatcher: watching(req.dispatcher, (h) => new WatchedResponse(h, opts, id, req.signal)) });
+      return next({ ...req, dispatcher: wrappingDispatcher(req.dispatcher, (h) => new WatchedResponse(h, opts, id, req.signal)) });
     }
-    if (req.method === 'GET') return next({ ...req, dispatcher: watching(req.dispatcher, (h) => new WatchedResponse(h, opts, undefined, req.signal)) });
+    if (req.method === 'GET') return next({ ...req, dispatcher: wrappingDispatcher(req.dispatcher, (h) => new WatchedResponse(h, opts, undefined, req.signal)) });
     // Notifications, DELETE, the SSE transport's POSTs: only an error answer's body is capped (the SDK reads it
     // whole into its error message).
-    return next({ ...req, dispatcher: watching(req.dispatcher, (h) => new WatchedResponse(h, opts, undefined, req.signal, true)) });
+    return next({ ...req, dispatcher: wrappingDispatcher(req.dispatcher, (h) => new WatchedResponse(h, opts, undefined, req.signal, true)) });
   };
-}
-
-/** A dispatcher for one request: `inner`, with the request's handler wrapped. */
-function watching(inner: Dispatcher, wrap: (handler: LegacyHandler) => LegacyHandler): Dispatcher {
-  // undici's fetch only calls `dispatch` on its dispatcher: a plain object is enough, and far cheaper than a
-  // Dispatcher (an EventEmitter) per request.
-  const dispatcher = { dispatch: (o: Dispatcher.DispatchOptions, handler: LegacyHandler) => inner.dispatch(o, wrap(handler) as never) };
-  return dispatcher as unknown as Dispatcher;
-}
-
-/** The dispatch handler undici 7's fetch passes (the legacy `on*` callbacks; `this` is the handler). */
-interface LegacyHandler {
-  onConnect?(abort: (err?: Error) => void, context?: unknown): void;
-  onResponseStarted?(): void;
-  onHeaders?(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
-  onData?(chunk: Buffer): boolean;
-  onComplete?(trailers: Buffer[] | null): void;
-  onError?(err: Error): void;
-  onUpgrade?(status: number, rawHeaders: Buffer[], socket: unknown): void;
-  onBodySent?(chunk: unknown): void;
-  onRequestSent?(): void;
 }
 
 type Mode = 'none' | 'post-events' | 'post-json' | 'stream' | 'error-body';
