@@ -13,8 +13,14 @@ const MAX_REDACTED_CHARS = 16 * 1024;
 /** A run of token-like characters long enough to be a credential. */
 const TOKEN_RUN = /[A-Za-z0-9_\-+/=.~%]{20,}/g;
 const BEARER = /\b(Bearer|Basic|DPoP)\s+\S+/gi;
-/** A JWS/JWT in compact form (its header always starts `eyJ`, the base64url of `{"`). */
-const JWT = /eyJ[\w-]*\.[\w-]*\.[\w-]*/g;
+/**
+ * A JWS/JWT in compact form (its header always starts `eyJ`, the base64url of `{"`), at the start of a word: a
+ * match may not start inside a run of word characters (which kept the search linear on `eyJeyJeyJ…`); a JWT glued
+ * to other characters is one run of the token rule below.
+ */
+const JWT = /\beyJ[\w-]*\.[\w-]*\.[\w-]*/g;
+/** One character of a token-like run. */
+const TOKEN_CHAR = /[A-Za-z0-9_\-+/=.~%]/;
 const SECRET_PARAM = /\b(access_token|refresh_token|id_token|token|assertion|client_secret|secret|password|api[_-]?key|key|code)=([^\s&"']+)/gi;
 
 /**
@@ -33,7 +39,11 @@ export function redactSecrets(text: string): string {
   // many MB overflowed the regular expression engine's stack).
   if (text.length > MAX_REDACTED_CHARS) {
     // A token cut in two at the edge loses its tail too: a short head of it would escape the length rule below.
-    text = `${text.slice(0, MAX_REDACTED_CHARS).replace(/[A-Za-z0-9_\-+/=.~%]+$/, '')}… [${text.length - MAX_REDACTED_CHARS} more characters cut]`;
+    let end = MAX_REDACTED_CHARS;
+    // Back to the start of the token-like run at the edge (a loop: an anchored pattern retried from every
+    // position was quadratic on a long run).
+    while (end > 0 && TOKEN_CHAR.test(text[end - 1]!)) end--;
+    text = `${text.slice(0, end)}… [${text.length - end} more characters cut]`;
   }
   return text
     .replace(JWT, '[redacted]')

@@ -37,8 +37,9 @@ export interface StandbyGateOptions {
  * server offers no standby stream" and stops. A GET answered with a `200` event stream makes the policy healthy.
  *
  * A GET that resumes a response stream (`Last-Event-ID`) is not a standby stream: it passes even when the
- * standby stream is off and spends no budget (the SDK bounds resumptions, at the policy's `maxAttempts + 2`); it
- * waits the policy's floor after the previous resumption, and its backoff after resumptions that failed.
+ * standby stream is off and spends no standby budget. Resumptions in a row (each within `healthyAfterMs` of the
+ * previous) wait the policy's backoff and have a budget of their own, `4 × maxAttempts + 2`; past it they are
+ * answered 405 locally (one warning) until `healthyAfterMs` has passed without one.
  *
  * @example
  * ```ts
@@ -55,27 +56,33 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
     const resuming = req.headers['last-event-id'] !== undefined;
     if (!opts.enabled && !resuming) return notAllowed();
     if (req.signal?.aborted) return notAllowed();
-    // Resuming a cut response stream (Last-Event-ID) carries a call's response: it is never refused and does not
-    // spend the standby budget (concurrent calls whose streams a proxy cut would otherwise starve each other);
-    // the SDK bounds failed resumptions itself, and the floor bounds their rate: at most one per floor delay,
-    // counted from the previous resumption (not added to the server's own `retry` wait, which the SDK honours
-    // before it sends the GET: SEP-1699 wants that wait to be the server's, give or take little).
+    // Resuming a cut response stream (Last-Event-ID) carries a call's response: it does not spend the standby
+    // budget, and has a larger one of its own (concurrent calls whose streams a proxy cut at once must not starve
+    // each other). Resumptions in a row (each within `healthyAfterMs` of the previous) come no sooner than the
+    // policy's backoff after the previous one, whatever they were answered: a server that answers each one 200 and ends it at once (with an event id, so
+    // that the SDK resumes again, even after the call ended) would otherwise draw one every floor delay for as
+    // long as the connection lives. The server's own `retry` wait is honoured by the SDK before the GET.
     if (resuming) {
-      // After failed resumptions, the policy's backoff (the SDK adds no delay of its own: see the factory); else
-      // the floor, counted from the previous resumption.
-      const since = state.lastResumedAt === undefined ? Infinity : Date.now() - state.lastResumedAt;
-      const delayMs = state.failedResumes > 0 ? backoffDelay(state.failedResumes - 1, policy.options) : policy.options.minDelayMs - since;
-      if (delayMs > 0 && !(await wait(delayMs, req.signal))) return notAllowed();
-      state.lastResumedAt = Date.now();
-      let res: Response;
-      try {
-        res = await next(req);
-      } catch (err) {
-        state.failedResumes++;
-        throw err;
+      const now = Date.now();
+      if (state.lastResumedAt === undefined || now - state.lastResumedAt >= policy.options.healthyAfterMs) {
+        state.resumesInRow = 0;
+        state.resumeWarned = false;
       }
-      state.failedResumes = res.ok ? 0 : state.failedResumes + 1;
-      return res;
+      if (state.resumesInRow >= resumeBudget(policy)) {
+        if (!state.resumeWarned) {
+          state.resumeWarned = true;
+          logger.warn({ serverName, attempts: state.resumesInRow }, 'MCP stream resumption refused: the server keeps ending resumed streams; retry budget spent');
+        }
+        return notAllowed();
+      }
+      // Counted from the previous resumption, not added to the wait the server asked for (`retry`, which the SDK
+      // honoured before this GET): SEP-1699 wants the reconnection when the server said, when that is no sooner.
+      const since = state.lastResumedAt === undefined ? Infinity : now - state.lastResumedAt;
+      const delayMs = (state.resumesInRow > 0 ? backoffDelay(state.resumesInRow - 1, policy.options) : policy.options.minDelayMs) - since;
+      if (delayMs > 0 && !(await wait(delayMs, req.signal))) return notAllowed();
+      state.resumesInRow++;
+      state.lastResumedAt = Date.now();
+      return sent(next, req);
     }
     if (state.lastSentAt !== undefined && Date.now() - state.lastSentAt < policy.options.healthyAfterMs) {
       const delayMs = policy.nextDelay();
@@ -92,7 +99,7 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
       if (!(await wait(delayMs, req.signal))) return notAllowed();
     }
     state.lastSentAt = Date.now();
-    const res = await next(req);
+    const res = await sent(next, req);
     if (res.status === 200 && (res.headers.get('content-type') ?? '').includes('text/event-stream')) {
       policy.healthy();
       state.warned = false;
@@ -101,13 +108,33 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
   }
 }
 
+/**
+ * Sends a gated GET. One that fails because its transport closed meanwhile gets the quiet "no stream" answer: a
+ * rejection would make the SDK schedule another attempt after the close, on a timer the server's `retry` sets.
+ */
+async function sent(next: RequestStage, req: OutgoingRequest): Promise<Response> {
+  try {
+    return await next(req);
+  } catch (err) {
+    if (req.signal?.aborted) return notAllowed();
+    throw err;
+  }
+}
+
+/** Resumptions in a row allowed before they are refused: room for several calls' streams cut at once. */
+function resumeBudget(policy: RetryPolicy): number {
+  return 4 * policy.options.maxAttempts + 2;
+}
+
 /** When the last GET of a policy's connection went out; shared by every gate on that policy (its reconnects). */
 interface GateState {
   lastSentAt: number | undefined;
   /** When the previous resuming GET (`Last-Event-ID`) went out. */
   lastResumedAt?: number;
-  /** Resuming GETs in a row that failed (their number sets the backoff of the next one). */
-  failedResumes: number;
+  /** Resuming GETs in a row, each within `healthyAfterMs` of the previous (their number sets the backoff). */
+  resumesInRow: number;
+  /** The resumption budget's warning was logged. */
+  resumeWarned: boolean;
   warned: boolean;
 }
 const states = new WeakMap<RetryPolicy, GateState>();
@@ -115,7 +142,7 @@ const states = new WeakMap<RetryPolicy, GateState>();
 function gateStateOf(policy: RetryPolicy): GateState {
   let s = states.get(policy);
   if (!s) {
-    s = { lastSentAt: undefined, warned: false, failedResumes: 0 };
+    s = { lastSentAt: undefined, warned: false, resumesInRow: 0, resumeWarned: false };
     states.set(policy, s);
   }
   return s;
