@@ -10,13 +10,14 @@
  * `TypeError('fetch failed', { cause })`, an abort is the signal's reason, a body that breaks off fails its
  * reader with `TypeError('terminated', { cause })`, redirects come back as they are (`redirect: 'manual'`), and
  * `User-Agent` and `Accept` are sent when the caller set none. Content codings are undone below, at the
- * dispatcher (the `contentDecoding` stage), so that the response watch reads decoded bytes too. Other bodies (streams, `Blob`, `FormData`) go to the
- * fallback stage it is given (undici's `fetch`).
+ * dispatcher (the `contentDecoding` stage), so that the response watch reads decoded bytes too. Other bodies
+ * (streams, `Blob`, `FormData`) go to the fallback stage it is given (undici's `fetch`).
  * @module
  */
 import type { Dispatcher } from 'undici';
 import { followSignal } from '../connection/signalLink.js';
 import { DEFAULT_USER_AGENT } from './headers.js';
+import type { LegacyHandler } from './interceptors/dispatchHandler.js';
 import type { OutgoingRequest, RequestStage } from './requestPath.js';
 
 /**
@@ -110,7 +111,7 @@ type State = 'dispatched' | 'streaming' | 'settled';
  * The dispatch handler of one request (undici's legacy `on*` callbacks, the ones `fetch` itself passes, so the
  * response-watch stage wraps it the same way): resolves the `Response` at the headers, feeds its body, ends it.
  */
-class ResponseFeed {
+class ResponseFeed implements LegacyHandler {
   #state: State = 'dispatched';
   readonly #method: string;
   #resolve: ((res: Response) => void) | undefined;
