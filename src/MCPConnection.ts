@@ -1619,7 +1619,9 @@ export class MCPConnection extends EventEmitter<MCPConnectionEvents> {
   #joinPending(signal: AbortSignal | undefined): Promise<void> {
     const pending = this.#pending ?? Promise.resolve();
     if (!signal) return pending;
-    const scope = this.#scope('connect', DEFAULT_INIT_TIMEOUT_MS * 10, signal);
+    // A safety bound only, far past the connect's own `initTimeoutMs` (which ends the pending connect first), so
+    // that it never reports a deadline the config did not set.
+    const scope = this.#scope('connect', (this.config.initTimeoutMs ?? DEFAULT_INIT_TIMEOUT_MS) * 10, signal);
     return scope.race(pending).finally(() => scope.dispose());
   }
 
