@@ -254,6 +254,14 @@ const RESUME_BOUND = POLICY.maxAttempts + 2;
 /** Most resuming GETs in a row, whatever they are answered: the gate's resumption budget (4 × maxAttempts + 2). */
 const RESUMES_IN_ROW = 4 * POLICY.maxAttempts + 2;
 
+/** A `hang` call's POST answered with an event stream that sends a priming event (an id) and drops: the SDK resumes it. */
+function cutCallStream(body: { method?: string; params?: { name?: string } }, _req: IncomingMessage, res: ServerResponse): boolean {
+  if (body.method !== 'tools/call' || body.params?.name !== 'hang') return false;
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  res.write('id: p1\ndata: \n\n', () => res.socket?.destroy());
+  return true;
+}
+
 /**
  * 'bounded' when the client's loop ends (by the gate's 405 on a standby GET, or for resumptions by a 405 or the SDK
  * giving up), 'unbounded' when the server has received more than `bound` GETs.
@@ -314,12 +322,7 @@ describe('standby GET loop: bounded by the reconnect policy, never under its flo
     // The call's POST stream sends a priming event with an id, then drops: the SDK resumes it with Last-Event-ID.
     const p = await peer({
       onGet: (_req, res) => void res.writeHead(503).end('gone'),
-      onPost: (body, _req, res) => {
-        if (body.method !== 'tools/call' || body.params?.name !== 'hang') return false;
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write('id: p1\ndata: \n\n', () => res.socket?.destroy());
-        return true;
-      },
+      onPost: cutCallStream,
     });
     const { createTransport, side } = observing();
     const conn = await connect(p, { reconnect: POLICY, createTransport, standbyStream: false });
@@ -339,12 +342,7 @@ describe('standby GET loop: bounded by the reconnect policy, never under its flo
     let n = 0;
     const p = await peer({
       onGet: (_req, res) => void res.writeHead(200, { 'content-type': 'text/event-stream' }).end(`id: r${++n}\ndata: \n\n`),
-      onPost: (body, _req, res) => {
-        if (body.method !== 'tools/call' || body.params?.name !== 'hang') return false;
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write('id: p1\ndata: \n\n', () => res.socket?.destroy());
-        return true;
-      },
+      onPost: cutCallStream,
     });
     const { createTransport, side } = observing();
     const conn = await connect(p, { reconnect: POLICY, createTransport, standbyStream: false });

@@ -11,7 +11,7 @@ import type { Transform } from 'node:stream';
 import { constants as zlib, createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { RequestInterceptor } from '../requestPath.js';
-import { wrappingDispatcher, type LegacyHandler } from './dispatchHandler.js';
+import { HandlerDecorator, wrappingDispatcher, type LegacyHandler } from './dispatchHandler.js';
 
 /**
  * The content-decoding stage (see the module comment). Place it before the stages that read response bytes: it
@@ -45,8 +45,7 @@ const NULL_BODY = new Set([204, 205, 304]);
  * Passes one request's callbacks through, decoding the body when the response has content codings. Downstream
  * back-pressure pauses the decoder's output; a full decoder pauses the socket until it drains.
  */
-class DecodingHandler implements LegacyHandler {
-  readonly #h: LegacyHandler;
+class DecodingHandler extends HandlerDecorator {
   readonly #method: string;
   #abort: ((err?: Error) => void) | undefined;
   /** The codings to undo, in the order they are undone; set when the response has any. */
@@ -60,31 +59,27 @@ class DecodingHandler implements LegacyHandler {
   #trailers: Buffer[] | null = null;
 
   constructor(handler: LegacyHandler, method: string) {
-    this.#h = handler;
+    super(handler);
     this.#method = method;
   }
 
-  onConnect(abort: (err?: Error) => void, context?: unknown): void {
+  override onConnect(abort: (err?: Error) => void, context?: unknown): void {
     this.#abort = abort;
     // The stages above get an abort of ours: once the network's input has ended, undici's own does nothing, but
     // the decoders may still be inflating what came (a small bomb arrives with its headers), and the body must
     // still end for whoever reads it.
-    return this.#h.onConnect?.((err) => this.#abortFromAbove(err), context);
+    return this.inner.onConnect?.((err) => this.#abortFromAbove(err), context);
   }
 
-  onResponseStarted(): void {
-    return this.#h.onResponseStarted?.();
-  }
-
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  override onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     const coding = status < 200 || NULL_BODY.has(status) || this.#method === 'HEAD' ? undefined : contentEncoding(rawHeaders);
-    if (!coding) return this.#h.onHeaders ? this.#h.onHeaders(status, rawHeaders, resume, statusText) : true;
+    if (!coding) return this.inner.onHeaders ? this.inner.onHeaders(status, rawHeaders, resume, statusText) : true;
     const codings = decodingOrder(coding);
     if (codings === undefined) {
       this.#abort?.(new Error(`too many content codings in response (over ${MAX_CODINGS})`));
       return false;
     }
-    if (codings.length === 0) return this.#h.onHeaders ? this.#h.onHeaders(status, rawHeaders, resume, statusText) : true;
+    if (codings.length === 0) return this.inner.onHeaders ? this.inner.onHeaders(status, rawHeaders, resume, statusText) : true;
     this.#codings = codings;
     this.#resume = resume;
     // The decoded body no longer has the coding or the length the server declared.
@@ -93,19 +88,19 @@ class DecodingHandler implements LegacyHandler {
       const name = rawHeaders[i]!.toString('latin1').toLowerCase();
       if (name !== 'content-encoding' && name !== 'content-length') kept.push(rawHeaders[i]!, rawHeaders[i + 1]!);
     }
-    return this.#h.onHeaders ? this.#h.onHeaders(status, kept, () => this.#decoders?.at(-1)?.resume(), statusText) : true;
+    return this.inner.onHeaders ? this.inner.onHeaders(status, kept, () => this.#decoders?.at(-1)?.resume(), statusText) : true;
   }
 
-  onData(chunk: Buffer): boolean {
-    if (!this.#codings) return this.#h.onData ? this.#h.onData(chunk) : true;
+  override onData(chunk: Buffer): boolean {
+    if (!this.#codings) return this.inner.onData ? this.inner.onData(chunk) : true;
     if (this.#finished) return true;
     return (this.#decoders ?? this.#chain(chunk))[0]!.write(chunk);
   }
 
-  onComplete(trailers: Buffer[] | null): void {
+  override onComplete(trailers: Buffer[] | null): void {
     const decoders = this.#decoders;
     // No coding, or a coded body that came empty: nothing to decode.
-    if (!decoders) return this.#finished ? undefined : this.#h.onComplete?.(trailers);
+    if (!decoders) return this.#finished ? undefined : this.inner.onComplete?.(trailers);
     this.#inputEnded = true;
     this.#trailers = trailers;
     decoders[0]!.end();
@@ -121,34 +116,22 @@ class DecodingHandler implements LegacyHandler {
     for (const d of decoders) d.on('error', (err) => this.#failed(err));
     last.on('data', (chunk: Buffer) => {
       if (this.#finished) return;
-      if (this.#h.onData?.(chunk) === false) last.pause();
+      if (this.inner.onData?.(chunk) === false) last.pause();
     });
     last.on('end', () => {
       if (this.#finished) return;
       this.#finished = true;
-      this.#h.onComplete?.(this.#trailers);
+      this.inner.onComplete?.(this.#trailers);
     });
     return decoders;
   }
 
-  onError(err: Error): void {
+  override onError(err: Error): void {
     const decoders = this.#decoders;
     if (decoders) for (const d of decoders) d.destroy();
     if (this.#finished) return;
     this.#finished = true;
-    return this.#h.onError?.(err);
-  }
-
-  onUpgrade(status: number, rawHeaders: Buffer[], socket: unknown): void {
-    return this.#h.onUpgrade?.(status, rawHeaders, socket);
-  }
-
-  onBodySent(chunk: unknown): void {
-    return this.#h.onBodySent?.(chunk);
-  }
-
-  onRequestSent(): void {
-    return this.#h.onRequestSent?.();
+    return this.inner.onError?.(err);
   }
 
   /** A stage above aborts: undici aborts the request; once its input has ended, the decoding stops here. */

@@ -23,7 +23,7 @@ import { SwitchboardError } from '../../errors.js';
 import { lastBytes, PEEK_BYTES, peekEnvelope } from '../envelopePeek.js';
 import type { RequestInterceptor } from '../requestPath.js';
 import { nextBoundary, seamAfter } from './eventFrames.js';
-import { wrappingDispatcher, type LegacyHandler } from './dispatchHandler.js';
+import { HandlerDecorator, wrappingDispatcher, type LegacyHandler } from './dispatchHandler.js';
 
 /**
  * Which transport's streams are watched: `streamable-http` (POST answers and GET streams) or `sse` (the GET
@@ -91,16 +91,14 @@ type Mode = 'none' | 'post-events' | 'post-json' | 'stream' | 'error-body';
  * hold more.
  */
 const MAX_ERROR_BODY_BYTES = 1024 * 1024;
-/** What a finished handler points at instead of the request's own handler and options. */
-const SETTLED_HANDLER: LegacyHandler = {};
+/** What a finished handler points at instead of the request's own options. */
 const SETTLED_OPTIONS: ResponseWatchOptions = { serverName: '', streams: 'streamable-http', maxMessageBytes: 1, answer: () => {} };
 const EMPTY = Buffer.alloc(0);
 /** The head of a dropped event is read raw: room for `event:`/`id:` lines before {@link PEEK_BYTES} of data. */
 const HEAD_BYTES = 2 * PEEK_BYTES;
 
 /** Wraps fetch's handler of one request; see the module comment. */
-class WatchedResponse implements LegacyHandler {
-  #h: LegacyHandler;
+class WatchedResponse extends HandlerDecorator {
   #o: ResponseWatchOptions;
   /** The request id of a POST; undefined for a GET stream. */
   readonly #id: JsonRpcId | undefined;
@@ -131,23 +129,19 @@ class WatchedResponse implements LegacyHandler {
   #cutError: Error | undefined;
 
   constructor(handler: LegacyHandler, opts: ResponseWatchOptions, id: JsonRpcId | undefined, signal: AbortSignal | undefined, errorsOnly = false) {
-    this.#h = handler;
+    super(handler);
     this.#o = opts;
     this.#id = id;
     this.#signal = signal;
     this.#errorsOnly = errorsOnly;
   }
 
-  onConnect(abort: (err?: Error) => void, context?: unknown): void {
+  override onConnect(abort: (err?: Error) => void, context?: unknown): void {
     this.#abort = abort;
-    return this.#h.onConnect?.(abort, context);
+    return this.inner.onConnect?.(abort, context);
   }
 
-  onResponseStarted(): void {
-    return this.#h.onResponseStarted?.();
-  }
-
-  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  override onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     if (status >= 400) this.#mode = 'error-body';
     else if (status === 200 && !this.#errorsOnly) {
       const { type, length } = contentHeaders(rawHeaders);
@@ -160,10 +154,10 @@ class WatchedResponse implements LegacyHandler {
         }
       }
     }
-    return this.#h.onHeaders ? this.#h.onHeaders(status, rawHeaders, resume, statusText) : true;
+    return this.inner.onHeaders ? this.inner.onHeaders(status, rawHeaders, resume, statusText) : true;
   }
 
-  onData(chunk: Buffer): boolean {
+  override onData(chunk: Buffer): boolean {
     if (this.#cut) return true;
     if (this.#done) return this.#forward(chunk);
     switch (this.#mode) {
@@ -186,26 +180,26 @@ class WatchedResponse implements LegacyHandler {
     }
   }
 
-  onComplete(trailers: Buffer[] | null): void {
+  override onComplete(trailers: Buffer[] | null): void {
     if (this.#cut) {
       // Cut after its last bytes had come (its abort came too late to end it): the stages below still need an end.
-      const h = this.#h;
+      const h = this.inner;
       const err = this.#cutError;
       this.#release();
       return h.onError?.(err ?? new Error('response cut'));
     }
     if (this.#mode === 'stream') this.#flushStream();
     else if (this.#mode === 'post-events') this.#checkLost();
-    const h = this.#h;
+    const h = this.inner;
     this.#release();
     return h.onComplete?.(trailers);
   }
 
-  onError(err: Error): void {
+  override onError(err: Error): void {
     // The transport closing aborts its requests: that is no lost stream (pending requests end with the close).
     if (this.#mode === 'post-events' && !this.#signal?.aborted) this.#checkLost();
     this.#done = true;
-    const h = this.#h;
+    const h = this.inner;
     this.#release();
     return h.onError?.(err);
   }
@@ -216,7 +210,7 @@ class WatchedResponse implements LegacyHandler {
    * reachable after its connection closed.
    */
   #release(): void {
-    this.#h = SETTLED_HANDLER;
+    this.releaseInner();
     this.#o = SETTLED_OPTIONS;
     this.#signal = undefined;
     this.#parser = undefined;
@@ -225,20 +219,8 @@ class WatchedResponse implements LegacyHandler {
     this.#done = true;
   }
 
-  onUpgrade(status: number, rawHeaders: Buffer[], socket: unknown): void {
-    return this.#h.onUpgrade?.(status, rawHeaders, socket);
-  }
-
-  onBodySent(chunk: unknown): void {
-    return this.#h.onBodySent?.(chunk);
-  }
-
-  onRequestSent(): void {
-    return this.#h.onRequestSent?.();
-  }
-
   #forward(chunk: Buffer): boolean {
-    return this.#h.onData ? this.#h.onData(chunk) : true;
+    return this.inner.onData ? this.inner.onData(chunk) : true;
   }
 
   /** Counts the bytes of each event of a POST stream: true once one is over the cap. */
