@@ -22,7 +22,7 @@ export interface ReconnectOptions {
   maxAttempts?: number;
   /** Floor of every delay in ms (default 100, or `baseDelayMs` / `maxDelayMs` when lower). */
   minDelayMs?: number;
-  /** Base of the exponential backoff in ms (default 250). */
+  /** Base of the exponential backoff in ms (default 250, or `maxDelayMs` when lower). */
   baseDelayMs?: number;
   /** Upper bound of one delay in ms (default 10 000). */
   maxDelayMs?: number;
@@ -52,11 +52,7 @@ export type ResolvedReconnectOptions = Required<ReconnectOptions>;
 export function resolveReconnectOptions(opts: ReconnectOptions = {}): ResolvedReconnectOptions {
   if (opts === null || typeof opts !== 'object') throw new TypeError(`reconnect must be an object (got ${String(opts)})`);
   knownKeys(opts, ['maxAttempts', 'minDelayMs', 'baseDelayMs', 'maxDelayMs', 'healthyAfterMs'], 'reconnect');
-  // The default floor (100 ms) gives way to a lower base or cap: a host that asks for faster reconnects gets them.
-  const base = typeof opts.baseDelayMs === 'number' ? opts.baseDelayMs : 250;
-  const cap = typeof opts.maxDelayMs === 'number' ? opts.maxDelayMs : 10_000;
-  const minDelayMs = opts.minDelayMs ?? Math.max(0, Math.min(100, base, cap));
-  return resolveRetryPolicyOptions({ ...opts, minDelayMs }, 'reconnect');
+  return resolveRetryPolicyOptions(opts, 'reconnect');
 }
 
 export { backoffDelay } from './retryPolicy.js';

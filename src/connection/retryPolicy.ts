@@ -17,7 +17,7 @@
 export interface RetryPolicyOptions {
   /** Attempts allowed before the budget is spent (default 5). 0: never retry. */
   maxAttempts?: number;
-  /** Floor of every delay in ms (default 100), so a server cannot make retries back to back. */
+  /** Floor of every delay in ms (default 100, or `baseDelayMs` / `maxDelayMs` when lower), so a server cannot make retries back to back. */
   minDelayMs?: number;
   /** Base of the exponential backoff in ms (default 250). */
   baseDelayMs?: number;
@@ -65,11 +65,13 @@ export const RETRY_POLICY_DEFAULTS: ResolvedRetryPolicyOptions = Object.freeze({
 export function resolveRetryPolicyOptions(opts: RetryPolicyOptions = {}, label = 'retry'): ResolvedRetryPolicyOptions {
   const given = definedOnly(opts);
   const out = { ...RETRY_POLICY_DEFAULTS, ...given };
-  // A `maxDelayMs` below the default base or floor lowers those defaults with it (`{ maxDelayMs: 200 }` means
-  // "never wait more than 200 ms", not a TypeError about a field the caller did not set).
-  if (typeof out.maxDelayMs === 'number' && Number.isFinite(out.maxDelayMs) && out.maxDelayMs >= 0) {
-    if (given.baseDelayMs === undefined) out.baseDelayMs = Math.min(out.baseDelayMs, out.maxDelayMs);
-    if (given.minDelayMs === undefined) out.minDelayMs = Math.min(out.minDelayMs, out.maxDelayMs);
+  // Defaults give way to a lower value the caller set: the base to a lower cap, the floor to a lower base or cap
+  // (`{ maxDelayMs: 200 }` means "never wait more than 200 ms", not a TypeError about a field the caller did not
+  // set; a host that asks for faster retries gets them). Bad values are left for the checks below to name.
+  const usable = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  if (given.baseDelayMs === undefined && usable(out.maxDelayMs)) out.baseDelayMs = Math.min(out.baseDelayMs, out.maxDelayMs);
+  if (given.minDelayMs === undefined) {
+    for (const bound of [out.baseDelayMs, out.maxDelayMs]) if (usable(bound)) out.minDelayMs = Math.min(out.minDelayMs, bound);
   }
   if (!Number.isInteger(out.maxAttempts) || out.maxAttempts < 0) throw new TypeError(`${label}.maxAttempts must be a whole number >= 0 (got ${String(opts.maxAttempts)})`);
   for (const k of ['minDelayMs', 'baseDelayMs', 'healthyAfterMs'] as const) {
