@@ -7,9 +7,9 @@
  * response completes or fails, so a transport's close still aborts every request and stream in flight.
  * @module
  */
-import type { Dispatcher } from 'undici';
 import { followSignal } from '../../connection/signalLink.js';
 import type { RequestInterceptor } from '../requestPath.js';
+import { HandlerDecorator, wrappingDispatcher, type LegacyHandler } from './dispatchHandler.js';
 
 /**
  * The request-signal stage (see the module comment). Requests without a signal pass as they are.
@@ -27,11 +27,7 @@ export function requestSignal(): RequestInterceptor {
     // The transport's signal keeps its one listener for its life: adding and removing one per request cost more
     // than the request's own abort controller.
     const release = followSignal(parent, () => controller.abort(parent.reason), { keepListener: true });
-    const inner = req.dispatcher;
-    // undici's fetch only calls `dispatch` on its dispatcher: a plain object per request is enough.
-    const dispatcher = {
-      dispatch: (o: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler) => inner.dispatch(o, releasing(handler, release) as never),
-    } as unknown as Dispatcher;
+    const dispatcher = wrappingDispatcher(req.dispatcher, (handler) => new ReleasingHandler(handler, release));
     try {
       return await next({ ...req, signal: controller.signal, dispatcher });
     } catch (err) {
@@ -41,27 +37,30 @@ export function requestSignal(): RequestInterceptor {
   };
 }
 
-/** The legacy handler undici 7's fetch passes, forwarded as is, with the link released when it settles. */
-type LegacyHandler = Record<string, ((...args: unknown[]) => unknown) | undefined>;
+/** fetch's handler, forwarded as is; the signal link is released, and the handler let go, when it settles. */
+class ReleasingHandler extends HandlerDecorator {
+  readonly #release: () => void;
 
-function releasing(handler: unknown, release: () => void): LegacyHandler {
-  // Dropped once the response is over: undici keeps finished requests (and their handlers) queued for a while.
-  let h: LegacyHandler | undefined = handler as LegacyHandler;
-  const settle = (): LegacyHandler | undefined => {
-    release();
-    const last = h;
-    h = undefined;
-    return last;
-  };
-  return {
-    onConnect: (...a) => h?.onConnect?.(...a),
-    onResponseStarted: (...a) => h?.onResponseStarted?.(...a),
-    onHeaders: (...a) => h?.onHeaders?.(...a),
-    onData: (...a) => h?.onData?.(...a),
-    onBodySent: (...a) => h?.onBodySent?.(...a),
-    onRequestSent: (...a) => h?.onRequestSent?.(...a),
-    onUpgrade: (...a) => h?.onUpgrade?.(...a),
-    onComplete: (...a) => settle()?.onComplete?.(...a),
-    onError: (...a) => settle()?.onError?.(...a),
-  };
+  constructor(inner: LegacyHandler, release: () => void) {
+    super(inner);
+    this.#release = release;
+  }
+
+  override onComplete(trailers: Buffer[] | null): void {
+    this.#release();
+    try {
+      return super.onComplete(trailers);
+    } finally {
+      this.releaseInner();
+    }
+  }
+
+  override onError(err: Error): void {
+    this.#release();
+    try {
+      return super.onError(err);
+    } finally {
+      this.releaseInner();
+    }
+  }
 }
