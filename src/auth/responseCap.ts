@@ -7,7 +7,7 @@
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib';
 import { request, type Dispatcher } from 'undici';
 import { SwitchboardError } from '../errors.js';
-import { DEFAULT_USER_AGENT, headerRecord } from '../transport/headers.js';
+import { addFetchDefaults, dispatchBody, headerRecord, isNullBodyStatus } from '../transport/fetchInit.js';
 
 /**
  * Default cap of one IdP response body: 1 MiB (token responses are a few KiB, discovery documents tens).
@@ -90,9 +90,9 @@ export function cappedRequestFetch(opts: { maxBytes?: number; dispatcher?: Dispa
     const signal = init.signal ?? undefined;
     const failed = (err: unknown): unknown => (signal?.aborted ? signal.reason : isResponseTooLarge(err) ? err : new TypeError('fetch failed', { cause: err }));
     const headers = headerRecord(init.headers);
-    const body = requestBody(init.body, headers);
-    headers['user-agent'] ??= DEFAULT_USER_AGENT;
-    headers['accept'] ??= '*/*';
+    const body = dispatchBody(init.body, headers);
+    if (body === undefined) throw new TypeError('An IdP request body must be a string, URLSearchParams or bytes');
+    addFetchDefaults(headers);
     headers['accept-encoding'] ??= 'gzip, deflate, br';
     let res: Dispatcher.ResponseData;
     try {
@@ -150,8 +150,7 @@ async function readWithinCap(body: AsyncIterable<Uint8Array> | null, declaredLen
 
 /** A read body as a Response; null-body statuses cannot carry even an empty body in a Response. */
 function responseOf(body: Buffer, status: number, statusText: string, headers: Headers): Response {
-  const nullBody = status === 204 || status === 205 || status === 304;
-  return new Response(nullBody ? null : body, { status, statusText, headers });
+  return new Response(isNullBodyStatus(status) ? null : body, { status, statusText, headers });
 }
 
 /** The body with its content coding undone (gzip, deflate, br), still within `maxBytes`; other codings refused. */
@@ -167,20 +166,4 @@ function decode(raw: Buffer, encoding: string, maxBytes: number): { body: Buffer
     throw new TypeError('fetch failed', { cause: err });
   }
   throw new TypeError('fetch failed', { cause: new Error(`unsupported content encoding "${encoding.slice(0, 40)}"`) });
-}
-
-/** A fetch's body as undici's `request` takes it, with the content type fetch would have set. */
-function requestBody(body: RequestInit['body'] | undefined, headers: Record<string, string>): string | Uint8Array | null {
-  if (body === undefined || body === null) return null;
-  if (body instanceof URLSearchParams) {
-    headers['content-type'] ??= 'application/x-www-form-urlencoded;charset=UTF-8';
-    return body.toString();
-  }
-  if (typeof body === 'string') {
-    headers['content-type'] ??= 'text/plain;charset=UTF-8';
-    return body;
-  }
-  if (body instanceof ArrayBuffer) return new Uint8Array(body);
-  if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-  throw new TypeError('An IdP request body must be a string, URLSearchParams or bytes');
 }

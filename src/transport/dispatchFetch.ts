@@ -16,7 +16,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { followSignal } from '../connection/signalLink.js';
-import { DEFAULT_USER_AGENT } from './headers.js';
+import { addFetchDefaults, dispatchBody, isNullBodyStatus } from './fetchInit.js';
 import type { LegacyHandler } from './interceptors/dispatchHandler.js';
 import type { OutgoingRequest, RequestStage } from './requestPath.js';
 
@@ -35,8 +35,10 @@ import type { OutgoingRequest, RequestStage } from './requestPath.js';
  */
 export function sendOnDispatcher(fallback: RequestStage): RequestStage {
   return (req) => {
-    const body = req.body;
-    if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof URLSearchParams) && !isBytes(body)) return fallback(req);
+    const headers = { ...req.headers };
+    const body = dispatchBody(req.body, headers);
+    if (body === undefined) return fallback(req);
+    addFetchDefaults(headers);
     return new Promise<Response>((resolve, reject) => {
       if (req.signal?.aborted) {
         reject(req.signal.reason);
@@ -49,7 +51,9 @@ export function sendOnDispatcher(fallback: RequestStage): RequestStage {
       }
       const handler = new ResponseFeed(req, resolve, reject);
       try {
-        req.dispatcher.dispatch(dispatchOptions(req), handler as unknown as Dispatcher.DispatchHandler);
+        const { url } = req;
+        const options: Dispatcher.DispatchOptions = { origin: url.origin, path: `${url.pathname}${url.search}`, method: req.method as Dispatcher.HttpMethod, headers, body };
+        req.dispatcher.dispatch(options, handler as unknown as Dispatcher.DispatchHandler);
       } catch (err) {
         handler.onError(err as Error);
       }
@@ -77,31 +81,6 @@ function refusedMethod(method: string): TypeError | undefined {
   return undefined;
 }
 
-function isBytes(body: unknown): body is ArrayBuffer | ArrayBufferView {
-  return body instanceof ArrayBuffer || ArrayBuffer.isView(body);
-}
-
-/** undici's dispatch options for `req`, with the default headers and body conversions fetch would have made. */
-function dispatchOptions(req: OutgoingRequest): Dispatcher.DispatchOptions {
-  const headers = { ...req.headers };
-  let body: string | Uint8Array | null = null;
-  const b = req.body;
-  if (typeof b === 'string') {
-    headers['content-type'] ??= 'text/plain;charset=UTF-8';
-    body = b;
-  } else if (b instanceof URLSearchParams) {
-    headers['content-type'] ??= 'application/x-www-form-urlencoded;charset=UTF-8';
-    body = b.toString();
-  } else if (b instanceof ArrayBuffer) body = new Uint8Array(b);
-  else if (b && ArrayBuffer.isView(b)) body = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  headers['accept'] ??= '*/*';
-  headers['user-agent'] ??= DEFAULT_USER_AGENT;
-  const { url } = req;
-  return { origin: url.origin, path: `${url.pathname}${url.search}`, method: req.method as Dispatcher.HttpMethod, headers, body };
-}
-
-/** Statuses whose response has no body (a `Response` refuses even an empty one for them). */
-const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 /** Chunks buffered in a body before the socket is paused (by their byte length). */
 const BODY_STRATEGY: QueuingStrategy<Uint8Array> = { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength };
 
@@ -148,7 +127,7 @@ class ResponseFeed implements LegacyHandler {
       this.#fail(new TypeError('fetch failed', { cause: err }), true);
       return false;
     }
-    const empty = this.#method === 'HEAD' || NULL_BODY.has(status);
+    const empty = this.#method === 'HEAD' || isNullBodyStatus(status);
     let body: ReadableStream<Uint8Array> | null = null;
     if (!empty) {
       this.#resume = resume;

@@ -16,7 +16,7 @@
  */
 import { fetch as undiciFetch, type Dispatcher } from 'undici';
 import { requestIdOfBody, type JsonRpcId } from '../connection/callerContext.js';
-import { headerRecord } from './headers.js';
+import { headerRecord } from './fetchInit.js';
 import type { SwitchboardError } from '../errors.js';
 import type { RetryPolicy } from '../connection/retryPolicy.js';
 import type { Logger } from '../types.js';

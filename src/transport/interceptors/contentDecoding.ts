@@ -11,6 +11,7 @@ import type { Transform } from 'node:stream';
 import { constants as zlib, createBrotliDecompress, createGunzip, createInflate, createInflateRaw } from 'node:zlib';
 import type { Dispatcher } from 'undici';
 import type { RequestInterceptor } from '../requestPath.js';
+import { isNullBodyStatus } from '../fetchInit.js';
 import { HandlerDecorator, wrappingDispatcher, type LegacyHandler } from './dispatchHandler.js';
 
 /**
@@ -39,7 +40,6 @@ export function contentDecoding(): RequestInterceptor {
 }
 
 const MAX_CODINGS = 5;
-const NULL_BODY = new Set([204, 205, 304]);
 
 /**
  * Passes one request's callbacks through, decoding the body when the response has content codings. Downstream
@@ -72,7 +72,7 @@ class DecodingHandler extends HandlerDecorator {
   }
 
   override onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    const coding = status < 200 || NULL_BODY.has(status) || this.#method === 'HEAD' ? undefined : contentEncoding(rawHeaders);
+    const coding = status < 200 || isNullBodyStatus(status) || this.#method === 'HEAD' ? undefined : contentEncoding(rawHeaders);
     if (!coding) return this.inner.onHeaders ? this.inner.onHeaders(status, rawHeaders, resume, statusText) : true;
     const codings = decodingOrder(coding);
     if (codings === undefined) {
