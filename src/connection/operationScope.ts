@@ -107,20 +107,16 @@ export class OperationScope {
   }
 
   #arm(ms: number): void {
-    this.#timer = setTimeout(() => this.#end('timeout', this.#deadlineReached()), Math.max(0, ms));
+    this.#timer = setTimeout(() => this.#end('timeout', this.timeoutDetail()), Math.max(0, ms));
     this.#timer.unref?.();
   }
 
   /**
-   * The deadline now in force: which limit it comes from and its length. For an error about a timeout reported
-   * by someone else (the SDK's own request timer, set to {@link remaining}).
+   * The deadline now in force, which the scope's own timeout error reports: which limit it comes from
+   * (`maxTotalMs` when the total bound comes first) and its length. Also for an error about a timeout reported by
+   * someone else (the SDK's own request timer, set to {@link remaining}).
    */
   timeoutDetail(): TimeoutDetail {
-    return this.#deadlineReached();
-  }
-
-  /** Which deadline ended the scope, for its error: `maxTotalMs` when the total bound came first. */
-  #deadlineReached(): TimeoutDetail {
     return this.#deadline === this.#hardDeadline ? { limit: 'maxTotalMs', ms: this.#maxTotalMs! } : { limit: 'timeoutMs', ms: this.#timeoutMs };
   }
 

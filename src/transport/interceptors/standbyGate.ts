@@ -58,10 +58,10 @@ export function standbyGate(opts: StandbyGateOptions): RequestInterceptor {
     if (req.signal?.aborted) return notAllowed();
     // Resuming a cut response stream (Last-Event-ID) carries a call's response: it does not spend the standby
     // budget, and has a larger one of its own (concurrent calls whose streams a proxy cut at once must not starve
-    // each other). Resumptions in a row (each within `healthyAfterMs` of the previous) come no sooner than the
-    // policy's backoff after the previous one, whatever they were answered: a server that answers each one 200 and ends it at once (with an event id, so
-    // that the SDK resumes again, even after the call ended) would otherwise draw one every floor delay for as
-    // long as the connection lives. The server's own `retry` wait is honoured by the SDK before the GET.
+    // each other). Resumptions in a row come no sooner than the policy's backoff after the previous one, whatever
+    // they were answered: a server that answers each one 200 and ends it at once (with an event id, so that the
+    // SDK resumes again, even after the call ended) would otherwise draw one every floor delay for as long as the
+    // connection lives.
     if (resuming) {
       const now = Date.now();
       if (state.lastResumedAt === undefined || now - state.lastResumedAt >= policy.options.healthyAfterMs) {
