@@ -4,11 +4,9 @@
  * `FINDING n` marks a case an adversarial review found failing (numbered as in its report); each was fixed, and
  * the test stays as its regression test.
  */
-import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SSEServerTransport } from '@modelcontextprotocol/sdk/server/sse.js';
 import { z } from 'zod';
 import type { MCPConnectionFactoryOptions } from '../../src/MCPConnectionFactory.js';
@@ -24,7 +22,8 @@ import { responseWatch } from '../../src/transport/interceptors/responseWatch.js
 import type { SwitchboardError } from '../../src/errors.js';
 import { deferred } from '../support/deferred.js';
 import { connectTo, outgoingRequest } from '../support/requestPath.js';
-import { listenOnLoopback } from '../support/http.js';
+import { perSessionMcpServer } from '../support/sessionServer.js';
+import { listenOnLoopback, readJson } from '../support/http.js';
 import { sendOnDispatcher } from '../../src/transport/dispatchFetch.js';
 import { composeStages, sendWithUndici, type OutgoingRequest, type RequestStage } from '../../src/transport/requestPath.js';
 import { contentDecoding } from '../../src/transport/interceptors/contentDecoding.js';
@@ -330,40 +329,15 @@ function mcpServer(): McpServer {
   return server;
 }
 
-async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const t = Buffer.concat(chunks).toString('utf8');
-  return t ? (JSON.parse(t) as unknown) : undefined;
-}
-
 async function streamablePeer(opts: { json?: boolean } = {}): Promise<Peer> {
-  const transports = new Map<string, StreamableHTTPServerTransport>();
   const servers: McpServer[] = [];
-  const http = createServer((req, res) => {
-    void (async () => {
-      const body = req.method === 'POST' ? await readJsonBody(req) : undefined;
-      const sid = req.headers['mcp-session-id'];
-      let transport = typeof sid === 'string' ? transports.get(sid) : undefined;
-      if (!transport) {
-        const t: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
-          sessionIdGenerator: () => randomUUID(),
-          enableJsonResponse: opts.json ?? false,
-          onsessioninitialized: (id) => void transports.set(id, t),
-        });
-        const s = mcpServer();
-        servers.push(s);
-        await s.connect(t);
-        transport = t;
-      }
-      await transport.handleRequest(req, res, body);
-    })();
-  });
-  const l = await listenOnLoopback(http);
-  cleanups.push(async () => {
-    for (const t of transports.values()) await t.close().catch(() => {});
-    await l.close();
-  });
+  const open = () => {
+    const s = mcpServer();
+    servers.push(s);
+    return s;
+  };
+  const l = await listenOnLoopback(perSessionMcpServer(open, { enableJsonResponse: opts.json ?? false }));
+  cleanups.push(() => l.close());
   return { url: `${l.origin}/mcp`, origin: l.origin, servers, nextGetOpen: () => Promise.reject(new Error('use a proxy')) };
 }
 
@@ -383,7 +357,7 @@ async function ssePeer(): Promise<Peer> {
       }
       const t = transports.get(url.searchParams.get('sessionId') ?? '');
       if (!t) return void res.writeHead(404).end();
-      await t.handlePostMessage(req, res, await readJsonBody(req));
+      await t.handlePostMessage(req, res, await readJson(req));
     })();
   });
   const l = await listenOnLoopback(http);

@@ -9,9 +9,9 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 
 /**
  * An HTTP server (not yet listening) that opens a session on each initializing POST, with the `McpServer` that
- * `open` builds from that request, and routes the session's later requests to it (404 for an unknown session).
+ * `open` builds from that request (answering POSTs in JSON with `enableJsonResponse`), and routes the session's later requests to it (404 for an unknown session).
  */
-export function perSessionMcpServer(open: (req: IncomingMessage) => McpServer): Server {
+export function perSessionMcpServer(open: (req: IncomingMessage) => McpServer, opts: { enableJsonResponse?: boolean } = {}): Server {
   const sessions = new Map<string, StreamableHTTPServerTransport>();
   return createServer((req, res) => {
     void (async () => {
@@ -25,6 +25,7 @@ export function perSessionMcpServer(open: (req: IncomingMessage) => McpServer): 
         const mcp = open(req);
         const created: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
           sessionIdGenerator: () => randomUUID(),
+          enableJsonResponse: opts.enableJsonResponse ?? false,
           onsessioninitialized: (id) => void sessions.set(id, created),
         });
         created.onclose = () => {
